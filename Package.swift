@@ -1,0 +1,88 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "ziyuanku",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "zyk", targets: ["zyk"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+    ],
+    targets: [
+        // The contracts: SQL migrations and the OpenAPI document, bundled as resources.
+        .target(
+            name: "ZiyuankuSchema",
+            path: "schema",
+            exclude: ["README.md"],
+            resources: [.copy("migrations"), .copy("openapi.yaml")]
+        ),
+        // Domain types, validation, vocabularies, text helpers; no I/O.
+        .target(
+            name: "ZiyuankuCore",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto")
+            ]
+        ),
+        // Catalog (GRDB on the system SQLite) and the content-addressed blob store.
+        .target(
+            name: "ZiyuankuStore",
+            dependencies: [
+                "ZiyuankuCore", "ZiyuankuSchema",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        // HTTP API.
+        .target(
+            name: "ZiyuankuServer",
+            dependencies: [
+                "ZiyuankuCore", "ZiyuankuStore", "ZiyuankuSchema",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_NIOFileSystem", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
+        .executableTarget(
+            name: "zyk",
+            dependencies: [
+                "ZiyuankuCore", "ZiyuankuStore", "ZiyuankuServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
+        .testTarget(
+            name: "ZiyuankuCoreTests",
+            dependencies: ["ZiyuankuCore"]
+        ),
+        .testTarget(
+            name: "ZiyuankuServerTests",
+            dependencies: [
+                "ZiyuankuCore", "ZiyuankuStore", "ZiyuankuServer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,73 @@
+import Foundation
+
+/// User filenames are data, never paths (PRODUCT.md §3, RELIABILITY.md R12).
+public enum Filenames {
+    public static let maxBytes = 255
+
+    /// Cleans a client-supplied filename into something safe to keep as metadata:
+    /// the last path component (clients on Windows send `C:\…\name`), NFC, no control or
+    /// bidi-override characters, no leading dots or spaces, at most 255 bytes of UTF-8 with the
+    /// extension kept. Returns nil when nothing usable is left.
+    public static func clean(_ raw: String) -> String? {
+        var s = TextCleaning.normalize(raw)
+        if let cut = s.lastIndex(where: { $0 == "/" || $0 == "\\" }) {
+            s = String(s[s.index(after: cut)...])
+        }
+        s = String(
+            String.UnicodeScalarView(
+                s.unicodeScalars.filter { u in
+                    !(u.value < 0x20 || (0x7F...0x9F).contains(u.value) || TextCleaning.isBidiControl(u)
+                        || u.value == 0xFEFF)
+                }))
+        s = s.trimmingCharacters(in: .whitespaces)
+        while let f = s.first, f == "." || f == " " { s.removeFirst() }
+        while let l = s.last, l == " " || l == "." { s.removeLast() }
+        guard !s.isEmpty else { return nil }
+        return truncate(s, maxBytes: maxBytes)
+    }
+
+    /// Shortens to at most `maxBytes` UTF-8 bytes on a character boundary, keeping a short extension.
+    static func truncate(_ s: String, maxBytes: Int) -> String {
+        guard s.utf8.count > maxBytes else { return s }
+        var ext = ""
+        if let dot = s.lastIndex(of: "."), s.distance(from: dot, to: s.endIndex) <= 16 {
+            ext = String(s[dot...])
+        }
+        var stem = ext.isEmpty ? s : String(s[..<s.lastIndex(of: ".")!])
+        while stem.utf8.count + ext.utf8.count > maxBytes { stem.removeLast() }
+        return stem + ext
+    }
+
+    public static func fileExtension(_ name: String) -> String {
+        guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return "" }
+        return name[name.index(after: dot)...].lowercased()
+    }
+
+    /// RFC 6266 / RFC 8187 `Content-Disposition` with an ASCII fallback and the exact UTF-8 name.
+    public static func contentDisposition(_ name: String, inline: Bool = false) -> String {
+        var fallback = ""
+        for ch in name.unicodeScalars {
+            if ch.isASCII, ch.value >= 0x20, ch.value != 0x7F, ch != "\"", ch != "\\", ch != "%" {
+                fallback.unicodeScalars.append(ch)
+            } else {
+                fallback.append("_")
+            }
+        }
+        let disposition = inline ? "inline" : "attachment"
+        return "\(disposition); filename=\"\(fallback)\"; filename*=UTF-8''\(rfc8187Encode(name))"
+    }
+
+    /// Percent-encodes everything outside RFC 8187's attr-char.
+    public static func rfc8187Encode(_ s: String) -> String {
+        let attrChars = Set("!#$&+-.^_`|~".utf8)
+        var out = ""
+        for b in s.utf8 {
+            if (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || attrChars.contains(b) {
+                out.unicodeScalars.append(Unicode.Scalar(b))
+            } else {
+                out += String(format: "%%%02X", b)
+            }
+        }
+        return out
+    }
+}

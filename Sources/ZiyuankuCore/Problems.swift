@@ -1,0 +1,123 @@
+/// Every error a client can see, with a stable problem `type` (RFC 9457) per kind.
+/// Shaped as a struct around a kind so new kinds do not break callers.
+public struct AppError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: String, Sendable, CaseIterable {
+        case badRequest = "bad-request"
+        case malformedJSON = "malformed-json"
+        case malformedMultipart = "malformed-multipart"
+        case validation = "validation-failed"
+        case unsupportedMediaType = "unsupported-media-type"
+        case fileTypeNotAllowed = "file-type-not-allowed"
+        case unauthorized = "unauthorized"
+        case forbidden = "forbidden"
+        case notFound = "not-found"
+        case methodNotAllowed = "method-not-allowed"
+        case conflict = "conflict"
+        case preconditionFailed = "precondition-failed"
+        case preconditionRequired = "precondition-required"
+        case payloadTooLarge = "payload-too-large"
+        case digestMismatch = "digest-mismatch"
+        case rangeNotSatisfiable = "range-not-satisfiable"
+        case insufficientStorage = "insufficient-storage"
+        case unavailable = "service-unavailable"
+        case `internal` = "internal-error"
+
+        public var status: Int {
+            switch self {
+            case .badRequest, .malformedJSON, .malformedMultipart, .digestMismatch: 400
+            case .validation: 422
+            case .unsupportedMediaType, .fileTypeNotAllowed: 415
+            case .unauthorized: 401
+            case .forbidden: 403
+            case .notFound: 404
+            case .methodNotAllowed: 405
+            case .conflict: 409
+            case .preconditionFailed: 412
+            case .preconditionRequired: 428
+            case .payloadTooLarge: 413
+            case .rangeNotSatisfiable: 416
+            case .insufficientStorage: 507
+            case .unavailable: 503
+            case .internal: 500
+            }
+        }
+
+        public var title: String {
+            switch self {
+            case .badRequest: "Bad request"
+            case .malformedJSON: "Malformed JSON"
+            case .malformedMultipart: "Malformed multipart body"
+            case .validation: "Validation failed"
+            case .unsupportedMediaType: "Unsupported content type"
+            case .fileTypeNotAllowed: "File type not allowed"
+            case .unauthorized: "Authentication required"
+            case .forbidden: "Not allowed"
+            case .notFound: "Not found"
+            case .methodNotAllowed: "Method not allowed"
+            case .conflict: "Conflict"
+            case .preconditionFailed: "Precondition failed"
+            case .preconditionRequired: "Precondition required"
+            case .payloadTooLarge: "Payload too large"
+            case .digestMismatch: "Digest mismatch"
+            case .rangeNotSatisfiable: "Range not satisfiable"
+            case .insufficientStorage: "Insufficient storage"
+            case .unavailable: "Service unavailable"
+            case .internal: "Internal error"
+            }
+        }
+
+        /// The same title in Chinese, for clients that show problems to teachers directly.
+        public var titleZh: String {
+            switch self {
+            case .badRequest: "请求有误"
+            case .malformedJSON: "JSON 格式错误"
+            case .malformedMultipart: "multipart 表单格式错误"
+            case .validation: "字段校验未通过"
+            case .unsupportedMediaType: "不支持的请求内容类型"
+            case .fileTypeNotAllowed: "文件类型不被允许"
+            case .unauthorized: "需要登录（令牌无效或缺失）"
+            case .forbidden: "无权执行此操作"
+            case .notFound: "资源不存在"
+            case .methodNotAllowed: "不支持该请求方法"
+            case .conflict: "状态冲突"
+            case .preconditionFailed: "资源已被他人修改"
+            case .preconditionRequired: "缺少前置条件"
+            case .payloadTooLarge: "文件或请求体过大"
+            case .digestMismatch: "文件校验值不符"
+            case .rangeNotSatisfiable: "请求的字节范围无效"
+            case .insufficientStorage: "存储空间不足"
+            case .unavailable: "服务暂不可用"
+            case .internal: "服务器内部错误"
+            }
+        }
+
+        public var typeURI: String { "https://ziyuanku.dev/problems/\(rawValue)" }
+    }
+
+    public var kind: Kind
+    public var detail: String
+    public var errors: [FieldError]
+    /// Extra members for the problem document (e.g. `limit`).
+    public var extra: [String: JSONValue]
+    public var headers: [(String, String)]
+
+    public init(_ kind: Kind, _ detail: String, errors: [FieldError] = [], extra: [String: JSONValue] = [:], headers: [(String, String)] = []) {
+        self.kind = kind
+        self.detail = detail
+        self.errors = errors
+        self.extra = extra
+        self.headers = headers
+    }
+
+    public var description: String { "\(kind.rawValue): \(detail)" }
+
+    public static func validation(_ errors: [FieldError], detail: String? = nil) -> AppError {
+        let names = errors.map(\.field).filter { !$0.isEmpty }
+        return AppError(
+            .validation, detail ?? "\(errors.count) field\(errors.count == 1 ? "" : "s") failed validation: \(names.joined(separator: ", "))",
+            errors: errors)
+    }
+    public static func notFound(_ what: String = "resource") -> AppError { AppError(.notFound, "No such \(what), or you may not see it.") }
+    public static let unauthorized = AppError(.unauthorized, "This action needs a valid bearer token (Authorization: Bearer zyk_…).")
+    public static func forbidden(_ detail: String) -> AppError { AppError(.forbidden, detail) }
+}

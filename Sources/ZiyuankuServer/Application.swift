@@ -1,0 +1,102 @@
+import Foundation
+import Hummingbird
+import Logging
+import ZiyuankuCore
+import ZiyuankuSchema
+import ZiyuankuStore
+
+/// Everything a route needs, built once per server.
+public struct AppServices: Sendable {
+    public let config: ServerConfig
+    public let root: DataRoot
+    public let catalog: Catalog
+    public let blobs: FileBlobStore
+    public let metrics: ServerMetrics
+
+    public init(config: ServerConfig, catalog: Catalog, metrics: ServerMetrics = ServerMetrics()) {
+        self.config = config
+        self.root = DataRoot(path: config.dataRoot)
+        self.catalog = catalog
+        self.blobs = FileBlobStore(root: root)
+        self.metrics = metrics
+    }
+}
+
+/// The routes the server answers, as registered (method, OpenAPI-style path). The OpenAPI
+/// drift test compares this list with `schema/openapi.yaml`.
+public final class RouteTable: @unchecked Sendable {
+    public init() {}
+    public private(set) var entries: [(method: String, path: String)] = []
+    func add(_ method: HTTPRequest.Method, _ hbPath: String) {
+        let openAPIPath = hbPath.split(separator: "/", omittingEmptySubsequences: false).map { seg in
+            seg.hasPrefix(":") ? "{\(seg.dropFirst())}" : String(seg)
+        }.joined(separator: "/")
+        entries.append((method.rawValue, openAPIPath))
+    }
+}
+
+/// Opens (and migrates) the data root, creates the first admin when the root is new, and
+/// returns the services. `onFirstAdmin` receives where the admin token was written.
+public func openServices(config: ServerConfig, logger: Logger) throws -> AppServices {
+    let root = DataRoot(path: config.dataRoot)
+    let catalog = try Catalog.open(root: root)
+    let services = AppServices(config: config, catalog: catalog)
+    let removed = services.blobs.removeStaleTemporaryFiles()
+    if removed > 0 { logger.notice("removed \(removed) temporary upload file(s) left by an interrupted process") }
+    if let token = try catalog.bootstrapAdminIfNeeded() {
+        try writeSecretFile(path: root.adminTokenPath, contents: token.secret + "\n")
+        logger.notice("created the first admin user; its token is in \(root.adminTokenPath) (readable by this user only)")
+    }
+    return services
+}
+
+/// Writes a file readable by its owner only (0600), atomically.
+public func writeSecretFile(path: String, contents: String) throws {
+    let tmp = path + ".tmp-\(getpid())"
+    let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+    guard fd >= 0 else { throw AppError(.internal, "cannot create \(path): errno \(errno)") }
+    let bytes = Array(contents.utf8)
+    let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    fchmod(fd, 0o600)
+    fsync(fd)
+    close(fd)
+    guard n == bytes.count, rename(tmp, path) == 0 else {
+        unlink(tmp)
+        throw AppError(.internal, "cannot write \(path)")
+    }
+}
+
+public func buildRouter(services: AppServices, routes: RouteTable = RouteTable()) -> Router<ZykContext> {
+    let router = Router(context: ZykContext.self)
+    router.add(middleware: FrontMiddleware(metrics: services.metrics, auth: AuthMiddleware(catalog: services.catalog)))
+    let r = Routes(router: router, table: routes, services: services)
+    SystemRoutes(services: services).register(r)
+    AdminRoutes(services: services).register(r)
+    BlobRoutes(services: services).register(r)
+    ResourceRoutes(services: services).register(r)
+    return router
+}
+
+/// Builds the application: the one composition root used by `zyk serve` and the tests.
+public func buildApplication(services: AppServices, logger: Logger) -> some ApplicationProtocol {
+    let router = buildRouter(services: services)
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(services.config.host, port: services.config.port), serverName: "ziyuanku"),
+        logger: logger)
+}
+
+/// Registers routes and records them in the route table.
+struct Routes {
+    let router: Router<ZykContext>
+    let table: RouteTable
+    let services: AppServices
+
+    func on(
+        _ method: HTTPRequest.Method, _ path: String,
+        _ handler: @escaping @Sendable (Request, ZykContext) async throws -> Response
+    ) {
+        table.add(method, path)
+        router.on(RouterPath(path), method: method, use: handler)
+    }
+}

@@ -1,0 +1,46 @@
+import Foundation
+import Hummingbird
+import ZiyuankuCore
+import ZiyuankuStore
+
+/// Resolves `Authorization: Bearer …` into the principal. No header: anonymous. A header that
+/// is present but not a valid, unexpired, unrevoked token: 401 — never silently anonymous.
+struct AuthMiddleware: Sendable {
+    let catalog: Catalog
+
+    func principal(for request: Request) throws -> Principal? {
+        guard let header = request.headers[.authorization] else { return nil }
+        let invalid = AppError(
+            .unauthorized, "The bearer token is invalid, expired or revoked.",
+            headers: [("WWW-Authenticate", "Bearer realm=\"ziyuanku\", error=\"invalid_token\"")])
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+            throw AppError(
+                .unauthorized, "Only bearer tokens are accepted: Authorization: Bearer zyk_…",
+                headers: [("WWW-Authenticate", "Bearer realm=\"ziyuanku\"")])
+        }
+        let token = parts[1].trimmingCharacters(in: .whitespaces)
+        guard let principal = try catalog.authenticate(token: token) else { throw invalid }
+        return principal
+    }
+}
+
+extension ZykContext {
+    /// The caller, or 401.
+    func requireUser() throws -> Principal {
+        guard let p = principal else { throw AppError.unauthorized }
+        return p
+    }
+
+    func requireAdmin() throws -> Principal {
+        let p = try requireUser()
+        guard p.role == .admin else { throw AppError.forbidden("Only administrators may do this.") }
+        return p
+    }
+
+    func requireAuthor() throws -> Principal {
+        let p = try requireUser()
+        guard p.role.canAuthor else { throw AppError.forbidden("Your role (\(p.role.rawValue)) may not upload or create resources.") }
+        return p
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import Logging
+
+/// Server configuration: defaults, then a config file (`key = value` lines), then environment
+/// variables (`ZYK_*`), then command-line flags — each later source overriding the earlier.
+public struct ServerConfig: Sendable, Equatable {
+    /// Data root: the catalog, blobs, temporary files and backups (`ZYK_DATA_ROOT`).
+    public var dataRoot = "./storage"
+    /// Address to bind (`ZYK_HOST`); loopback by default.
+    public var host = "127.0.0.1"
+    /// Port (`ZYK_PORT`).
+    public var port = 8080
+    /// Largest accepted upload body in bytes (`ZYK_MAX_UPLOAD_BYTES`), default 8 GiB.
+    public var maxUploadBytes: Int64 = 8 << 30
+    /// Largest JSON request body in bytes (`ZYK_MAX_JSON_BYTES`).
+    public var maxJSONBytes = 1 << 20
+    /// Whether anonymous callers may list and download public, published resources (`ZYK_ALLOW_ANONYMOUS`).
+    public var allowAnonymous = true
+    /// Log level (`ZYK_LOG_LEVEL`): trace, debug, info, notice, warning, error, critical.
+    public var logLevel: Logger.Level = .info
+
+    public init() {}
+
+    public static let keys: [(key: String, env: String, help: String)] = [
+        ("data_root", "ZYK_DATA_ROOT", "data root folder (catalog, blobs, tmp, backups); default ./storage"),
+        ("host", "ZYK_HOST", "bind address; default 127.0.0.1"),
+        ("port", "ZYK_PORT", "TCP port; default 8080"),
+        ("max_upload_bytes", "ZYK_MAX_UPLOAD_BYTES", "largest upload in bytes; default 8589934592 (8 GiB)"),
+        ("max_json_bytes", "ZYK_MAX_JSON_BYTES", "largest JSON body in bytes; default 1048576"),
+        ("allow_anonymous", "ZYK_ALLOW_ANONYMOUS", "anonymous read access to public published resources; default true"),
+        ("log_level", "ZYK_LOG_LEVEL", "trace|debug|info|notice|warning|error|critical; default info"),
+    ]
+
+    public struct Invalid: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Applies one setting by its file key.
+    public mutating func set(_ key: String, _ value: String, source: String) throws {
+        let v = value.trimmingCharacters(in: .whitespaces)
+        func bad(_ what: String) -> Invalid { Invalid(description: "\(source): \(key) = \(value): \(what)") }
+        switch key {
+        case "data_root":
+            guard !v.isEmpty else { throw bad("must not be empty") }
+            dataRoot = v
+        case "host":
+            guard !v.isEmpty else { throw bad("must not be empty") }
+            host = v
+        case "port":
+            guard let p = Int(v), (1...65535).contains(p) else { throw bad("must be a port number 1–65535") }
+            port = p
+        case "max_upload_bytes":
+            guard let n = Int64(v), n > 0 else { throw bad("must be a positive number of bytes") }
+            maxUploadBytes = n
+        case "max_json_bytes":
+            guard let n = Int(v), n >= 1024 else { throw bad("must be at least 1024") }
+            maxJSONBytes = n
+        case "allow_anonymous":
+            switch v.lowercased() {
+            case "1", "true", "yes", "on": allowAnonymous = true
+            case "0", "false", "no", "off": allowAnonymous = false
+            default: throw bad("must be true or false")
+            }
+        case "log_level":
+            guard let l = Logger.Level(rawValue: v.lowercased()) else { throw bad("must be one of trace, debug, info, notice, warning, error, critical") }
+            logLevel = l
+        default:
+            throw Invalid(description: "\(source): unknown setting '\(key)'; known: \(Self.keys.map(\.key).joined(separator: ", "))")
+        }
+    }
+
+    /// Reads `key = value` lines; `#` starts a comment.
+    public mutating func apply(file path: String) throws {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw Invalid(description: "cannot read config file \(path): \(error.localizedDescription)")
+        }
+        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+            if line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
+            guard let eq = line.firstIndex(of: "=") else { throw Invalid(description: "\(path):\(i + 1): expected key = value") }
+            var value = String(line[line.index(after: eq)...]).trimmingCharacters(in: .whitespaces)
+            if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") { value = String(value.dropFirst().dropLast()) }
+            try set(String(line[..<eq]).trimmingCharacters(in: .whitespaces), value, source: "\(path):\(i + 1)")
+        }
+    }
+
+    public mutating func apply(environment: [String: String]) throws {
+        for k in Self.keys {
+            if let v = environment[k.env] { try set(k.key, v, source: k.env) }
+        }
+    }
+}

@@ -1,0 +1,147 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import ZiyuankuCore
+import ZiyuankuStore
+import _NIOFileSystem
+
+/// Streams a version's file from disk: validators, conditional requests, single and multiple
+/// ranges, RFC 6266 filenames, and headers that keep browsers from running what they download.
+struct Downloads {
+    let services: AppServices
+    static let chunk: Int64 = 256 * 1024
+
+    func serve(_ req: Request, _ ctx: ZykContext, state: ResourceState, version: Int) async throws -> Response {
+        let rawName = try ctx.parameters.require("name")
+        let name = rawName.removingPercentEncoding ?? rawName
+        guard let view = try services.catalog.view(id: state.id, version: version),
+            let file = view.version.files.first(where: { $0.name == name || $0.name == TextCleaning.normalize(name) })
+        else { throw AppError.notFound("file") }
+        guard let path = services.blobs.localPath(of: file.sha256) else {
+            throw AppError(.internal, "The stored bytes of \(file.name) are missing; an administrator has been told (run zyk fixity).")
+        }
+        let size = file.size
+        let etag = "\"\(file.sha256)\""
+        let lastModified = Timestamp.parse(view.version.createdAt) ?? Date(timeIntervalSince1970: 0)
+        let lastModifiedText = HTTPDate.format(lastModified)
+        let publicResource = state.status == .published && state.visibility == .public && version <= (state.publishedVersion ?? 0)
+
+        var headers: HTTPFields = [
+            .eTag: etag,
+            .lastModified: lastModifiedText,
+            .acceptRanges: "bytes",
+            .cacheControl: publicResource ? "public, no-cache" : "private, no-cache",
+            .xContentTypeOptions: "nosniff",
+            .contentSecurityPolicy: "default-src 'none'; sandbox",
+            .contentDisposition: Filenames.contentDisposition(file.name),
+        ]
+        let contentType = MediaSniffer.isScriptCapable(file.mediaType) ? "application/octet-stream" : file.mediaType
+
+        // RFC 9110 §13.2.2: If-None-Match wins over If-Modified-Since.
+        if let inm = req.headers[.ifNoneMatch] {
+            if Self.matches(inm, etag) { return Response(status: .notModified, headers: headers) }
+        } else if let ims = req.headers[.ifModifiedSince], let since = HTTPDate.parse(ims),
+            floor(lastModified.timeIntervalSince1970) <= since.timeIntervalSince1970
+        {
+            return Response(status: .notModified, headers: headers)
+        }
+
+        var rangeHeader = req.headers[.range]
+        if let ifRange = req.headers[.ifRange], rangeHeader != nil {
+            let trimmed = ifRange.trimmingCharacters(in: .whitespaces)
+            let fresh = trimmed.hasPrefix("\"") ? trimmed == etag : HTTPDate.parse(trimmed).map { floor(lastModified.timeIntervalSince1970) <= $0.timeIntervalSince1970 } ?? false
+            if !fresh { rangeHeader = nil }
+        }
+        let isHead = req.method == .head
+        switch ByteRangeRequest.parse(rangeHeader, size: size) {
+        case .full:
+            headers[.contentType] = contentType
+            headers[.contentLength] = String(size)
+            services.metrics.downloadBytes.increment(by: isHead ? 0 : size)
+            return Response(status: .ok, headers: headers, body: isHead ? ResponseBody() : body(path: path, ranges: [0...(max(size, 1) - 1)], size: size))
+        case .unsatisfiable:
+            var e = AppError(.rangeNotSatisfiable, "The requested range lies outside the file (\(size) bytes).")
+            e.headers = [("Content-Range", "bytes */\(size)"), ("Accept-Ranges", "bytes")]
+            throw e
+        case .tooMany:
+            var e = AppError(.rangeNotSatisfiable, "Too many ranges: at most \(ByteRangeRequest.defaultMaxRanges) per request.")
+            e.headers = [("Content-Range", "bytes */\(size)"), ("Accept-Ranges", "bytes")]
+            throw e
+        case .ranges(let ranges) where ranges.count == 1:
+            let r = ranges[0]
+            headers[.contentType] = contentType
+            headers[.contentRange] = "bytes \(r.lowerBound)-\(r.upperBound)/\(size)"
+            headers[.contentLength] = String(r.count)
+            services.metrics.downloadBytes.increment(by: isHead ? 0 : Int64(r.count))
+            return Response(status: .partialContent, headers: headers, body: isHead ? ResponseBody() : body(path: path, ranges: [r], size: size))
+        case .ranges(let ranges):
+            let boundary = "zyk-" + Identifiers.uuidV7().replacingOccurrences(of: "-", with: "")
+            let partHeads = ranges.map { r in
+                Array("\r\n--\(boundary)\r\nContent-Type: \(contentType)\r\nContent-Range: bytes \(r.lowerBound)-\(r.upperBound)/\(size)\r\n\r\n".utf8)
+            }
+            let tail = Array("\r\n--\(boundary)--\r\n".utf8)
+            let length = partHeads.reduce(0) { $0 + $1.count } + ranges.reduce(0) { $0 + $1.count } + tail.count
+            headers[.contentType] = "multipart/byteranges; boundary=\(boundary)"
+            headers[.contentLength] = String(length)
+            services.metrics.downloadBytes.increment(by: isHead ? 0 : Int64(length))
+            if isHead { return Response(status: .partialContent, headers: headers, body: ResponseBody()) }
+            let body = ResponseBody(contentLength: length) { writer in
+                try await FileSystem.shared.withFileHandle(forReadingAt: FilePath(path)) { handle in
+                    for (i, r) in ranges.enumerated() {
+                        try await writer.write(ByteBuffer(bytes: partHeads[i]))
+                        for try await chunk in handle.readChunks(in: r, chunkLength: .bytes(Self.chunk)) {
+                            try await writer.write(chunk)
+                        }
+                    }
+                }
+                try await writer.write(ByteBuffer(bytes: tail))
+                try await writer.finish(nil)
+            }
+            return Response(status: .partialContent, headers: headers, body: body)
+        }
+    }
+
+    func body(path: String, ranges: [ClosedRange<Int64>], size: Int64) -> ResponseBody {
+        if size == 0 { return ResponseBody() }
+        let r = ranges[0]
+        return ResponseBody(contentLength: r.count) { writer in
+            try await FileSystem.shared.withFileHandle(forReadingAt: FilePath(path)) { handle in
+                for try await chunk in handle.readChunks(in: r, chunkLength: .bytes(Self.chunk)) {
+                    try await writer.write(chunk)
+                }
+            }
+            try await writer.finish(nil)
+        }
+    }
+
+    /// `If-None-Match` list matching (weak comparison, `*`).
+    static func matches(_ header: String, _ etag: String) -> Bool {
+        for item in header.split(separator: ",") {
+            var t = item.trimmingCharacters(in: .whitespaces)
+            if t == "*" { return true }
+            if t.hasPrefix("W/") { t = String(t.dropFirst(2)) }
+            if t == etag { return true }
+        }
+        return false
+    }
+}
+
+/// IMF-fixdate (RFC 9110 §5.6.7).
+enum HTTPDate {
+    static func format(_ date: Date) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "GMT")
+        f.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        return f.string(from: date)
+    }
+
+    static func parse(_ s: String) -> Date? {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "GMT")
+        f.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        return f.date(from: s.trimmingCharacters(in: .whitespaces))
+    }
+}

@@ -1,0 +1,69 @@
+import Foundation
+import Hummingbird
+import Logging
+import Prometheus
+
+/// Prometheus metrics of one server instance (the registry is rendered at `/metrics`).
+public final class ServerMetrics: Sendable {
+    public let registry = PrometheusCollectorRegistry()
+    let uploadBytes: Counter
+    let uploadsCompleted: Counter
+    let downloadBytes: Counter
+
+    public init() {
+        uploadBytes = registry.makeCounter(descriptor: .init(metricName: "zyk_upload_bytes", unitName: "total", helpText: "Bytes stored from uploads"))
+        uploadsCompleted = registry.makeCounter(descriptor: .init(metricName: "zyk_uploads", unitName: "total", helpText: "Completed file uploads"))
+        downloadBytes = registry.makeCounter(
+            descriptor: .init(metricName: "zyk_download_bytes", unitName: "total", helpText: "File bytes served (by Content-Length)"))
+    }
+
+    func requestCounter(method: String, route: String, status: Int) -> Counter {
+        registry.makeCounter(
+            descriptor: .init(metricName: "zyk_http_requests", unitName: "total", helpText: "HTTP requests by method, route and status"),
+            labels: [("method", method), ("route", route), ("status", String(status))])
+    }
+
+    func latency(method: String, route: String) -> DurationHistogram {
+        registry.makeDurationHistogram(
+            descriptor: .init(metricName: "zyk_http_request_duration", unitName: "seconds", helpText: "Time to the response head"),
+            labels: [("method", method), ("route", route)],
+            buckets: [.milliseconds(1), .milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(500), .seconds(2), .seconds(10), .seconds(60)])
+    }
+}
+
+/// The front of every request: authentication, errors mapped to problem documents, one
+/// structured log line (request id, user, status, bytes, duration) and the request metrics.
+/// Never logs headers, so tokens stay out of the logs.
+struct FrontMiddleware: RouterMiddleware {
+    typealias Context = ZykContext
+    let metrics: ServerMetrics
+    let auth: AuthMiddleware
+
+    func handle(_ request: Request, context: ZykContext, next: (Request, ZykContext) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        var context = context
+        let response: Response
+        do {
+            context.principal = try auth.principal(for: request)
+            response = try await next(request, context)
+        } catch {
+            response = ProblemMapping.problem(for: error, request: request, context: context).problemResponse(
+                instance: request.uri.path, requestId: context.id)
+        }
+        let elapsed = ContinuousClock.now - start
+        let route = context.endpointPath ?? "unmatched"
+        let status = Int(response.status.code)
+        metrics.requestCounter(method: request.method.rawValue, route: route, status: status).increment()
+        metrics.latency(method: request.method.rawValue, route: route).record(elapsed)
+        let bytes = response.headers[.contentLength] ?? (response.body.contentLength.map(String.init) ?? "-")
+        let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+        context.logger.info(
+            "request",
+            metadata: [
+                "method": "\(request.method.rawValue)", "path": "\(request.uri.path)", "status": "\(status)",
+                "user": "\(context.principal?.userId ?? "anonymous")", "bytes": "\(bytes)",
+                "duration_ms": "\(String(format: "%.2f", ms))",
+            ])
+        return response
+    }
+}

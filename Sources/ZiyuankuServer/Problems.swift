@@ -1,0 +1,79 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import ZiyuankuCore
+
+extension AppError: HTTPResponseError {
+    public var status: HTTPResponse.Status { .init(code: kind.status) }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        problemResponse(instance: request.uri.path, requestId: context.id)
+    }
+
+    /// The RFC 9457 problem document.
+    public func problemResponse(instance: String?, requestId: String?) -> Response {
+        var doc: [String: JSONValue] = [
+            "type": .string(kind.typeURI),
+            "title": .string(kind.title),
+            "titleZh": .string(kind.titleZh),
+            "status": .number(Double(kind.status)),
+            "detail": .string(detail),
+        ]
+        if let instance { doc["instance"] = .string(instance) }
+        if let requestId { doc["requestId"] = .string(requestId) }
+        if !errors.isEmpty {
+            doc["errors"] = .array(errors.map { .object(["field": .string($0.field), "message": .string($0.message)]) })
+        }
+        for (k, v) in extra { doc[k] = v }
+        var headers: HTTPFields = [.contentType: "application/problem+json; charset=utf-8"]
+        for (name, value) in self.headers {
+            if let n = HTTPField.Name(name) { headers[n] = value }
+        }
+        let body = (try? JSONResponse.encoder.encode(JSONValue.object(doc))) ?? Data()
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+}
+
+enum JSONResponse {
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return e
+    }()
+
+    static func make<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {
+        var h = headers
+        h[.contentType] = "application/json; charset=utf-8"
+        let data = try encoder.encode(value)
+        return Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+/// Maps anything thrown by a route into a problem document, so every error a client sees is
+/// `application/problem+json` with a stable type — including the router's own 404/405 and
+/// framework errors.
+enum ProblemMapping {
+    static func problem(for error: any Error, request: Request, context: some RequestContext) -> AppError {
+        switch error {
+        case let e as AppError:
+            if e.kind == .internal { context.logger.error("internal error", metadata: ["error": "\(e.detail)"]) }
+            return e
+        case let e as HTTPError:
+            switch e.status.code {
+            case 404: return AppError.notFound(request.uri.path.hasPrefix("/v1/") ? "route or resource" : "route")
+            case 405: return AppError(.methodNotAllowed, "\(request.method.rawValue) is not supported on \(request.uri.path).")
+            case 413: return AppError(.payloadTooLarge, e.body ?? "The request body is too large.")
+            case 400: return AppError(.badRequest, e.body ?? "The request could not be understood.")
+            default:
+                if e.status.code >= 500 { context.logger.error("framework error", metadata: ["error": "\(e)"]) }
+                return AppError(e.status.code >= 500 ? .internal : .badRequest, e.body ?? e.status.reasonPhrase)
+            }
+        case is CancellationError:
+            return AppError(.unavailable, "The request was cancelled.")
+        default:
+            context.logger.error("unexpected error", metadata: ["error": "\(error)"])
+            return AppError(.internal, "Something went wrong on the server; the request id identifies it in the logs.")
+        }
+    }
+}

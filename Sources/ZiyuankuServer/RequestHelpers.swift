@@ -1,0 +1,140 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import ZiyuankuCore
+
+extension HTTPField.Name {
+    static let contentDigest = HTTPField.Name("Content-Digest")!
+    static let reprDigest = HTTPField.Name("Repr-Digest")!
+    static let xContentTypeOptions = HTTPField.Name("X-Content-Type-Options")!
+    static let tusResumable = HTTPField.Name("Tus-Resumable")!
+}
+
+enum BodyReader {
+    /// The declared Content-Length, when present and numeric.
+    static func declaredLength(_ request: Request) throws -> Int64? {
+        guard let v = request.headers[.contentLength] else { return nil }
+        guard let n = Int64(v), n >= 0 else { throw AppError(.badRequest, "Content-Length must be a non-negative integer.") }
+        return n
+    }
+
+    /// The media type of the body, lower-cased, without parameters.
+    static func mediaType(_ request: Request) -> String? {
+        request.headers[.contentType].map { HeaderParameters.parse($0).value.lowercased() }
+    }
+
+    /// Reads a JSON object body: checks the content type, refuses oversized bodies before
+    /// reading them when Content-Length says so, and while reading otherwise.
+    static func jsonObject(_ request: Request, limit: Int) async throws -> [String: JSONValue] {
+        guard let type = mediaType(request) else {
+            throw AppError(.unsupportedMediaType, "Send the body as application/json (Content-Type header missing).")
+        }
+        guard type == "application/json" || type.hasSuffix("+json") else {
+            throw AppError(.unsupportedMediaType, "Send the body as application/json, not \(type).")
+        }
+        if let n = try declaredLength(request), n > Int64(limit) {
+            throw AppError(.payloadTooLarge, "JSON bodies are limited to \(limit) bytes; this one declares \(n).", extra: ["limit": .number(Double(limit))])
+        }
+        var buffer = ByteBuffer()
+        for try await chunk in request.body {
+            if buffer.readableBytes + chunk.readableBytes > limit {
+                throw AppError(.payloadTooLarge, "JSON bodies are limited to \(limit) bytes.", extra: ["limit": .number(Double(limit))])
+            }
+            var c = chunk
+            buffer.writeBuffer(&c)
+        }
+        return try parseObject(buffer.readableBytesView)
+    }
+
+    static func parseObject(_ bytes: some Collection<UInt8>) throws -> [String: JSONValue] {
+        if bytes.isEmpty { throw AppError(.malformedJSON, "The body is empty; a JSON object was expected.") }
+        let value: JSONValue
+        do { value = try JSONValue.parse(bytes) } catch { throw AppError(.malformedJSON, "The body could not be read: \(error.reason).") }
+        guard case .object(let o) = value else { throw AppError(.malformedJSON, "The body must be a JSON object, not \(value.typeName).") }
+        return o
+    }
+
+    /// `Content-Digest: sha-256=:BASE64:` (RFC 9530), also accepted as `Repr-Digest`.
+    /// Nil when no sha-256 digest is sent; 400 when one is sent but malformed.
+    static func expectedSHA256(_ request: Request) throws -> [UInt8]? {
+        for name in [HTTPField.Name.contentDigest, .reprDigest] {
+            guard let header = request.headers[name] else { continue }
+            for member in header.split(separator: ",") {
+                let kv = member.split(separator: "=", maxSplits: 1)
+                guard kv.count == 2, kv[0].trimmingCharacters(in: .whitespaces).lowercased() == "sha-256" else { continue }
+                let v = kv[1].trimmingCharacters(in: .whitespaces)
+                guard v.count > 2, v.hasPrefix(":"), v.hasSuffix(":"), let data = Data(base64Encoded: String(v.dropFirst().dropLast())),
+                    data.count == 32
+                else {
+                    throw AppError(.badRequest, "\(name.rawName) must be sha-256=:<base64 of 32 bytes>:")
+                }
+                return Array(data)
+            }
+        }
+        return nil
+    }
+}
+
+/// Query parameters with an allow-list: unknown names and bad values are named in one 400.
+struct QueryReader {
+    let params: [String: String]
+    var errors: [FieldError] = []
+
+    init(_ request: Request, allowed: Set<String>) {
+        var p: [String: String] = [:]
+        var errs: [FieldError] = []
+        for (k, v) in request.uri.queryParameters {
+            let key = String(k)
+            if !allowed.contains(key) {
+                errs.append(.init(field: key, message: "unknown query parameter; allowed: \(allowed.sorted().joined(separator: ", "))"))
+            } else if p[key] != nil {
+                errs.append(.init(field: key, message: "given more than once"))
+            } else {
+                p[key] = String(v)
+            }
+        }
+        params = p
+        errors = errs
+    }
+
+    mutating func string(_ key: String, maxLength: Int = 200) -> String? {
+        guard let v = params[key] else { return nil }
+        if v.isEmpty || v.count > maxLength || TextCleaning.forbiddenCharacter(in: v, allowNewlines: false) != nil {
+            errors.append(.init(field: key, message: "must be 1–\(maxLength) printable characters"))
+            return nil
+        }
+        return v
+    }
+
+    mutating func int(_ key: String, default d: Int, range: ClosedRange<Int>) -> Int {
+        guard let v = params[key] else { return d }
+        guard let n = Int(v), range.contains(n) else {
+            errors.append(.init(field: key, message: "must be an integer from \(range.lowerBound) to \(range.upperBound)"))
+            return d
+        }
+        return n
+    }
+
+    mutating func enumValue<E: RawRepresentable & CaseIterable>(_ key: String) -> E? where E.RawValue == String {
+        guard let v = params[key] else { return nil }
+        guard let e = E(rawValue: v) else {
+            errors.append(.init(field: key, message: "'\(v.prefix(50))' is not one of: \(E.allowedValues)"))
+            return nil
+        }
+        return e
+    }
+
+    mutating func uuid(_ key: String) -> String? {
+        guard let v = params[key] else { return nil }
+        guard Identifiers.isUUID(v) else {
+            errors.append(.init(field: key, message: "must be an id (a lower-case UUID)"))
+            return nil
+        }
+        return v
+    }
+
+    func check() throws {
+        if !errors.isEmpty { throw AppError(.badRequest, "Invalid query: \(errors.map(\.field).joined(separator: ", ")).", errors: errors) }
+    }
+}

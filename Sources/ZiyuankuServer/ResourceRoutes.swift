@@ -1,0 +1,436 @@
+import Foundation
+import Hummingbird
+import ZiyuankuCore
+import ZiyuankuStore
+
+/// Create, read, list, edit, add files, publish, and versions.
+struct ResourceRoutes {
+    let services: AppServices
+    var catalog: Catalog { services.catalog }
+    var allowAnonymous: Bool { services.config.allowAnonymous }
+
+    func register(_ r: Routes) {
+        r.on(.post, "/v1/resources") { req, ctx in try await create(req, ctx) }
+        r.on(.get, "/v1/resources") { req, ctx in try list(req, ctx) }
+        r.on(.get, "/v1/resources/:id") { _, ctx in
+            let (state, privileged) = try visible(ctx)
+            guard let view = try catalog.view(id: state.id, version: Access.defaultVersion(ctx.principal, state)) else {
+                throw AppError.notFound()
+            }
+            return try JSONResponse.make(ResourceDTO(view: view, privileged: privileged), headers: [.eTag: etag(view.version.number)])
+        }
+        r.on(.patch, "/v1/resources/:id") { req, ctx in try await patch(req, ctx) }
+        r.on(.post, "/v1/resources/:id/files") { req, ctx in try await addFiles(req, ctx) }
+        r.on(.post, "/v1/resources/:id/publish") { _, ctx in
+            let p = try ctx.requireUser()
+            _ = try visible(ctx)
+            let view = try catalog.publish(id: try ctx.parameters.require("id")) { state in
+                guard Access.canSee(p, state, allowAnonymous: allowAnonymous) else { throw AppError.notFound() }
+                guard Access.canPublish(p, state) else {
+                    throw AppError.forbidden("Only a reviewer of the resource's organization or an administrator may publish it.")
+                }
+            }
+            return try JSONResponse.make(ResourceDTO(view: view, privileged: true), headers: [.eTag: etag(view.version.number)])
+        }
+        r.on(.get, "/v1/resources/:id/versions") { _, ctx in
+            let (state, privileged) = try visible(ctx)
+            let upTo = privileged ? state.currentVersion : (state.publishedVersion ?? 0)
+            return try JSONResponse.make(["items": try catalog.versionSummaries(id: state.id, upTo: upTo)])
+        }
+        r.on(.get, "/v1/resources/:id/versions/:n") { _, ctx in
+            let (state, _) = try visible(ctx)
+            let n = try versionNumber(ctx, state)
+            guard let view = try catalog.view(id: state.id, version: n) else { throw AppError.notFound("version") }
+            return try JSONResponse.make(VersionDTO(resourceId: state.id, version: view.version))
+        }
+        let downloads = Downloads(services: services)
+        for method in [HTTPRequest.Method.get, .head] {
+            r.on(method, "/v1/resources/:id/files/:name") { req, ctx in
+                let (state, _) = try visible(ctx)
+                return try await downloads.serve(req, ctx, state: state, version: Access.defaultVersion(ctx.principal, state))
+            }
+            r.on(method, "/v1/resources/:id/versions/:n/files/:name") { req, ctx in
+                let (state, _) = try visible(ctx)
+                return try await downloads.serve(req, ctx, state: state, version: try versionNumber(ctx, state))
+            }
+        }
+    }
+
+    func etag(_ version: Int) -> String { "\"v\(version)\"" }
+
+    /// The resource named in the path if the caller may see it (else 404), and whether the
+    /// caller is privileged on it.
+    func visible(_ ctx: ZykContext) throws -> (ResourceState, Bool) {
+        let id = try ctx.parameters.require("id")
+        guard Identifiers.isUUID(id), let state = try catalog.state(id: id),
+            Access.canSee(ctx.principal, state, allowAnonymous: allowAnonymous)
+        else { throw AppError.notFound() }
+        return (state, Access.isPrivileged(ctx.principal, state))
+    }
+
+    func versionNumber(_ ctx: ZykContext, _ state: ResourceState) throws -> Int {
+        guard let raw = ctx.parameters.get("n"), let n = Int(raw),
+            Access.canReadVersion(ctx.principal, state, n, allowAnonymous: allowAnonymous)
+        else { throw AppError.notFound("version") }
+        return n
+    }
+
+    // MARK: create
+
+    /// Splits the request-only members (`files`, `changeNote`) from the metadata object.
+    func splitRequestMembers(_ object: [String: JSONValue]) -> (metadata: [String: JSONValue], files: JSONValue?, note: JSONValue?) {
+        var m = object
+        let files = m.removeValue(forKey: "files")
+        let note = m.removeValue(forKey: "changeNote")
+        return (m, files, note)
+    }
+
+    func validateMetadata(_ object: [String: JSONValue], extraErrors: [FieldError] = []) throws -> ResourceMetadata {
+        var codes: [String] = []
+        if case .array(let items)? = object["majorCodes"] {
+            for case .string(let s) in items.prefix(20) where MetadataValidator.isMajorCodeShape(s) { codes.append(s) }
+        }
+        let majors = try catalog.majorInfo(codes: codes)
+        switch MetadataValidator.validate(object, lookupMajor: { majors[$0] }) {
+        case .success(let m):
+            if !extraErrors.isEmpty { throw AppError.validation(extraErrors) }
+            return m
+        case .failure(let e): throw AppError.validation(e.errors + extraErrors)
+        }
+    }
+
+    func changeNote(_ value: JSONValue?) throws -> String {
+        switch value {
+        case nil, .null?: return ""
+        case .string(let s)?:
+            var r = FieldReader(object: ["changeNote": .string(s)])
+            guard let t = r.text("changeNote", required: false, max: 1000, multiline: true) else { throw AppError.validation(r.errors) }
+            return t
+        case let v?: throw AppError.validation([.init(field: "changeNote", message: "must be a string, not \(v.typeName)")])
+        }
+    }
+
+    /// Declared roles by file name: `files: [{name, role}]`.
+    func declaredRoles(_ value: JSONValue?, field: String = "files") throws -> [String: FileRole] {
+        guard let value, value != .null else { return [:] }
+        guard case .array(let items) = value else { throw AppError.validation([.init(field: field, message: "must be an array of {name, role}")]) }
+        var out: [String: FileRole] = [:]
+        var errors: [FieldError] = []
+        for (i, item) in items.enumerated() {
+            guard case .object(let o) = item else {
+                errors.append(.init(field: "\(field)[\(i)]", message: "must be an object with name and role"))
+                continue
+            }
+            for k in o.keys.sorted() where !["name", "role"].contains(k) { errors.append(.init(field: "\(field)[\(i)].\(k)", message: "unknown field")) }
+            var r = FieldReader(object: o)
+            let name = r.text("name", required: true, max: 255)
+            let role: FileRole? = r.enumValue("role", required: true)
+            errors += r.errors.map { FieldError(field: "\(field)[\(i)].\($0.field)", message: $0.message) }
+            if let name, let role { out[Filenames.clean(name) ?? name] = role }
+        }
+        if !errors.isEmpty { throw AppError.validation(errors) }
+        return out
+    }
+
+    static func defaultRole(for name: String, hasPrimary: Bool) -> FileRole {
+        let ext = Filenames.fileExtension(name)
+        if ext == "vtt" || ext == "srt" { return .subtitle }
+        return hasPrimary ? .attachment : .primary
+    }
+
+    /// Checks a manifest: unique names, exactly one primary file, media types allowed for the
+    /// resource type. Errors name `files[i]`.
+    func checkManifest(_ files: [NewFile], resourceType: ResourceType) throws {
+        var errors: [FieldError] = []
+        var seen = Set<String>()
+        for (i, f) in files.enumerated() {
+            if !seen.insert(f.name).inserted { errors.append(.init(field: "files[\(i)]", message: "duplicate file name \(f.name)")) }
+            if let why = MediaSniffer.refusal(mediaType: f.mediaType, resourceType: resourceType, role: f.role) {
+                errors.append(.init(field: "files[\(i)]", message: "\(f.name): \(why)"))
+            }
+        }
+        let primaries = files.filter { $0.role == .primary }.count
+        if files.isEmpty { errors.append(.init(field: "files", message: "a resource needs at least one file")) }
+        else if primaries != 1 { errors.append(.init(field: "files", message: "exactly one file must have the role primary (found \(primaries))")) }
+        if errors.isEmpty { return }
+        let typeProblem = errors.contains { $0.message.contains("does not accept") || $0.message.contains("is not accepted") }
+        if typeProblem {
+            throw AppError(.fileTypeNotAllowed, "A file's content is not allowed here; see errors.", errors: errors)
+        }
+        throw AppError.validation(errors)
+    }
+
+    func create(_ req: Request, _ ctx: ZykContext) async throws -> Response {
+        let p = try ctx.requireAuthor()
+        let type = BodyReader.mediaType(req) ?? ""
+        let view: ResourceView
+        if type == "multipart/form-data" {
+            view = try await createMultipart(req, p)
+        } else if type == "application/json" || type.hasSuffix("+json") {
+            view = try await createFromBlobs(req, p)
+        } else {
+            throw AppError(
+                .unsupportedMediaType,
+                "Create resources with multipart/form-data (a metadata part and file parts) or application/json referencing uploaded blobs.")
+        }
+        return try JSONResponse.make(
+            ResourceDTO(view: view, privileged: true), status: .created,
+            headers: [.location: "/v1/resources/\(view.state.id)", .eTag: etag(view.version.number)])
+    }
+
+    func createMultipart(_ req: Request, _ p: Principal) async throws -> ResourceView {
+        let uploader = Uploader(services: services)
+        var parsed: (ResourceMetadata, [String: FileRole], String)?
+        let received = try await uploader.receiveMultipart(req, jsonParts: ["metadata"]) { _, object in
+            let (m, files, note) = splitRequestMembers(object)
+            let roles = try declaredRoles(files)
+            let noteText = try changeNote(note)
+            parsed = (try validateMetadata(m), roles, noteText)
+        }
+        guard let (metadata, roles, note) = parsed else {
+            for f in received { f.writer.abort() }
+            throw AppError.validation([.init(field: "metadata", message: "the metadata part is required")])
+        }
+        var manifest: [NewFile] = []
+        var hasPrimary = roles.values.contains(.primary)
+        var errors: [FieldError] = []
+        for name in roles.keys where !received.contains(where: { $0.name == name }) {
+            errors.append(.init(field: "metadata.files", message: "names a file that was not sent: \(name)"))
+        }
+        for f in received {
+            let role = roles[f.name] ?? Self.defaultRole(for: f.name, hasPrimary: hasPrimary)
+            if role == .primary { hasPrimary = true }
+            manifest.append(
+                NewFile(
+                    name: f.name, sha256: "", size: f.writer.count, mediaType: MediaSniffer.sniff(head: f.writer.head, filename: f.name),
+                    role: role))
+        }
+        do {
+            if !errors.isEmpty { throw AppError.validation(errors) }
+            try checkManifest(manifest, resourceType: metadata.resourceType)
+        } catch {
+            for f in received { f.writer.abort() }
+            throw error
+        }
+        let blobs = try await uploader.commit(received)
+        for i in manifest.indices { manifest[i].sha256 = blobs[i].blob.sha256 }
+        return try catalog.createResource(owner: p, metadata: metadata, files: manifest, changeNote: note)
+    }
+
+    /// `files: [{sha256, name, role?}]` referencing blobs the caller uploaded with POST /v1/blobs.
+    func blobReferences(_ value: JSONValue?, userId: String) throws -> [(name: String, sha256: String, size: Int64, role: FileRole?)] {
+        guard case .array(let items)? = value else {
+            throw AppError.validation([.init(field: "files", message: "is required: an array of {sha256, name, role} for blobs you uploaded")])
+        }
+        var errors: [FieldError] = []
+        var out: [(String, String, Int64, FileRole?)] = []
+        if items.count > 64 { errors.append(.init(field: "files", message: "at most 64 files")) }
+        for (i, item) in items.prefix(64).enumerated() {
+            let f = "files[\(i)]"
+            guard case .object(let o) = item else {
+                errors.append(.init(field: f, message: "must be an object with sha256, name and role"))
+                continue
+            }
+            for k in o.keys.sorted() where !["sha256", "name", "role"].contains(k) { errors.append(.init(field: "\(f).\(k)", message: "unknown field")) }
+            var r = FieldReader(object: o)
+            let sha = r.text("sha256", required: true, max: 64)
+            let name = r.text("name", required: true, max: 1000)
+            let role: FileRole? = r.enumValue("role", required: false)
+            errors += r.errors.map { FieldError(field: "\(f).\($0.field)", message: $0.message) }
+            guard let sha, let name else { continue }
+            guard Identifiers.isSHA256Hex(sha) else {
+                errors.append(.init(field: "\(f).sha256", message: "must be 64 lower-case hex digits"))
+                continue
+            }
+            guard let clean = Filenames.clean(name) else {
+                errors.append(.init(field: "\(f).name", message: "the filename has no usable characters"))
+                continue
+            }
+            guard let size = try catalog.blobUploaded(sha256: sha, by: userId), services.blobs.localPath(of: sha) != nil else {
+                errors.append(.init(field: "\(f).sha256", message: "no blob with this digest was uploaded by you (POST /v1/blobs first)"))
+                continue
+            }
+            out.append((clean, sha, size, role))
+        }
+        if !errors.isEmpty { throw AppError.validation(errors) }
+        return out
+    }
+
+    func manifest(from refs: [(name: String, sha256: String, size: Int64, role: FileRole?)]) throws -> [NewFile] {
+        var hasPrimary = refs.contains { $0.role == .primary }
+        return try refs.map { ref in
+            let role = ref.role ?? Self.defaultRole(for: ref.name, hasPrimary: hasPrimary)
+            if role == .primary { hasPrimary = true }
+            let head = try services.blobs.head(of: ref.sha256, count: MediaSniffer.headLength)
+            return NewFile(name: ref.name, sha256: ref.sha256, size: ref.size, mediaType: MediaSniffer.sniff(head: head, filename: ref.name), role: role)
+        }
+    }
+
+    func createFromBlobs(_ req: Request, _ p: Principal) async throws -> ResourceView {
+        let body = try await BodyReader.jsonObject(req, limit: services.config.maxJSONBytes)
+        let (m, files, note) = splitRequestMembers(body)
+        var fileErrors: [FieldError] = []
+        var refs: [(name: String, sha256: String, size: Int64, role: FileRole?)] = []
+        do { refs = try blobReferences(files, userId: p.userId) } catch let e as AppError { fileErrors = e.errors }
+        let metadata = try validateMetadata(m, extraErrors: fileErrors)
+        let noteText = try changeNote(note)
+        let manifest = try manifest(from: refs)
+        try checkManifest(manifest, resourceType: metadata.resourceType)
+        return try catalog.createResource(owner: p, metadata: metadata, files: manifest, changeNote: noteText)
+    }
+
+    // MARK: edit
+
+    func expectedVersion(_ req: Request) throws -> Int? {
+        guard let v = req.headers[.ifMatch] else { return nil }
+        var t = v.trimmingCharacters(in: .whitespaces)
+        if t == "*" { return nil }
+        if t.hasPrefix("W/") { t = String(t.dropFirst(2)) }
+        guard t.hasPrefix("\"v"), t.hasSuffix("\""), let n = Int(t.dropFirst(2).dropLast()) else {
+            throw AppError(.preconditionFailed, "If-Match must be the ETag of a version, like \"v3\".")
+        }
+        return n
+    }
+
+    func authorizeEdit(_ p: Principal) -> (ResourceState) throws -> Void {
+        { state in
+            guard Access.canSee(p, state, allowAnonymous: allowAnonymous) else { throw AppError.notFound() }
+            guard Access.canEdit(p, state) else { throw AppError.forbidden("Only the resource's owner or an administrator may change it.") }
+        }
+    }
+
+    func patch(_ req: Request, _ ctx: ZykContext) async throws -> Response {
+        let p = try ctx.requireUser()
+        let (state, _) = try visible(ctx)
+        try authorizeEdit(p)(state)
+        let expected = try expectedVersion(req)
+        let body = try await BodyReader.jsonObject(req, limit: services.config.maxJSONBytes)
+        var patch = body
+        let note = try changeNote(patch.removeValue(forKey: "changeNote"))
+        if patch.isEmpty { throw AppError.validation([.init(field: "", message: "send at least one metadata field to change")]) }
+        // Validate against the newest metadata first, outside the transaction (needs the majors look-up).
+        guard let current = try catalog.view(id: state.id, version: state.currentVersion) else { throw AppError.notFound() }
+        var merged = current.version.metadata.jsonObject
+        for (k, v) in patch { merged[k] = v }
+        let metadata = try validateMetadata(merged)
+        let view = try catalog.saveVersion(
+            id: state.id, by: p, expectedVersion: expected, changeNote: note, authorize: authorizeEdit(p)
+        ) { latest in
+            if latest.number != current.version.number {
+                // Someone saved between our read and this transaction; never overwrite silently.
+                throw AppError(
+                    .conflict, "The resource changed while your edit was being saved (now version \(latest.number)); reload and retry.",
+                    extra: ["currentVersion": .number(Double(latest.number))])
+            }
+            let files = latest.files.map { NewFile(name: $0.name, sha256: $0.sha256, size: $0.size, mediaType: $0.mediaType, role: $0.role) }
+            try checkManifest(files, resourceType: metadata.resourceType)
+            return (metadata, files)
+        }
+        return try JSONResponse.make(ResourceDTO(view: view, privileged: true), headers: [.eTag: etag(view.version.number)])
+    }
+
+    func addFiles(_ req: Request, _ ctx: ZykContext) async throws -> Response {
+        let p = try ctx.requireUser()
+        let (state, _) = try visible(ctx)
+        try authorizeEdit(p)(state)
+        let expected = try expectedVersion(req)
+        guard BodyReader.mediaType(req) == "multipart/form-data" else {
+            throw AppError(.unsupportedMediaType, "Send files as multipart/form-data: file parts and an optional 'changes' JSON part.")
+        }
+        let uploader = Uploader(services: services)
+        var roles: [String: FileRole] = [:]
+        var removals: [String] = []
+        var note = ""
+        let received = try await uploader.receiveMultipart(req, jsonParts: ["changes"]) { _, object in
+            var errors: [FieldError] = object.keys.filter { !["files", "remove", "changeNote"].contains($0) }.sorted().map {
+                FieldError(field: "changes.\($0)", message: "unknown field")
+            }
+            var r = FieldReader(object: object)
+            removals = r.textArray("remove", required: false, min: 0, max: 64, itemMax: 255) ?? []
+            errors += r.errors
+            if !errors.isEmpty { throw AppError.validation(errors) }
+            roles = try declaredRoles(object["files"], field: "changes.files")
+            note = try changeNote(object["changeNote"])
+        }
+        if received.isEmpty && removals.isEmpty {
+            throw AppError.validation([.init(field: "file", message: "send at least one file part or a removal")])
+        }
+        let names = Set(received.map(\.name))
+        if names.count != received.count {
+            for f in received { f.writer.abort() }
+            throw AppError.validation([.init(field: "file", message: "two file parts have the same name")])
+        }
+        let blobs = try await uploader.commit(received)
+        let view = try catalog.saveVersion(id: state.id, by: p, expectedVersion: expected, changeNote: note, authorize: authorizeEdit(p)) { latest in
+            var files = latest.files.map { NewFile(name: $0.name, sha256: $0.sha256, size: $0.size, mediaType: $0.mediaType, role: $0.role) }
+            var errors: [FieldError] = []
+            for name in removals {
+                guard let i = files.firstIndex(where: { $0.name == name }) else {
+                    errors.append(.init(field: "changes.remove", message: "no file named \(name) in version \(latest.number)"))
+                    continue
+                }
+                files.remove(at: i)
+            }
+            for (name, blob) in blobs {
+                let media = MediaSniffer.sniff(head: blob.head, filename: name)
+                if let i = files.firstIndex(where: { $0.name == name }) {
+                    files[i] = NewFile(name: name, sha256: blob.sha256, size: blob.size, mediaType: media, role: roles[name] ?? files[i].role)
+                } else {
+                    let role = roles[name] ?? Self.defaultRole(for: name, hasPrimary: files.contains { $0.role == .primary })
+                    files.append(NewFile(name: name, sha256: blob.sha256, size: blob.size, mediaType: media, role: role))
+                }
+            }
+            for (name, role) in roles {
+                guard let i = files.firstIndex(where: { $0.name == name }) else {
+                    errors.append(.init(field: "changes.files", message: "no file named \(name)"))
+                    continue
+                }
+                files[i].role = role
+            }
+            // A newly declared primary demotes the previous one.
+            if let newPrimary = roles.first(where: { $0.value == .primary })?.key {
+                for i in files.indices where files[i].role == .primary && files[i].name != newPrimary { files[i].role = .attachment }
+            }
+            if !errors.isEmpty { throw AppError.validation(errors) }
+            try checkManifest(files, resourceType: latest.metadata.resourceType)
+            return (latest.metadata, files)
+        }
+        return try JSONResponse.make(ResourceDTO(view: view, privileged: true), headers: [.eTag: etag(view.version.number)])
+    }
+
+    // MARK: list
+
+    func list(_ req: Request, _ ctx: ZykContext) throws -> Response {
+        var q = QueryReader(req, allowed: ["major", "type", "level", "organization", "status", "visibility", "owner", "page", "pageSize"])
+        var query = ResourceQuery()
+        if let major = q.string("major", maxLength: 7) {
+            if major.count >= 2, major.count <= 7, MetadataValidator.isMajorCodeShape(major) || (major.allSatisfy { $0.isASCII && $0.isNumber } && [2, 4].contains(major.count)) {
+                query.majorCode = major
+            } else {
+                q.errors.append(.init(field: "major", message: "must be a major code or its 2- or 4-digit 大类/类 prefix"))
+            }
+        }
+        query.resourceType = q.enumValue("type")
+        query.educationLevel = q.enumValue("level")
+        query.organizationId = q.uuid("organization")
+        query.status = q.enumValue("status")
+        query.visibility = q.enumValue("visibility")
+        if let owner = q.string("owner", maxLength: 36) {
+            if owner == "me" {
+                if let p = ctx.principal { query.ownerId = p.userId } else { q.errors.append(.init(field: "owner", message: "'me' needs a token")) }
+            } else if Identifiers.isUUID(owner) {
+                query.ownerId = owner
+            } else {
+                q.errors.append(.init(field: "owner", message: "must be a user id or 'me'"))
+            }
+        }
+        query.page = q.int("page", default: 1, range: 1...10_000)
+        query.pageSize = q.int("pageSize", default: 20, range: 1...100)
+        try q.check()
+        let (items, total) = try catalog.listResources(query, viewer: ctx.principal, allowAnonymous: allowAnonymous)
+        return try JSONResponse.make(
+            ResourcePage(
+                items: items.map { ResourceDTO(view: $0, privileged: Access.isPrivileged(ctx.principal, $0.state)) }, total: total,
+                page: query.page, pageSize: query.pageSize))
+    }
+}

@@ -1,0 +1,62 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import ZiyuankuCore
+import ZiyuankuSchema
+import ZiyuankuStore
+
+struct SystemRoutes {
+    let services: AppServices
+
+    func register(_ r: Routes) {
+        r.on(.get, "/healthz") { _, _ in try JSONResponse.make(["status": "ok"]) }
+        r.on(.get, "/readyz") { _, _ in try ready() }
+        r.on(.get, "/metrics") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: services.metrics.registry.emitToBuffer())))
+        }
+        r.on(.get, "/openapi.yaml") { _, _ in
+            guard let url = ZiyuankuSchema.bundle.url(forResource: "openapi", withExtension: "yaml"), let data = try? Data(contentsOf: url) else {
+                throw AppError(.internal, "the OpenAPI document is missing from the build")
+            }
+            return Response(status: .ok, headers: [.contentType: "application/yaml; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        }
+    }
+
+    /// Ready when the catalog takes a write transaction and the data root takes a synced file.
+    func ready() throws -> Response {
+        var checks: [String: String] = [:]
+        var ok = true
+        do {
+            try services.catalog.checkWritable()
+            checks["database"] = "ok"
+        } catch {
+            ok = false
+            checks["database"] = "not writable: \(error)"
+        }
+        let probe = services.root.tmpPath + "/readyz-\(getpid())"
+        let fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        if fd >= 0, write(fd, "ok", 2) == 2, fsync(fd) == 0 {
+            checks["storage"] = "ok"
+        } else {
+            ok = false
+            checks["storage"] = "not writable: \(String(cString: strerror(errno)))"
+        }
+        if fd >= 0 { close(fd) }
+        unlink(probe)
+        let doc: JSONValue = .object(["status": .string(ok ? "ready" : "not ready"), "checks": checks.jsonValue])
+        return try JSONResponse.make(doc, status: ok ? .ok : .serviceUnavailable)
+    }
+}
+
+/// Small helper to build heterogeneous JSON objects.
+protocol JSONValueConvertible { var jsonValue: JSONValue { get } }
+extension String: JSONValueConvertible { var jsonValue: JSONValue { .string(self) } }
+extension Int: JSONValueConvertible { var jsonValue: JSONValue { .number(Double(self)) } }
+extension Int64: JSONValueConvertible { var jsonValue: JSONValue { .number(Double(self)) } }
+extension Bool: JSONValueConvertible { var jsonValue: JSONValue { .bool(self) } }
+extension JSONValue: JSONValueConvertible { var jsonValue: JSONValue { self } }
+extension Optional: JSONValueConvertible where Wrapped: JSONValueConvertible { var jsonValue: JSONValue { self?.jsonValue ?? .null } }
+extension Array: JSONValueConvertible where Element: JSONValueConvertible { var jsonValue: JSONValue { .array(map(\.jsonValue)) } }
+extension Dictionary: JSONValueConvertible where Key == String, Value == String { var jsonValue: JSONValue { .object(mapValues { .string($0) }) } }

@@ -1,0 +1,220 @@
+import Crypto
+import Foundation
+import NIOPosix
+import ZiyuankuCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A stored blob: bytes named by their SHA-256.
+public struct BlobInfo: Sendable, Equatable {
+    public var sha256: String
+    public var size: Int64
+    /// The first bytes, for media-type sniffing.
+    public var head: [UInt8]
+}
+
+/// Where blob bytes live. The embedded default is a folder on disk; an S3-compatible store is a
+/// second conformance later, so callers never build paths themselves.
+public protocol BlobStore: Sendable {
+    /// Starts receiving a new upload into temporary space.
+    func makeWriter(maxSize: Int64) throws -> BlobWriter
+    /// A local path from which the blob can be streamed, or nil when it is absent.
+    func localPath(of sha256: String) -> String?
+    /// The first `count` bytes of a stored blob.
+    func head(of sha256: String, count: Int) throws -> [UInt8]
+}
+
+/// Content-addressed blobs under `blobs/ab/cd/<sha256>`, received through `tmp/`.
+public struct FileBlobStore: BlobStore {
+    public let root: DataRoot
+
+    public init(root: DataRoot) { self.root = root }
+
+    public func relativePath(_ sha256: String) -> String {
+        let u = Array(sha256)
+        return "\(String(u[0..<2]))/\(String(u[2..<4]))/\(sha256)"
+    }
+
+    public func path(of sha256: String) -> String { root.blobsPath + "/" + relativePath(sha256) }
+
+    public func localPath(of sha256: String) -> String? {
+        guard Identifiers.isSHA256Hex(sha256) else { return nil }
+        let p = path(of: sha256)
+        return access(p, F_OK) == 0 ? p : nil
+    }
+
+    public func head(of sha256: String, count: Int) throws -> [UInt8] {
+        guard let p = localPath(of: sha256) else { throw AppError(.internal, "blob \(sha256) is missing from the store") }
+        let fd = open(p, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw AppError(.internal, "cannot open blob \(sha256): errno \(errno)") }
+        defer { close(fd) }
+        var buf = [UInt8](repeating: 0, count: count)
+        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, count) }
+        return n > 0 ? Array(buf.prefix(n)) : []
+    }
+
+    public func makeWriter(maxSize: Int64) throws -> BlobWriter {
+        try BlobWriter(store: self, maxSize: maxSize)
+    }
+
+    /// Removes temporary files left by processes that no longer run (a `kill -9` mid-upload).
+    /// Temp names carry the writer's pid: `upload-<pid>-<uuid>`.
+    @discardableResult
+    public func removeStaleTemporaryFiles() -> Int {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: root.tmpPath) else { return 0 }
+        var removed = 0
+        for name in names where name.hasPrefix("upload-") {
+            let parts = name.split(separator: "-")
+            if parts.count >= 2, let pid = Int32(parts[1]), pid != getpid(), kill(pid, 0) == 0 { continue }
+            if parts.count >= 2, let pid = Int32(parts[1]), pid == getpid() { continue }
+            if unlink(root.tmpPath + "/" + name) == 0 { removed += 1 }
+        }
+        return removed
+    }
+}
+
+/// Receives one upload: hashes and counts while writing to a temp file, enforces the size
+/// limit as bytes arrive, and on `finish` fsyncs, renames into place and fsyncs the folders.
+/// Anything not finished is removed (explicitly by `abort`, or at the latest in `deinit`).
+public final class BlobWriter {
+    let store: FileBlobStore
+    let maxSize: Int64
+    let tmpPath: String
+    private var fd: Int32
+    private var hasher = SHA256()
+    private(set) public var count: Int64 = 0
+    private(set) public var head: [UInt8] = []
+    private var pending: [UInt8] = []
+    private var done = false
+    static let flushSize = 1 << 20
+
+    init(store: FileBlobStore, maxSize: Int64) throws {
+        self.store = store
+        self.maxSize = maxSize
+        self.tmpPath = store.root.tmpPath + "/upload-\(getpid())-\(Identifiers.uuidV7())"
+        fd = open(tmpPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw BlobWriter.ioError(errno, "create a temporary file") }
+        pending.reserveCapacity(Self.flushSize)
+    }
+
+    deinit {
+        if !done {
+            if fd >= 0 { close(fd) }
+            unlink(tmpPath)
+        }
+    }
+
+    static func ioError(_ code: Int32, _ what: String) -> AppError {
+        if code == ENOSPC || code == EDQUOT {
+            return AppError(.insufficientStorage, "The server's storage is full; the upload was discarded. Try again later.")
+        }
+        return AppError(.internal, "could not \(what): \(String(cString: strerror(code)))")
+    }
+
+    /// Appends bytes; throws `payloadTooLarge` as soon as the limit is passed.
+    public func write(_ bytes: some Collection<UInt8>) async throws {
+        precondition(!done)
+        count += Int64(bytes.count)
+        if count > maxSize {
+            throw AppError(
+                .payloadTooLarge, "The file is larger than the limit of \(maxSize) bytes.", extra: ["limit": .number(Double(maxSize))])
+        }
+        if head.count < MediaSniffer.headLength {
+            head.append(contentsOf: bytes.prefix(MediaSniffer.headLength - head.count))
+        }
+        pending.append(contentsOf: bytes)
+        if pending.count >= Self.flushSize { try await flush() }
+    }
+
+    private func flush() async throws {
+        guard !pending.isEmpty else { return }
+        let chunk = pending
+        pending.removeAll(keepingCapacity: true)
+        chunk.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+        let fd = self.fd
+        try await NIOThreadPool.singleton.runIfActive {
+            try BlobWriter.writeAll(fd: fd, chunk)
+        }
+    }
+
+    static func writeAll(fd: Int32, _ chunk: [UInt8]) throws {
+        try chunk.withUnsafeBytes { buf in
+            var off = 0
+            while off < buf.count {
+                let n = Glibc.write(fd, buf.baseAddress! + off, buf.count - off)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw ioError(errno, "write the upload to disk")
+                }
+                off += n
+            }
+        }
+    }
+
+    /// Makes the bytes durable under their digest. When `expectedSHA256` is given and differs,
+    /// nothing is kept and `digestMismatch` is thrown.
+    public func finish(expectedSHA256: [UInt8]? = nil) async throws -> BlobInfo {
+        try await flush()
+        let digest = Array(hasher.finalize())
+        if let expectedSHA256, expectedSHA256 != digest {
+            abort()
+            throw AppError(
+                .digestMismatch,
+                "The body's SHA-256 (\(digest.hexString)) does not match the Content-Digest sent (\(expectedSHA256.hexString)); nothing was kept."
+            )
+        }
+        let sha = digest.hexString
+        let fd = self.fd
+        let tmp = tmpPath
+        let final = store.path(of: sha)
+        let blobs = store.root.blobsPath
+        let rel = store.relativePath(sha)
+        do {
+            try await NIOThreadPool.singleton.runIfActive {
+                defer { close(fd) }
+                if fsync(fd) != 0 { throw BlobWriter.ioError(errno, "flush the upload to disk") }
+                let dir1 = blobs + "/" + String(rel.prefix(2))
+                let dir2 = blobs + "/" + String(rel.prefix(5))
+                for d in [dir1, dir2] where mkdir(d, 0o755) != 0 && errno != EEXIST {
+                    throw BlobWriter.ioError(errno, "create a blob folder")
+                }
+                if access(final, F_OK) == 0 {
+                    // Identical bytes are stored once.
+                    unlink(tmp)
+                    return
+                }
+                chmod(tmp, 0o444)
+                if rename(tmp, final) != 0 { throw BlobWriter.ioError(errno, "move the upload into the blob store") }
+                for d in [dir2, dir1, blobs] { BlobWriter.fsyncDirectory(d) }
+            }
+            self.fd = -1
+            done = true
+        } catch {
+            self.fd = -1
+            abort()
+            throw error
+        }
+        return BlobInfo(sha256: sha, size: count, head: head)
+    }
+
+    /// Discards everything received.
+    public func abort() {
+        guard !done else { return }
+        done = true
+        if fd >= 0 {
+            close(fd)
+            fd = -1
+        }
+        unlink(tmpPath)
+    }
+
+    static func fsyncDirectory(_ path: String) {
+        let dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dfd >= 0 {
+            fsync(dfd)
+            close(dfd)
+        }
+    }
+}

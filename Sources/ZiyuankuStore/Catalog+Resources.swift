@@ -1,0 +1,305 @@
+import Foundation
+import GRDB
+import ZiyuankuCore
+
+/// A file about to be recorded in a new version; its blob is already on disk.
+public struct NewFile: Sendable, Equatable {
+    public var name: String
+    public var sha256: String
+    public var size: Int64
+    public var mediaType: String
+    public var role: FileRole
+
+    public init(name: String, sha256: String, size: Int64, mediaType: String, role: FileRole) {
+        self.name = name
+        self.sha256 = sha256
+        self.size = size
+        self.mediaType = mediaType
+        self.role = role
+    }
+
+    var versionFile: VersionFile { VersionFile(name: name, size: size, mediaType: mediaType, sha256: sha256, role: role) }
+}
+
+/// A resource as one caller sees it: its state and the version shown to them.
+public struct ResourceView: Sendable {
+    public var state: ResourceState
+    public var version: ResourceVersion
+}
+
+public struct VersionSummary: Sendable, Codable, Equatable {
+    public var number: Int
+    public var authorId: String
+    public var changeNote: String
+    public var createdAt: String
+    public var fileCount: Int
+    public var published: Bool
+}
+
+/// Filters for listing; visibility is added from the caller, never from the query string.
+public struct ResourceQuery: Sendable {
+    public var majorCode: String?
+    public var resourceType: ResourceType?
+    public var educationLevel: EducationLevel?
+    public var organizationId: String?
+    public var status: ResourceStatus?
+    public var visibility: Visibility?
+    public var ownerId: String?
+    public var page = 1
+    public var pageSize = 20
+    public init() {}
+}
+
+extension Catalog {
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return e
+    }()
+
+    static func encodeMetadata(_ m: ResourceMetadata) throws -> String {
+        String(decoding: try encoder.encode(m), as: UTF8.self)
+    }
+
+    // MARK: writes
+
+    /// Creates a resource as a `draft` at version 1.
+    public func createResource(owner: Principal, metadata: ResourceMetadata, files: [NewFile], changeNote: String) throws -> ResourceView {
+        let id = Identifiers.uuidV7()
+        let now = Timestamp.now()
+        let json = try Self.encodeMetadata(metadata)
+        try pool.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO resources (id, owner_id, organization_id, status, current_version, published_version, title,
+                        resource_type, education_level, visibility, created_at, updated_at)
+                    VALUES (?, ?, ?, 'draft', 1, NULL, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    id, owner.userId, owner.organizationId, metadata.title, metadata.resourceType.rawValue,
+                    metadata.educationLevel.rawValue, metadata.visibility.rawValue, now, now,
+                ])
+            try Self.insertVersion(db, resourceId: id, number: 1, metadata: json, files: files, authorId: owner.userId, note: changeNote, now: now)
+            try Self.replaceMajors(db, resourceId: id, codes: metadata.majorCodes)
+        }
+        guard let view = try view(id: id, version: 1) else { throw AppError(.internal, "resource vanished after creation") }
+        return view
+    }
+
+    static func insertVersion(
+        _ db: Database, resourceId: String, number: Int, metadata: String, files: [NewFile], authorId: String, note: String, now: String
+    ) throws {
+        try db.execute(
+            sql: "INSERT INTO versions (resource_id, number, metadata, author_id, change_note, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            arguments: [resourceId, number, metadata, authorId, note, now])
+        for (i, f) in files.enumerated() {
+            try insertBlob(db, sha256: f.sha256, size: f.size)
+            try db.execute(
+                sql: """
+                    INSERT INTO version_files (resource_id, version, name, sha256, size, media_type, role, position)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [resourceId, number, f.name, f.sha256, f.size, f.mediaType, f.role.rawValue, i])
+        }
+    }
+
+    static func replaceMajors(_ db: Database, resourceId: String, codes: [String]) throws {
+        try db.execute(sql: "DELETE FROM resource_majors WHERE resource_id = ?", arguments: [resourceId])
+        for c in Set(codes) {
+            try db.execute(sql: "INSERT INTO resource_majors (resource_id, major_code) VALUES (?, ?)", arguments: [resourceId, c])
+        }
+    }
+
+    /// Saves version n+1 from the current version. `authorize` sees the state inside the
+    /// transaction (so permission and precondition checks cannot race a concurrent save);
+    /// `change` returns the new metadata and manifest. Metadata-only changes reuse the blobs.
+    public func saveVersion(
+        id: String, by author: Principal, expectedVersion: Int?, changeNote: String,
+        authorize: (ResourceState) throws -> Void,
+        change: (ResourceVersion) throws -> (ResourceMetadata, [NewFile])
+    ) throws -> ResourceView {
+        let now = Timestamp.now()
+        let number: Int = try pool.write { db in
+            guard let state = try Self.state(db, id: id) else { throw AppError.notFound() }
+            try authorize(state)
+            if let expectedVersion, expectedVersion != state.currentVersion {
+                throw AppError(
+                    .preconditionFailed,
+                    "The resource changed since you read it: you edited version \(expectedVersion), the latest is \(state.currentVersion). Reload and try again.",
+                    extra: ["currentVersion": .number(Double(state.currentVersion))])
+            }
+            guard let current = try Self.version(db, id: id, number: state.currentVersion) else { throw AppError.notFound() }
+            let (metadata, files) = try change(current)
+            let n = state.currentVersion + 1
+            try Self.insertVersion(
+                db, resourceId: id, number: n, metadata: try Self.encodeMetadata(metadata), files: files, authorId: author.userId,
+                note: changeNote, now: now)
+            try db.execute(sql: "UPDATE resources SET current_version = ?, updated_at = ? WHERE id = ?", arguments: [n, now, id])
+            if state.publishedVersion == nil {
+                // Not yet visible to readers: the listing columns follow the newest version.
+                try Self.denormalize(db, id: id, metadata: metadata)
+            }
+            return n
+        }
+        guard let view = try view(id: id, version: number) else { throw AppError.notFound() }
+        return view
+    }
+
+    static func denormalize(_ db: Database, id: String, metadata: ResourceMetadata) throws {
+        try db.execute(
+            sql: "UPDATE resources SET title = ?, resource_type = ?, education_level = ?, visibility = ? WHERE id = ?",
+            arguments: [metadata.title, metadata.resourceType.rawValue, metadata.educationLevel.rawValue, metadata.visibility.rawValue, id])
+        try replaceMajors(db, resourceId: id, codes: metadata.majorCodes)
+    }
+
+    /// Publishes the newest version: readers see it from now on.
+    public func publish(id: String, authorize: (ResourceState) throws -> Void) throws -> ResourceView {
+        let now = Timestamp.now()
+        let number: Int = try pool.write { db in
+            guard let state = try Self.state(db, id: id) else { throw AppError.notFound() }
+            try authorize(state)
+            if state.status == .published && state.publishedVersion == state.currentVersion {
+                throw AppError(.conflict, "Version \(state.currentVersion) is already published.", extra: ["status": .string(state.status.rawValue)])
+            }
+            guard let v = try Self.version(db, id: id, number: state.currentVersion) else { throw AppError.notFound() }
+            try db.execute(
+                sql: "UPDATE resources SET status = 'published', published_version = current_version, published_at = ?, updated_at = ? WHERE id = ?",
+                arguments: [now, now, id])
+            try Self.denormalize(db, id: id, metadata: v.metadata)
+            return state.currentVersion
+        }
+        guard let view = try view(id: id, version: number) else { throw AppError.notFound() }
+        return view
+    }
+
+    // MARK: reads
+
+    static func state(_ db: Database, id: String) throws -> ResourceState? {
+        try Row.fetchOne(db, sql: "SELECT * FROM resources WHERE id = ? AND deleted_at IS NULL", arguments: [id]).map(ResourceState.init(row:))
+    }
+
+    static func version(_ db: Database, id: String, number: Int) throws -> ResourceVersion? {
+        guard
+            let row = try Row.fetchOne(
+                db, sql: "SELECT * FROM versions WHERE resource_id = ? AND number = ?", arguments: [id, number])
+        else { return nil }
+        let metadata = try JSONDecoder().decode(ResourceMetadata.self, from: Data((row["metadata"] as String).utf8))
+        let files = try Row.fetchAll(
+            db, sql: "SELECT * FROM version_files WHERE resource_id = ? AND version = ? ORDER BY position", arguments: [id, number]
+        ).map { f in
+            VersionFile(
+                name: f["name"], size: f["size"], mediaType: f["media_type"], sha256: f["sha256"],
+                role: FileRole(rawValue: f["role"]) ?? .attachment)
+        }
+        return ResourceVersion(
+            number: number, metadata: metadata, files: files, authorId: row["author_id"], changeNote: row["change_note"],
+            createdAt: row["created_at"])
+    }
+
+    public func state(id: String) throws -> ResourceState? {
+        try pool.read { try Self.state($0, id: id) }
+    }
+
+    public func view(id: String, version: Int) throws -> ResourceView? {
+        try pool.read { db in
+            guard let s = try Self.state(db, id: id), let v = try Self.version(db, id: id, number: version) else { return nil }
+            return ResourceView(state: s, version: v)
+        }
+    }
+
+    public func versionSummaries(id: String, upTo: Int) throws -> [VersionSummary] {
+        try pool.read { db in
+            let published = try Self.state(db, id: id)?.publishedVersion
+            return try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT v.number, v.author_id, v.change_note, v.created_at,
+                           (SELECT count(*) FROM version_files f WHERE f.resource_id = v.resource_id AND f.version = v.number) AS file_count
+                    FROM versions v WHERE v.resource_id = ? AND v.number <= ? ORDER BY v.number
+                    """, arguments: [id, upTo]
+            ).map { r in
+                VersionSummary(
+                    number: r["number"], authorId: r["author_id"], changeNote: r["change_note"], createdAt: r["created_at"],
+                    fileCount: r["file_count"], published: published == (r["number"] as Int))
+            }
+        }
+    }
+
+    /// One page of resources the caller may see; visibility is part of the SQL, so totals
+    /// never count what the caller may not see.
+    public func listResources(_ q: ResourceQuery, viewer: Principal?, allowAnonymous: Bool) throws -> (items: [ResourceView], total: Int) {
+        var clauses = ["r.deleted_at IS NULL"]
+        var args: [any DatabaseValueConvertible] = []
+        if let p = viewer {
+            if p.role != .admin {
+                var v = "(r.status = 'published' AND (r.visibility = 'public' OR (r.visibility = 'organization' AND r.organization_id = ?))) OR r.owner_id = ?"
+                args += [p.organizationId, p.userId]
+                if p.role == .reviewer {
+                    v += " OR r.organization_id = ?"
+                    args.append(p.organizationId)
+                }
+                clauses.append("(\(v))")
+            }
+        } else {
+            clauses.append(allowAnonymous ? "(r.status = 'published' AND r.visibility = 'public')" : "0")
+        }
+        if let m = q.majorCode {
+            clauses.append("EXISTS (SELECT 1 FROM resource_majors m WHERE m.resource_id = r.id AND substr(m.major_code, 1, ?) = ?)")
+            args += [m.count, m]
+        }
+        if let t = q.resourceType {
+            clauses.append("r.resource_type = ?")
+            args.append(t.rawValue)
+        }
+        if let l = q.educationLevel {
+            clauses.append("r.education_level = ?")
+            args.append(l.rawValue)
+        }
+        if let o = q.organizationId {
+            clauses.append("r.organization_id = ?")
+            args.append(o)
+        }
+        if let s = q.status {
+            clauses.append("r.status = ?")
+            args.append(s.rawValue)
+        }
+        if let v = q.visibility {
+            clauses.append("r.visibility = ?")
+            args.append(v.rawValue)
+        }
+        if let o = q.ownerId {
+            clauses.append("r.owner_id = ?")
+            args.append(o)
+        }
+        let whereSQL = clauses.joined(separator: " AND ")
+        return try pool.read { db in
+            let total = try Int.fetchOne(db, sql: "SELECT count(*) FROM resources r WHERE \(whereSQL)", arguments: StatementArguments(args)) ?? 0
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT r.* FROM resources r WHERE \(whereSQL) ORDER BY r.updated_at DESC, r.id DESC LIMIT ? OFFSET ?",
+                arguments: StatementArguments(args + [q.pageSize, (q.page - 1) * q.pageSize]))
+            var items: [ResourceView] = []
+            for row in rows {
+                let s = ResourceState(row: row)
+                if let v = try Self.version(db, id: s.id, number: Access.defaultVersion(viewer, s)) {
+                    items.append(ResourceView(state: s, version: v))
+                }
+            }
+            return (items, total)
+        }
+    }
+
+    /// Counts for `zyk verify`-style checks and tests.
+    public func integrityReport() throws -> (integrity: String, foreignKeyViolations: Int) {
+        try pool.read { db in
+            let integrity = try String.fetchOne(db, sql: "PRAGMA integrity_check") ?? "?"
+            let fk = try Row.fetchAll(db, sql: "PRAGMA foreign_key_check").count
+            return (integrity, fk)
+        }
+    }
+
+    /// Version files whose blob file is absent (an orphan row), for verification after crashes.
+    public func referencedBlobs() throws -> [(sha256: String, size: Int64)] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT DISTINCT b.sha256, b.size FROM blobs b").map { ($0["sha256"], $0["size"]) }
+        }
+    }
+}

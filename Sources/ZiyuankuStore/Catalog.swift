@@ -1,0 +1,335 @@
+import Crypto
+import Foundation
+import GRDB
+import Logging
+import ZiyuankuCore
+import ZiyuankuSchema
+
+/// The catalog: SQLite in WAL mode through a GRDB `DatabasePool`. Writes are transactions
+/// named for what they do; no raw writer leaves this type.
+public final class Catalog: Sendable {
+    let pool: DatabasePool
+    public let path: String
+
+    public init(path: String) throws {
+        var config = Configuration()
+        config.foreignKeysEnabled = true
+        config.busyMode = .timeout(15)
+        config.journalMode = .wal
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        self.path = path
+        pool = try DatabasePool(path: path, configuration: config)
+    }
+
+    /// Opens the catalog of a data root and applies pending migrations.
+    public static func open(root: DataRoot) throws -> Catalog {
+        try root.prepare()
+        let catalog = try Catalog(path: root.catalogPath)
+        try catalog.migrate()
+        return catalog
+    }
+
+    // MARK: migrations
+
+    /// The `.sql` files under `schema/migrations`, in name order. Names never change once shipped.
+    public static func migrationFiles() throws -> [(name: String, sql: String)] {
+        guard let dir = ZiyuankuSchemaBundle.migrationsURL else { throw AppError(.internal, "schema migrations are missing from the build") }
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".sql") }.sorted()
+        return try names.map { ($0.replacingOccurrences(of: ".sql", with: ""), try String(contentsOf: dir.appendingPathComponent($0), encoding: .utf8)) }
+    }
+
+    /// Applies migrations not yet applied; returns their names.
+    @discardableResult
+    public func migrate() throws -> [String] {
+        var migrator = DatabaseMigrator()
+        for file in try Self.migrationFiles() {
+            migrator.registerMigration(file.name) { db in try db.execute(sql: file.sql) }
+        }
+        let before = try pool.read { try migrator.appliedIdentifiers($0) }
+        try migrator.migrate(pool)
+        return migrator.migrations.filter { !before.contains($0) }
+    }
+
+    public func appliedMigrations() throws -> [String] {
+        try pool.read { db in
+            guard try db.tableExists("grdb_migrations") else { return [] }
+            return try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY identifier")
+        }
+    }
+
+    /// For `/readyz`: the database answers and accepts a write transaction.
+    public func checkWritable() throws {
+        try pool.write { db in _ = try Int.fetchOne(db, sql: "SELECT count(*) FROM grdb_migrations") }
+    }
+
+    // MARK: organizations and users
+
+    public func createOrganization(name: String, kind: OrganizationKind) throws -> Organization {
+        let org = Organization(id: Identifiers.uuidV7(), name: name, kind: kind, createdAt: Timestamp.now())
+        try pool.write { db in
+            if try Bool.fetchOne(db, sql: "SELECT 1 FROM organizations WHERE name = ?", arguments: [name]) == true {
+                throw AppError(.conflict, "An organization named \(name) already exists.")
+            }
+            try db.execute(
+                sql: "INSERT INTO organizations (id, name, kind, created_at) VALUES (?, ?, ?, ?)",
+                arguments: [org.id, org.name, org.kind.rawValue, org.createdAt])
+        }
+        return org
+    }
+
+    public func organizations() throws -> [Organization] {
+        try pool.read { try Organization.fetchAll($0, sql: "SELECT * FROM organizations ORDER BY created_at, id") }
+    }
+
+    public func organization(id: String) throws -> Organization? {
+        try pool.read { try Organization.fetchOne($0, sql: "SELECT * FROM organizations WHERE id = ?", arguments: [id]) }
+    }
+
+    public func organization(named name: String) throws -> Organization? {
+        try pool.read { try Organization.fetchOne($0, sql: "SELECT * FROM organizations WHERE name = ?", arguments: [name]) }
+    }
+
+    /// Creates a user and their first token, in one transaction.
+    public func createUser(organizationId: String, name: String, role: Role, tokenLabel: String = "initial") throws -> (User, IssuedToken) {
+        try pool.write { db in
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM organizations WHERE id = ?", arguments: [organizationId]) == true else {
+                throw AppError(.validation, "No organization has id \(organizationId).", errors: [.init(field: "organizationId", message: "unknown organization")])
+            }
+            let id = Identifiers.uuidV7()
+            try db.execute(
+                sql: "INSERT INTO users (id, organization_id, name, role, created_at) VALUES (?, ?, ?, ?, ?)",
+                arguments: [id, organizationId, name, role.rawValue, Timestamp.now()])
+            let user = try User.fetchOne(db, sql: "SELECT * FROM users WHERE id = ?", arguments: [id])!
+            let token = try Self.insertToken(db, userId: id, label: tokenLabel, expiresAt: nil)
+            return (user, token)
+        }
+    }
+
+    public func users(organizationId: String? = nil) throws -> [User] {
+        try pool.read { db in
+            if let organizationId {
+                return try User.fetchAll(db, sql: "SELECT * FROM users WHERE organization_id = ? ORDER BY created_at, id", arguments: [organizationId])
+            }
+            return try User.fetchAll(db, sql: "SELECT * FROM users ORDER BY created_at, id")
+        }
+    }
+
+    public func user(id: String) throws -> User? {
+        try pool.read { try User.fetchOne($0, sql: "SELECT * FROM users WHERE id = ?", arguments: [id]) }
+    }
+
+    /// On first start: the platform organization and an admin with a token, once.
+    /// Returns the new token, or nil when an admin already exists.
+    public func bootstrapAdminIfNeeded() throws -> IssuedToken? {
+        try pool.write { db in
+            if try Bool.fetchOne(db, sql: "SELECT 1 FROM users WHERE role = 'admin' LIMIT 1") == true { return nil }
+            var orgId = try String.fetchOne(db, sql: "SELECT id FROM organizations WHERE kind = 'platform' ORDER BY created_at LIMIT 1")
+            if orgId == nil {
+                let id = Identifiers.uuidV7()
+                try db.execute(
+                    sql: "INSERT INTO organizations (id, name, kind, created_at) VALUES (?, ?, 'platform', ?)",
+                    arguments: [id, "资源库管理中心", Timestamp.now()])
+                orgId = id
+            }
+            let uid = Identifiers.uuidV7()
+            try db.execute(
+                sql: "INSERT INTO users (id, organization_id, name, role, created_at) VALUES (?, ?, ?, 'admin', ?)",
+                arguments: [uid, orgId!, "admin", Timestamp.now()])
+            return try Self.insertToken(db, userId: uid, label: "bootstrap admin", expiresAt: nil)
+        }
+    }
+
+    // MARK: tokens
+
+    static func insertToken(_ db: Database, userId: String, label: String, expiresAt: String?) throws -> IssuedToken {
+        let secret = Tokens.generate()
+        let id = Identifiers.uuidV7()
+        try db.execute(
+            sql: "INSERT INTO tokens (id, user_id, digest, label, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+            arguments: [id, userId, Data(Tokens.digest(secret)!), label, Timestamp.now(), expiresAt])
+        let info = try TokenInfo.fetchOne(db, sql: "SELECT * FROM tokens WHERE id = ?", arguments: [id])!
+        return IssuedToken(info: info, secret: secret)
+    }
+
+    public func issueToken(userId: String, label: String, expiresAt: Date?) throws -> IssuedToken {
+        try pool.write { db in
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM users WHERE id = ?", arguments: [userId]) == true else {
+                throw AppError.notFound("user")
+            }
+            return try Self.insertToken(db, userId: userId, label: label, expiresAt: expiresAt.map(Timestamp.format))
+        }
+    }
+
+    /// Revokes a token; returns false when it was already revoked.
+    public func revokeToken(id: String) throws -> Bool {
+        try pool.write { db in
+            try db.execute(
+                sql: "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", arguments: [Timestamp.now(), id])
+            return db.changesCount == 1
+        }
+    }
+
+    public func token(id: String) throws -> TokenInfo? {
+        try pool.read { try TokenInfo.fetchOne($0, sql: "SELECT * FROM tokens WHERE id = ?", arguments: [id]) }
+    }
+
+    public func tokens(userId: String?) throws -> [TokenInfo] {
+        try pool.read { db in
+            if let userId {
+                return try TokenInfo.fetchAll(db, sql: "SELECT * FROM tokens WHERE user_id = ? ORDER BY created_at, id", arguments: [userId])
+            }
+            return try TokenInfo.fetchAll(db, sql: "SELECT * FROM tokens ORDER BY created_at, id")
+        }
+    }
+
+    /// The principal a bearer token stands for, or nil for unknown, expired, revoked or
+    /// disabled. The digest is looked up by index and then compared in constant time.
+    public func authenticate(token: String, now: Date = Date()) throws -> Principal? {
+        guard let digest = Tokens.digest(token) else { return nil }
+        return try pool.read { db in
+            guard
+                let row = try Row.fetchOne(
+                    db,
+                    sql: """
+                        SELECT t.id AS token_id, t.digest, t.expires_at, t.revoked_at, u.id AS user_id, u.name, u.role,
+                               u.organization_id, u.disabled
+                        FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.digest = ?
+                        """, arguments: [Data(digest)])
+            else { return nil }
+            let stored: Data = row["digest"]
+            guard Tokens.equal(Array(stored), digest) else { return nil }
+            if (row["revoked_at"] as String?) != nil { return nil }
+            if row["disabled"] as Bool { return nil }
+            if let exp: String = row["expires_at"], let d = Timestamp.parse(exp), d <= now { return nil }
+            guard let role = Role(rawValue: row["role"]) else { return nil }
+            return Principal(userId: row["user_id"], name: row["name"], role: role, organizationId: row["organization_id"], tokenId: row["token_id"])
+        }
+    }
+
+    // MARK: majors
+
+    public func majorInfo(codes: [String]) throws -> [String: MajorInfo] {
+        guard !codes.isEmpty else { return [:] }
+        return try pool.read { db in
+            var out: [String: MajorInfo] = [:]
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT code, education_level, item_level FROM majors WHERE code IN (\(databaseQuestionMarks(count: codes.count)))",
+                arguments: StatementArguments(codes))
+            for row in rows {
+                let code: String = row["code"]
+                out[code] = MajorInfo(
+                    code: code, educationLevel: EducationLevel(rawValue: row["education_level"]) ?? .higherVocational,
+                    isMajor: (row["item_level"] as String) == "major")
+            }
+            return out
+        }
+    }
+
+    public func majors(level: EducationLevel?, prefix: String?, itemLevel: String?, limit: Int, offset: Int) throws -> (items: [Major], total: Int) {
+        try pool.read { db in
+            var clauses: [String] = []
+            var args: [any DatabaseValueConvertible] = []
+            if let level {
+                clauses.append("education_level = ?")
+                args.append(level.rawValue)
+            }
+            if let prefix {
+                clauses.append("substr(code, 1, ?) = ?")
+                args.append(prefix.count)
+                args.append(prefix)
+            }
+            if let itemLevel {
+                clauses.append("item_level = ?")
+                args.append(itemLevel)
+            }
+            let whereSQL = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+            let total = try Int.fetchOne(db, sql: "SELECT count(*) FROM majors \(whereSQL)", arguments: StatementArguments(args)) ?? 0
+            let items = try Major.fetchAll(
+                db, sql: "SELECT * FROM majors \(whereSQL) ORDER BY code LIMIT ? OFFSET ?", arguments: StatementArguments(args + [limit, offset]))
+            return (items, total)
+        }
+    }
+
+    public struct MajorImportResult: Sendable, Codable, Equatable {
+        public var inserted = 0
+        public var updated = 0
+        public var unchanged = 0
+        public var vocabularyVersionRecorded = false
+        public init() {}
+    }
+
+    /// Inserts or updates majors (parents before children) in one transaction, and records the
+    /// vocabulary version once per distinct file content.
+    public func importMajors(_ majors: [Major], catalog: String, source: String, digest: String) throws -> MajorImportResult {
+        try pool.write { db in
+            var result = MajorImportResult()
+            try db.execute(
+                sql: """
+                    INSERT INTO vocabulary_versions (vocabulary, version, source, digest, imported_at) VALUES ('majors', ?, ?, ?, ?)
+                    ON CONFLICT (vocabulary, version, digest) DO NOTHING
+                    """, arguments: [catalog, source, digest, Timestamp.now()])
+            result.vocabularyVersionRecorded = db.changesCount == 1
+            let versionId = try Int64.fetchOne(
+                db, sql: "SELECT id FROM vocabulary_versions WHERE vocabulary = 'majors' AND version = ? AND digest = ?",
+                arguments: [catalog, digest])
+            for m in majors {
+                if let existing = try Major.fetchOne(db, sql: "SELECT * FROM majors WHERE code = ?", arguments: [m.code]) {
+                    if existing == m { result.unchanged += 1; continue }
+                    try db.execute(
+                        sql: "UPDATE majors SET education_level = ?, name = ?, item_level = ?, parent_code = ?, catalog = ?, vocabulary_version_id = ? WHERE code = ?",
+                        arguments: [m.educationLevel.rawValue, m.name, m.itemLevel, m.parentCode, catalog, versionId, m.code])
+                    result.updated += 1
+                } else {
+                    try db.execute(
+                        sql: "INSERT INTO majors (code, education_level, name, item_level, parent_code, catalog, vocabulary_version_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        arguments: [m.code, m.educationLevel.rawValue, m.name, m.itemLevel, m.parentCode, catalog, versionId])
+                    result.inserted += 1
+                }
+            }
+            return result
+        }
+    }
+
+    public func countMajors(itemLevel: String? = nil) throws -> Int {
+        try pool.read { db in
+            if let itemLevel { return try Int.fetchOne(db, sql: "SELECT count(*) FROM majors WHERE item_level = ?", arguments: [itemLevel]) ?? 0 }
+            return try Int.fetchOne(db, sql: "SELECT count(*) FROM majors") ?? 0
+        }
+    }
+
+    // MARK: blobs
+
+    /// Records that `userId` uploaded these bytes (the blob file is already in place).
+    public func recordBlobUpload(_ blob: BlobInfo, userId: String) throws {
+        try pool.write { db in
+            try Self.insertBlob(db, sha256: blob.sha256, size: blob.size)
+            try db.execute(
+                sql: "INSERT INTO blob_uploads (sha256, user_id, uploaded_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                arguments: [blob.sha256, userId, Timestamp.now()])
+        }
+    }
+
+    static func insertBlob(_ db: Database, sha256: String, size: Int64) throws {
+        try db.execute(
+            sql: "INSERT INTO blobs (sha256, size, created_at) VALUES (?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
+            arguments: [sha256, size, Timestamp.now()])
+    }
+
+    /// The size of a blob this user uploaded, or nil.
+    public func blobUploaded(sha256: String, by userId: String) throws -> Int64? {
+        try pool.read { db in
+            try Int64.fetchOne(
+                db, sql: "SELECT b.size FROM blobs b JOIN blob_uploads u ON u.sha256 = b.sha256 WHERE b.sha256 = ? AND u.user_id = ?",
+                arguments: [sha256, userId])
+        }
+    }
+
+    public func blobCount() throws -> Int { try pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM blobs") ?? 0 } }
+}
+
+/// Where the bundled schema lives.
+enum ZiyuankuSchemaBundle {
+    static var migrationsURL: URL? { ZiyuankuSchema.bundle.url(forResource: "migrations", withExtension: nil) }
+}

@@ -1,0 +1,279 @@
+import ArgumentParser
+import Crypto
+import Foundation
+import ZiyuankuCore
+import ZiyuankuStore
+
+struct OrgCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "org", abstract: "Manage organizations (学校/单位).", subcommands: [Add.self, List.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add an organization.",
+            discussion: """
+                Kinds: \(OrganizationKind.allowedValues)
+
+                Examples:
+                  zyk org add 某某职业技术学院 --kind higherVocational
+                  zyk org add 某某卫生学校 --kind secondaryVocational --json
+                """)
+        @OptionGroup var root: RootOptions
+        @OptionGroup var output: OutputOptions
+        @Argument(help: "Organization name.") var name: String
+        @Option(help: "Kind of organization.") var kind: String
+
+        func run() async throws {
+            try await cli {
+                guard let k = OrganizationKind(rawValue: kind) else {
+                    throw CLIError("--kind must be one of: \(OrganizationKind.allowedValues)", code: 64)
+                }
+                let trimmed = name.trimmingCharacters(in: .whitespaces)
+                guard !trimmed.isEmpty, trimmed.count <= 200, TextCleaning.forbiddenCharacter(in: trimmed, allowNewlines: false) == nil else {
+                    throw CLIError("the name must be 1–200 printable characters", code: 64)
+                }
+                let (catalog, _) = try root.openCatalog()
+                let org = try catalog.createOrganization(name: TextCleaning.normalize(trimmed), kind: k)
+                if output.json { try Output.json(org) } else { print("created organization \(org.name) (\(org.id))") }
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List organizations.", discussion: "Examples:\n  zyk org list\n  zyk org list --json")
+        @OptionGroup var root: RootOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await cli {
+                let (catalog, _) = try root.openCatalog()
+                let orgs = try catalog.organizations()
+                if output.json { try Output.json(orgs) } else { Output.table(["id", "name", "kind"], orgs.map { [$0.id, $0.name, $0.kind.rawValue] }) }
+            }
+        }
+    }
+}
+
+/// Accepts an organization id or its exact name.
+func resolveOrganization(_ catalog: Catalog, _ ref: String) throws -> Organization {
+    if Identifiers.isUUID(ref), let o = try catalog.organization(id: ref) { return o }
+    if let o = try catalog.organization(named: ref) { return o }
+    throw CLIError("no organization '\(ref)' (give its id or exact name; see zyk org list)", code: 65)
+}
+
+struct UserCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "user", abstract: "Manage users.", subcommands: [Add.self, List.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add a user and print their first token (shown once).",
+            discussion: """
+                Roles: \(Role.allowedValues)
+
+                Examples:
+                  zyk user add --org 某某职业技术学院 --name 王老师 --role teacher
+                  zyk user add --org 0193… --name 李审核 --role reviewer --json
+                """)
+        @OptionGroup var root: RootOptions
+        @OptionGroup var output: OutputOptions
+        @Option(help: "Organization id or exact name.") var org: String
+        @Option(help: "Display name.") var name: String
+        @Option(help: "Role.") var role: String
+
+        func run() async throws {
+            try await cli {
+                guard let r = Role(rawValue: role) else { throw CLIError("--role must be one of: \(Role.allowedValues)", code: 64) }
+                let trimmed = name.trimmingCharacters(in: .whitespaces)
+                guard !trimmed.isEmpty, trimmed.count <= 100, TextCleaning.forbiddenCharacter(in: trimmed, allowNewlines: false) == nil else {
+                    throw CLIError("--name must be 1–100 printable characters", code: 64)
+                }
+                let (catalog, _) = try root.openCatalog()
+                let o = try resolveOrganization(catalog, org)
+                let (user, token) = try catalog.createUser(organizationId: o.id, name: TextCleaning.normalize(trimmed), role: r)
+                if output.json {
+                    try Output.json(["id": user.id, "name": user.name, "role": user.role.rawValue, "organizationId": o.id, "token": token.secret])
+                } else {
+                    print("created \(user.role.rawValue) \(user.name) (\(user.id)) in \(o.name)")
+                    print("token (shown once, store it now): \(token.secret)")
+                }
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List users.", discussion: "Examples:\n  zyk user list\n  zyk user list --org 某某职业技术学院 --json")
+        @OptionGroup var root: RootOptions
+        @OptionGroup var output: OutputOptions
+        @Option(help: "Only this organization (id or name).") var org: String?
+
+        func run() async throws {
+            try await cli {
+                let (catalog, _) = try root.openCatalog()
+                let orgId = try org.map { try resolveOrganization(catalog, $0).id }
+                let users = try catalog.users(organizationId: orgId)
+                if output.json { try Output.json(users) } else {
+                    Output.table(["id", "name", "role", "organization"], users.map { [$0.id, $0.name, $0.role.rawValue, $0.organizationId] })
+                }
+            }
+        }
+    }
+}
+
+struct TokenCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "token", abstract: "Issue, revoke and list API tokens.", subcommands: [Create.self, Revoke.self, List.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Issue a token for a user (shown once; only its SHA-256 digest is stored).",
+            discussion: "Examples:\n  zyk token create --user 0193… --label laptop --expires-in-days 90\n  zyk token create --user 0193… --json")
+        @OptionGroup var root: RootOptions
+        @OptionGroup var output: OutputOptions
+        @Option(help: "User id.") var user: String
+        @Option(help: "A label to recognise the token by.") var label: String = ""
+        @Option(help: "Days until the token expires (default: never).") var expiresInDays: Int?
+
+        func run() async throws {
+            try await cli {
+                if let d = expiresInDays, !(1...3650).contains(d) { throw CLIError("--expires-in-days must be 1–3650", code: 64) }
+                guard label.count <= 100 else { throw CLIError("--label must be at most 100 characters", code: 64) }
+                let (catalog, _) = try root.openCatalog()
+                guard Identifiers.isUUID(user), try catalog.user(id: user) != nil else { throw CLIError("no user \(user)", code: 65) }
+                let t = try catalog.issueToken(userId: user, label: label, expiresAt: expiresInDays.map { Date().addingTimeInterval(Double($0) * 86400) })
+                if output.json { try Output.json(["id": t.info.id, "token": t.secret, "expiresAt": t.info.expiresAt ?? ""]) } else {
+                    print("token \(t.info.id)\(t.info.expiresAt.map { ", expires \($0)" } ?? "")")
+                    print("token (shown once, store it now): \(t.secret)")
+                }
+            }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a token by its id.", discussion: "Example:\n  zyk token revoke 0193…")
+        @OptionGroup var root: RootOptions
+        @Argument(help: "Token id (see zyk token list).") var id: String
+
+        func run() async throws {
+            try await cli {
+                let (catalog, _) = try root.openCatalog()
+                guard Identifiers.isUUID(id), try catalog.token(id: id) != nil else { throw CLIError("no token \(id)", code: 65) }
+                print(try catalog.revokeToken(id: id) ? "revoked \(id)" : "\(id) was already revoked")
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List tokens (never their secrets).", discussion: "Examples:\n  zyk token list\n  zyk token list --user 0193… --json")
+        @OptionGroup var root: RootOptions
+        @OptionGroup var output: OutputOptions
+        @Option(help: "Only this user's tokens.") var user: String?
+
+        func run() async throws {
+            try await cli {
+                let (catalog, _) = try root.openCatalog()
+                let tokens = try catalog.tokens(userId: user)
+                if output.json { try Output.json(tokens) } else {
+                    Output.table(
+                        ["id", "user", "label", "created", "expires", "revoked"],
+                        tokens.map { [$0.id, $0.userId, $0.label, $0.createdAt, $0.expiresAt ?? "-", $0.revokedAt ?? "-"] })
+                }
+            }
+        }
+    }
+}
+
+struct VocabCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vocab", abstract: "Vocabularies: the 职业教育专业目录 majors.", subcommands: [ImportMajors.self])
+
+    struct ImportMajors: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "import-majors",
+            abstract: "Load the official major catalog from a CSV file (idempotent: re-running changes nothing).",
+            discussion: """
+                The CSV needs the columns \(MajorCatalogCSV.requiredColumns.joined(separator: ", ")) (UTF-8, with
+                or without BOM). Every row is checked first; on any error nothing is imported and
+                each bad row is listed.
+
+                Examples:
+                  zyk vocab import-majors majors-2021.csv
+                  zyk vocab import-majors majors-2021.csv --dry-run --json
+                """)
+        @OptionGroup var root: RootOptions
+        @OptionGroup var output: OutputOptions
+        @Argument(help: "CSV file.") var file: String
+        @Flag(help: "Check the file and report, without importing.") var dryRun = false
+
+        func run() async throws {
+            try await cli {
+                guard let data = FileManager.default.contents(atPath: file) else { throw CLIError("cannot read \(file)", code: 74) }
+                let (catalog, _) = try root.openCatalog()
+                let bytes = [UInt8](data)
+                let existing = Set(try catalog.majors(level: nil, prefix: nil, itemLevel: nil, limit: 100_000, offset: 0).items.map(\.code))
+                switch MajorCatalogCSV.parse(bytes, knownParent: { existing.contains($0) }) {
+                case .failure(let failure):
+                    let errors = failure.all
+                    if output.json {
+                        try Output.json(["imported": false, "errors": AnyEncodable(errors.map(\.description))] as [String: AnyEncodable])
+                    } else {
+                        FileHandle.standardError.write(Data("zyk: \(file) has \(errors.count) bad row(s); nothing was imported:\n".utf8))
+                        for e in errors.prefix(50) { FileHandle.standardError.write(Data("  \(e.description)\n".utf8)) }
+                    }
+                    throw ExitCode(65)
+                case .success(let rows):
+                    let digest = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+                    let majors = rows.map {
+                        Major(code: $0.code, educationLevel: $0.educationLevel, name: $0.name, itemLevel: $0.itemLevel, parentCode: $0.parentCode)
+                    }
+                    let counts = Dictionary(grouping: rows, by: \.itemLevel).mapValues(\.count)
+                    if dryRun {
+                        let summary: [String: AnyEncodable] = ["dryRun": true, "rows": AnyEncodable(rows.count), "byItemLevel": AnyEncodable(counts)]
+                        if output.json { try Output.json(summary) } else {
+                            print("\(file): \(rows.count) rows OK (\(counts["category"] ?? 0) 大类, \(counts["class"] ?? 0) 类, \(counts["major"] ?? 0) 专业); nothing imported (--dry-run)")
+                        }
+                        return
+                    }
+                    let bar = ProgressBar(total: majors.count, label: "importing majors")
+                    var total = Catalog.MajorImportResult()
+                    let batch = 200
+                    var i = 0
+                    // Batches keep the bar moving; the whole file is still all-or-nothing per batch
+                    // and the import is idempotent, so a re-run completes an interrupted one.
+                    while i < majors.count {
+                        let slice = Array(majors[i..<min(i + batch, majors.count)])
+                        let r = try catalog.importMajors(slice, catalog: rows[0].catalog, source: URL(fileURLWithPath: file).lastPathComponent, digest: digest)
+                        total.inserted += r.inserted
+                        total.updated += r.updated
+                        total.unchanged += r.unchanged
+                        total.vocabularyVersionRecorded = total.vocabularyVersionRecorded || r.vocabularyVersionRecorded
+                        i += slice.count
+                        bar.update(i)
+                    }
+                    bar.finish()
+                    let majorsTotal = try catalog.countMajors(itemLevel: "major")
+                    if output.json {
+                        try Output.json(
+                            ["inserted": AnyEncodable(total.inserted), "updated": AnyEncodable(total.updated), "unchanged": AnyEncodable(total.unchanged),
+                             "majorsInCatalog": AnyEncodable(majorsTotal), "rows": AnyEncodable(rows.count)])
+                    } else {
+                        print("\(rows.count) rows: \(total.inserted) inserted, \(total.updated) updated, \(total.unchanged) unchanged; the catalog now has \(majorsTotal) majors (专业)")
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Type-erased Encodable for mixed JSON output.
+struct AnyEncodable: Encodable, ExpressibleByBooleanLiteral, ExpressibleByIntegerLiteral, ExpressibleByStringLiteral {
+    let encodeFn: (any Encoder) throws -> Void
+    init<T: Encodable>(_ v: T) { encodeFn = { try v.encode(to: $0) } }
+    init(booleanLiteral value: Bool) { self.init(value) }
+    init(integerLiteral value: Int) { self.init(value) }
+    init(stringLiteral value: String) { self.init(value) }
+    func encode(to encoder: any Encoder) throws { try encodeFn(encoder) }
+}
+

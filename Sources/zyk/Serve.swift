@@ -1,0 +1,84 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import ZiyuankuServer
+import ZiyuankuStore
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start the HTTP API server.",
+        discussion: """
+            On first start with an empty data root, creates the admin user and writes its token to
+            <data root>/admin-token (mode 0600); the token itself is never logged.
+
+            Examples:
+              zyk serve
+              zyk serve --data-root /srv/zyk --host 0.0.0.0 --port 8080
+              ZYK_MAX_UPLOAD_BYTES=4294967296 zyk serve --config /etc/zyk.conf
+            """)
+
+    @OptionGroup var root: RootOptions
+    @Option(help: "Bind address (default: $ZYK_HOST or 127.0.0.1).") var host: String?
+    @Option(help: "TCP port (default: $ZYK_PORT or 8080).") var port: Int?
+    @Option(help: "Largest upload in bytes (default: $ZYK_MAX_UPLOAD_BYTES or 8 GiB).") var maxUploadBytes: Int64?
+    @Flag(help: "Refuse anonymous reads (default: allowed, $ZYK_ALLOW_ANONYMOUS).") var noAnonymous = false
+
+    func run() async throws {
+        try await cli {
+            var config = try root.serverConfig()
+            if let host { config.host = host }
+            if let port {
+                guard (1...65535).contains(port) else { throw CLIError("--port must be 1–65535", code: 64) }
+                config.port = port
+            }
+            if let maxUploadBytes {
+                guard maxUploadBytes > 0 else { throw CLIError("--max-upload-bytes must be positive", code: 64) }
+                config.maxUploadBytes = maxUploadBytes
+            }
+            if noAnonymous { config.allowAnonymous = false }
+            bootstrapLogging(level: config.logLevel)
+            let logger = Logger(label: "zyk")
+            let services: AppServices
+            do { services = try openServices(config: config, logger: logger) } catch {
+                throw CLIError("cannot open the data root \(config.dataRoot): \(error)", code: 74)
+            }
+            logger.notice(
+                "serving",
+                metadata: [
+                    "address": "http://\(config.host):\(config.port)", "dataRoot": "\(services.root.path)",
+                    "adminTokenFile": "\(services.root.adminTokenPath)",
+                ])
+            let app = buildApplication(services: services, logger: logger)
+            try await app.runService()
+        }
+    }
+}
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Apply pending catalog migrations from schema/ (the server also does this at start).",
+        discussion: """
+            Examples:
+              zyk migrate
+              zyk migrate --data-root /srv/zyk --json
+            """)
+    @OptionGroup var root: RootOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await cli {
+            let c = try root.serverConfig()
+            let dataRoot = DataRoot(path: c.dataRoot)
+            try dataRoot.prepare()
+            let catalog = try Catalog(path: dataRoot.catalogPath)
+            let applied = try catalog.migrate()
+            let all = try catalog.appliedMigrations()
+            if output.json {
+                try Output.json(["applied": applied, "all": all])
+            } else {
+                print(applied.isEmpty ? "catalog is up to date (\(all.count) migrations)" : "applied: \(applied.joined(separator: ", "))")
+            }
+        }
+    }
+}

@@ -1,0 +1,26 @@
+import ArgumentParser
+
+@main
+struct Zyk: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "zyk",
+        abstract: "Ziyuanku (资源库): the vocational-education teaching resource library server and its admin tools.",
+        discussion: """
+            Commands work on a data root (default ./storage, or ZYK_DATA_ROOT, or --data-root).
+            Whoever can read the data root administers it; pass --token (or ZYK_TOKEN) to act as
+            a specific admin and have that token checked.
+
+            Examples:
+              zyk serve                                   # start on 127.0.0.1:8080 with ./storage
+              zyk org add 某某职业技术学院 --kind higherVocational
+              zyk user add --org 某某职业技术学院 --name 王老师 --role teacher
+              zyk vocab import-majors majors-2021.csv
+
+            Exit codes: 0 success, 1 failure, 64 usage error, 65 bad input data, 74 I/O error,
+            77 permission denied.
+            """,
+        subcommands: [
+            Serve.self, Migrate.self, OrgCommand.self, UserCommand.self, TokenCommand.self, VocabCommand.self,
+        ]
+    )
+}

@@ -1,0 +1,2 @@
+import Foundation
+public enum ZiyuankuSchema { public static let bundle = Bundle.module }
