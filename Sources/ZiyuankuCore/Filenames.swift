@@ -46,7 +46,9 @@ public enum Filenames {
     /// RFC 6266 / RFC 8187 `Content-Disposition` with an ASCII fallback and the exact UTF-8 name.
     public static func contentDisposition(_ name: String, inline: Bool = false) -> String {
         var fallback = ""
-        for ch in name.unicodeScalars {
+        // Old clients that ignore filename* get a readable pinyin name rather than underscores.
+        let latin = name.applyingTransform(StringTransform("Any-Latin; Latin-ASCII"), reverse: false) ?? name
+        for ch in latin.unicodeScalars {
             if ch.isASCII, ch.value >= 0x20, ch.value != 0x7F, ch != "\"", ch != "\\", ch != "%" {
                 fallback.unicodeScalars.append(ch)
             } else {

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import ZiyuankuCore
+import ZiyuankuStore
 
 extension AppError: HTTPResponseError {
     public var status: HTTPResponse.Status { .init(code: kind.status) }
@@ -69,6 +70,10 @@ enum ProblemMapping {
                 if e.status.code >= 500 { context.logger.error("framework error", metadata: ["error": "\(e)"]) }
                 return AppError(e.status.code >= 500 ? .internal : .badRequest, e.body ?? e.status.reasonPhrase)
             }
+        case let e where StoreErrors.map(e) != nil:
+            let mapped = StoreErrors.map(e)!
+            context.logger.warning("storage error", metadata: ["error": "\(e)"])
+            return mapped
         case is CancellationError:
             return AppError(.unavailable, "The request was cancelled.")
         default:

@@ -333,3 +333,45 @@ public final class Catalog: Sendable {
 enum ZiyuankuSchemaBundle {
     static var migrationsURL: URL? { ZiyuankuSchema.bundle.url(forResource: "migrations", withExtension: nil) }
 }
+
+extension Catalog {
+    public struct MajorCatalogImport: Sendable, Codable {
+        public var rows: Int
+        public var byItemLevel: [String: Int]
+        public var result: MajorImportResult
+        public var majorsInCatalog: Int
+    }
+
+    /// Checks a major-catalog CSV (the official layout) and, unless `dryRun`, imports it in
+    /// batches of `batchSize` rows (each one transaction; the import is idempotent, so a
+    /// re-run completes an interrupted one). Row errors are thrown all together and nothing
+    /// is imported.
+    public func importMajorCatalog(
+        csv bytes: [UInt8], source: String, dryRun: Bool = false, batchSize: Int = 200, progress: (Int, Int) -> Void = { _, _ in }
+    ) throws -> MajorCatalogImport {
+        let existing = Set(try majors(level: nil, prefix: nil, itemLevel: nil, limit: 1_000_000, offset: 0).items.map(\.code))
+        let rows: [MajorCatalogRow]
+        switch MajorCatalogCSV.parse(bytes, knownParent: { existing.contains($0) }) {
+        case .failure(let f): throw f
+        case .success(let r): rows = r
+        }
+        let counts = Dictionary(grouping: rows, by: \.itemLevel).mapValues(\.count)
+        var total = MajorImportResult()
+        if !dryRun, let first = rows.first {
+            let digest = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+            let majors = rows.map { Major(code: $0.code, educationLevel: $0.educationLevel, name: $0.name, itemLevel: $0.itemLevel, parentCode: $0.parentCode) }
+            var i = 0
+            while i < majors.count {
+                let slice = Array(majors[i..<min(i + batchSize, majors.count)])
+                let r = try importMajors(slice, catalog: first.catalog, source: source, digest: digest)
+                total.inserted += r.inserted
+                total.updated += r.updated
+                total.unchanged += r.unchanged
+                total.vocabularyVersionRecorded = total.vocabularyVersionRecorded || r.vocabularyVersionRecorded
+                i += slice.count
+                progress(i, majors.count)
+            }
+        }
+        return MajorCatalogImport(rows: rows.count, byItemLevel: counts, result: total, majorsInCatalog: try countMajors(itemLevel: "major"))
+    }
+}

@@ -1,5 +1,4 @@
 import ArgumentParser
-import Crypto
 import Foundation
 import ZiyuankuCore
 import ZiyuankuStore
@@ -211,56 +210,32 @@ struct VocabCommand: AsyncParsableCommand {
             try await cli {
                 guard let data = FileManager.default.contents(atPath: file) else { throw CLIError("cannot read \(file)", code: 74) }
                 let (catalog, _) = try root.openCatalog()
-                let bytes = [UInt8](data)
-                let existing = Set(try catalog.majors(level: nil, prefix: nil, itemLevel: nil, limit: 100_000, offset: 0).items.map(\.code))
-                switch MajorCatalogCSV.parse(bytes, knownParent: { existing.contains($0) }) {
-                case .failure(let failure):
+                let bar = ProgressBar(total: 1, label: "importing majors")
+                let outcome: Catalog.MajorCatalogImport
+                do {
+                    outcome = try catalog.importMajorCatalog(
+                        csv: [UInt8](data), source: URL(fileURLWithPath: file).lastPathComponent, dryRun: dryRun
+                    ) { done, total in bar.update(done, of: total) }
+                } catch let failure as MajorCatalogCSV.RowErrors {
                     let errors = failure.all
                     if output.json {
                         try Output.json(["imported": false, "errors": AnyEncodable(errors.map(\.description))] as [String: AnyEncodable])
                     } else {
                         FileHandle.standardError.write(Data("zyk: \(file) has \(errors.count) bad row(s); nothing was imported:\n".utf8))
                         for e in errors.prefix(50) { FileHandle.standardError.write(Data("  \(e.description)\n".utf8)) }
+                        if errors.count > 50 { FileHandle.standardError.write(Data("  … and \(errors.count - 50) more\n".utf8)) }
                     }
                     throw ExitCode(65)
-                case .success(let rows):
-                    let digest = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
-                    let majors = rows.map {
-                        Major(code: $0.code, educationLevel: $0.educationLevel, name: $0.name, itemLevel: $0.itemLevel, parentCode: $0.parentCode)
-                    }
-                    let counts = Dictionary(grouping: rows, by: \.itemLevel).mapValues(\.count)
-                    if dryRun {
-                        let summary: [String: AnyEncodable] = ["dryRun": true, "rows": AnyEncodable(rows.count), "byItemLevel": AnyEncodable(counts)]
-                        if output.json { try Output.json(summary) } else {
-                            print("\(file): \(rows.count) rows OK (\(counts["category"] ?? 0) 大类, \(counts["class"] ?? 0) 类, \(counts["major"] ?? 0) 专业); nothing imported (--dry-run)")
-                        }
-                        return
-                    }
-                    let bar = ProgressBar(total: majors.count, label: "importing majors")
-                    var total = Catalog.MajorImportResult()
-                    let batch = 200
-                    var i = 0
-                    // Batches keep the bar moving; the whole file is still all-or-nothing per batch
-                    // and the import is idempotent, so a re-run completes an interrupted one.
-                    while i < majors.count {
-                        let slice = Array(majors[i..<min(i + batch, majors.count)])
-                        let r = try catalog.importMajors(slice, catalog: rows[0].catalog, source: URL(fileURLWithPath: file).lastPathComponent, digest: digest)
-                        total.inserted += r.inserted
-                        total.updated += r.updated
-                        total.unchanged += r.unchanged
-                        total.vocabularyVersionRecorded = total.vocabularyVersionRecorded || r.vocabularyVersionRecorded
-                        i += slice.count
-                        bar.update(i)
-                    }
-                    bar.finish()
-                    let majorsTotal = try catalog.countMajors(itemLevel: "major")
-                    if output.json {
-                        try Output.json(
-                            ["inserted": AnyEncodable(total.inserted), "updated": AnyEncodable(total.updated), "unchanged": AnyEncodable(total.unchanged),
-                             "majorsInCatalog": AnyEncodable(majorsTotal), "rows": AnyEncodable(rows.count)])
-                    } else {
-                        print("\(rows.count) rows: \(total.inserted) inserted, \(total.updated) updated, \(total.unchanged) unchanged; the catalog now has \(majorsTotal) majors (专业)")
-                    }
+                }
+                if !dryRun { bar.finish() }
+                let c = outcome.byItemLevel
+                if output.json {
+                    try Output.json(outcome)
+                } else if dryRun {
+                    print("\(file): \(outcome.rows) rows OK (\(c["category"] ?? 0) 大类, \(c["class"] ?? 0) 类, \(c["major"] ?? 0) 专业); nothing imported (--dry-run)")
+                } else {
+                    let r = outcome.result
+                    print("\(outcome.rows) rows: \(r.inserted) inserted, \(r.updated) updated, \(r.unchanged) unchanged; the catalog now has \(outcome.majorsInCatalog) majors (专业)")
                 }
             }
         }

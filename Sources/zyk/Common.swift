@@ -107,7 +107,7 @@ enum Output {
 
 /// A progress bar on stderr, drawn only when stderr is a terminal (so logs and pipes stay clean).
 final class ProgressBar {
-    let total: Int
+    var total: Int
     let label: String
     let enabled: Bool
     let start = Date()
@@ -117,6 +117,11 @@ final class ProgressBar {
         self.total = max(total, 1)
         self.label = label
         enabled = isatty(2) == 1
+    }
+
+    func update(_ done: Int, of total: Int) {
+        self.total = max(total, 1)
+        update(done)
     }
 
     func update(_ done: Int, force: Bool = false) {
