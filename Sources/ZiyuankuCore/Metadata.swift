@@ -225,8 +225,9 @@ public struct FieldReader {
             fail(field, "must not be empty")
             return nil
         }
-        if trimmed.count > max {
-            fail(field, "is too long: \(trimmed.count) characters, at most \(max)")
+        // Counted in Unicode code points, as the catalog's CHECK constraints count.
+        if trimmed.unicodeScalars.count > max {
+            fail(field, "is too long: \(trimmed.unicodeScalars.count) characters, at most \(max)")
             return nil
         }
         return trimmed

@@ -118,6 +118,8 @@ public struct AppError: Error, Sendable, CustomStringConvertible {
             errors: errors)
     }
     public static func notFound(_ what: String = "resource") -> AppError { AppError(.notFound, "No such \(what), or you may not see it.") }
-    public static let unauthorized = AppError(.unauthorized, "This action needs a valid bearer token (Authorization: Bearer zyk_…).")
+    public static let unauthorized = AppError(
+        .unauthorized, "This action needs a valid bearer token (Authorization: Bearer zyk_…).",
+        headers: [("WWW-Authenticate", "Bearer realm=\"ziyuanku\"")])
     public static func forbidden(_ detail: String) -> AppError { AppError(.forbidden, detail) }
 }

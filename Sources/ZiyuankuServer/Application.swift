@@ -33,6 +33,15 @@ public final class RouteTable: @unchecked Sendable {
         }.joined(separator: "/")
         entries.append((method.rawValue, openAPIPath))
     }
+
+    /// Methods registered for a concrete request path (`{x}` matches one segment).
+    public func methods(matching path: String) -> [String] {
+        let segs = path.split(separator: "/", omittingEmptySubsequences: false)
+        return entries.filter { e in
+            let p = e.path.split(separator: "/", omittingEmptySubsequences: false)
+            return p.count == segs.count && zip(p, segs).allSatisfy { $0.hasPrefix("{") || $0 == $1 }
+        }.map(\.method)
+    }
 }
 
 /// Opens (and migrates) the data root, creates the first admin when the root is new, and
@@ -68,7 +77,7 @@ public func writeSecretFile(path: String, contents: String) throws {
 
 public func buildRouter(services: AppServices, routes: RouteTable = RouteTable()) -> Router<ZykContext> {
     let router = Router(context: ZykContext.self)
-    router.add(middleware: FrontMiddleware(metrics: services.metrics, auth: AuthMiddleware(catalog: services.catalog)))
+    router.add(middleware: FrontMiddleware(metrics: services.metrics, auth: AuthMiddleware(catalog: services.catalog), routes: routes))
     let r = Routes(router: router, table: routes, services: services)
     SystemRoutes(services: services).register(r)
     AdminRoutes(services: services).register(r)

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import Prometheus
+import ZiyuankuCore
 
 /// Prometheus metrics of one server instance (the registry is rendered at `/metrics`).
 public final class ServerMetrics: Sendable {
@@ -38,6 +39,7 @@ struct FrontMiddleware: RouterMiddleware {
     typealias Context = ZykContext
     let metrics: ServerMetrics
     let auth: AuthMiddleware
+    let routes: RouteTable
 
     func handle(_ request: Request, context: ZykContext, next: (Request, ZykContext) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
@@ -47,8 +49,17 @@ struct FrontMiddleware: RouterMiddleware {
             context.principal = try auth.principal(for: request)
             response = try await next(request, context)
         } catch {
-            response = ProblemMapping.problem(for: error, request: request, context: context).problemResponse(
-                instance: request.uri.path, requestId: context.id)
+            var problem = ProblemMapping.problem(for: error, request: request, context: context)
+            if let e = error as? HTTPError, e.status == .notFound {
+                // The router says 404 for a known path with another method: that is a 405.
+                let allowed = routes.methods(matching: request.uri.path)
+                if !allowed.isEmpty {
+                    problem = AppError(
+                        .methodNotAllowed, "\(request.method.rawValue) is not supported on \(request.uri.path); use \(allowed.joined(separator: ", ")).",
+                        headers: [("Allow", allowed.joined(separator: ", "))])
+                }
+            }
+            response = problem.problemResponse(instance: request.uri.path, requestId: context.id)
         }
         let elapsed = ContinuousClock.now - start
         let route = context.endpointPath ?? "unmatched"

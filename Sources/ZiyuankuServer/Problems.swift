@@ -26,7 +26,7 @@ extension AppError: HTTPResponseError {
         if !errors.isEmpty {
             doc["errors"] = .array(errors.map { .object(["field": .string($0.field), "message": .string($0.message)]) })
         }
-        for (k, v) in extra { doc[k] = v }
+        for (k, v) in extra where doc[k] == nil { doc[k] = v }
         var headers: HTTPFields = [.contentType: "application/problem+json; charset=utf-8"]
         for (name, value) in self.headers {
             if let n = HTTPField.Name(name) { headers[n] = value }

@@ -58,9 +58,17 @@ struct ResourceRoutes {
 
     func etag(_ version: Int) -> String { "\"v\(version)\"" }
 
+    static func stale(_ expected: Int, _ current: Int) -> AppError {
+        AppError(
+            .preconditionFailed,
+            "The resource changed since you read it: you edited version \(expected), the latest is \(current). Reload and try again.",
+            extra: ["currentVersion": .number(Double(current))])
+    }
+
     /// The resource named in the path if the caller may see it (else 404), and whether the
     /// caller is privileged on it.
     func visible(_ ctx: ZykContext) throws -> (ResourceState, Bool) {
+        if ctx.principal == nil && !allowAnonymous { throw AppError.unauthorized }
         let id = try ctx.parameters.require("id")
         guard Identifiers.isUUID(id), let state = try catalog.state(id: id),
             Access.canSee(ctx.principal, state, allowAnonymous: allowAnonymous)
@@ -140,7 +148,7 @@ struct ResourceRoutes {
 
     /// Checks a manifest: unique names, exactly one primary file, media types allowed for the
     /// resource type. Errors name `files[i]`.
-    func checkManifest(_ files: [NewFile], resourceType: ResourceType) throws {
+    static func checkManifest(_ files: [NewFile], resourceType: ResourceType) throws {
         var errors: [FieldError] = []
         var seen = Set<String>()
         for (i, f) in files.enumerated() {
@@ -207,7 +215,7 @@ struct ResourceRoutes {
         }
         do {
             if !errors.isEmpty { throw AppError.validation(errors) }
-            try checkManifest(manifest, resourceType: metadata.resourceType)
+            try Self.checkManifest(manifest, resourceType: metadata.resourceType)
         } catch {
             for f in received { f.writer.abort() }
             throw error
@@ -275,7 +283,7 @@ struct ResourceRoutes {
         let metadata = try validateMetadata(m, extraErrors: fileErrors)
         let noteText = try changeNote(note)
         let manifest = try manifest(from: refs)
-        try checkManifest(manifest, resourceType: metadata.resourceType)
+        try Self.checkManifest(manifest, resourceType: metadata.resourceType)
         return try catalog.createResource(owner: p, metadata: metadata, files: manifest, changeNote: noteText)
     }
 
@@ -304,6 +312,7 @@ struct ResourceRoutes {
         let (state, _) = try visible(ctx)
         try authorizeEdit(p)(state)
         let expected = try expectedVersion(req)
+        if let expected, expected != state.currentVersion { throw Self.stale(expected, state.currentVersion) }
         let body = try await BodyReader.jsonObject(req, limit: services.config.maxJSONBytes)
         var patch = body
         let note = try changeNote(patch.removeValue(forKey: "changeNote"))
@@ -323,7 +332,7 @@ struct ResourceRoutes {
                     extra: ["currentVersion": .number(Double(latest.number))])
             }
             let files = latest.files.map { NewFile(name: $0.name, sha256: $0.sha256, size: $0.size, mediaType: $0.mediaType, role: $0.role) }
-            try checkManifest(files, resourceType: metadata.resourceType)
+            try Self.checkManifest(files, resourceType: metadata.resourceType)
             return (metadata, files)
         }
         return try JSONResponse.make(ResourceDTO(view: view, privileged: true), headers: [.eTag: etag(view.version.number)])
@@ -355,13 +364,31 @@ struct ResourceRoutes {
         if received.isEmpty && removals.isEmpty {
             throw AppError.validation([.init(field: "file", message: "send at least one file part or a removal")])
         }
-        let names = Set(received.map(\.name))
-        if names.count != received.count {
+        // Everything that can be checked is checked before the bytes enter the blob store, so a
+        // rejected request leaves nothing behind; the transaction re-checks against the newest version.
+        do {
+            let names = Set(received.map(\.name))
+            if names.count != received.count { throw AppError.validation([.init(field: "file", message: "two file parts have the same name")]) }
+            guard let now = try catalog.state(id: state.id) else { throw AppError.notFound() }
+            if let expected, expected != now.currentVersion { throw Self.stale(expected, now.currentVersion) }
+            guard let latest = try catalog.view(id: state.id, version: now.currentVersion)?.version else { throw AppError.notFound() }
+            let pending = received.map { (name: $0.name, blob: BlobInfo(sha256: "", size: $0.writer.count, head: $0.writer.head)) }
+            _ = try Self.mergeFiles(latest, pending, roles: roles, removals: removals)
+        } catch {
             for f in received { f.writer.abort() }
-            throw AppError.validation([.init(field: "file", message: "two file parts have the same name")])
+            throw error
         }
         let blobs = try await uploader.commit(received)
         let view = try catalog.saveVersion(id: state.id, by: p, expectedVersion: expected, changeNote: note, authorize: authorizeEdit(p)) { latest in
+            (latest.metadata, try Self.mergeFiles(latest, blobs, roles: roles, removals: removals))
+        }
+        return try JSONResponse.make(ResourceDTO(view: view, privileged: true), headers: [.eTag: etag(view.version.number)])
+    }
+
+    /// The manifest after adding/replacing `blobs`, applying declared roles and removals.
+    static func mergeFiles(
+        _ latest: ResourceVersion, _ blobs: [(name: String, blob: BlobInfo)], roles: [String: FileRole], removals: [String]
+    ) throws -> [NewFile] {
             var files = latest.files.map { NewFile(name: $0.name, sha256: $0.sha256, size: $0.size, mediaType: $0.mediaType, role: $0.role) }
             var errors: [FieldError] = []
             for name in removals {
@@ -392,15 +419,14 @@ struct ResourceRoutes {
                 for i in files.indices where files[i].role == .primary && files[i].name != newPrimary { files[i].role = .attachment }
             }
             if !errors.isEmpty { throw AppError.validation(errors) }
-            try checkManifest(files, resourceType: latest.metadata.resourceType)
-            return (latest.metadata, files)
-        }
-        return try JSONResponse.make(ResourceDTO(view: view, privileged: true), headers: [.eTag: etag(view.version.number)])
+            try Self.checkManifest(files, resourceType: latest.metadata.resourceType)
+            return files
     }
 
     // MARK: list
 
     func list(_ req: Request, _ ctx: ZykContext) throws -> Response {
+        if ctx.principal == nil && !allowAnonymous { throw AppError.unauthorized }
         var q = QueryReader(req, allowed: ["major", "type", "level", "organization", "status", "visibility", "owner", "page", "pageSize"])
         var query = ResourceQuery()
         if let major = q.string("major", maxLength: 7) {

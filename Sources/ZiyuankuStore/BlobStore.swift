@@ -13,6 +13,12 @@ public struct BlobInfo: Sendable, Equatable {
     public var size: Int64
     /// The first bytes, for media-type sniffing.
     public var head: [UInt8]
+
+    public init(sha256: String, size: Int64, head: [UInt8]) {
+        self.sha256 = sha256
+        self.size = size
+        self.head = head
+    }
 }
 
 /// Where blob bytes live. The embedded default is a folder on disk; an S3-compatible store is a

@@ -158,7 +158,7 @@ extension Catalog {
             guard let state = try Self.state(db, id: id) else { throw AppError.notFound() }
             try authorize(state)
             if state.status == .published && state.publishedVersion == state.currentVersion {
-                throw AppError(.conflict, "Version \(state.currentVersion) is already published.", extra: ["status": .string(state.status.rawValue)])
+                throw AppError(.conflict, "Version \(state.currentVersion) is already published.", extra: ["currentStatus": .string(state.status.rawValue)])
             }
             guard let v = try Self.version(db, id: id, number: state.currentVersion) else { throw AppError.notFound() }
             try db.execute(

@@ -28,7 +28,7 @@ struct OrgCommand: AsyncParsableCommand {
                     throw CLIError("--kind must be one of: \(OrganizationKind.allowedValues)", code: 64)
                 }
                 let trimmed = name.trimmingCharacters(in: .whitespaces)
-                guard !trimmed.isEmpty, trimmed.count <= 200, TextCleaning.forbiddenCharacter(in: trimmed, allowNewlines: false) == nil else {
+                guard !trimmed.isEmpty, trimmed.unicodeScalars.count <= 200, TextCleaning.forbiddenCharacter(in: trimmed, allowNewlines: false) == nil else {
                     throw CLIError("the name must be 1–200 printable characters", code: 64)
                 }
                 let (catalog, _) = try root.openCatalog()
@@ -84,7 +84,7 @@ struct UserCommand: AsyncParsableCommand {
             try await cli {
                 guard let r = Role(rawValue: role) else { throw CLIError("--role must be one of: \(Role.allowedValues)", code: 64) }
                 let trimmed = name.trimmingCharacters(in: .whitespaces)
-                guard !trimmed.isEmpty, trimmed.count <= 100, TextCleaning.forbiddenCharacter(in: trimmed, allowNewlines: false) == nil else {
+                guard !trimmed.isEmpty, trimmed.unicodeScalars.count <= 100, TextCleaning.forbiddenCharacter(in: trimmed, allowNewlines: false) == nil else {
                     throw CLIError("--name must be 1–100 printable characters", code: 64)
                 }
                 let (catalog, _) = try root.openCatalog()
@@ -137,7 +137,7 @@ struct TokenCommand: AsyncParsableCommand {
         func run() async throws {
             try await cli {
                 if let d = expiresInDays, !(1...3650).contains(d) { throw CLIError("--expires-in-days must be 1–3650", code: 64) }
-                guard label.count <= 100 else { throw CLIError("--label must be at most 100 characters", code: 64) }
+                guard label.unicodeScalars.count <= 100 else { throw CLIError("--label must be at most 100 characters", code: 64) }
                 let (catalog, _) = try root.openCatalog()
                 guard Identifiers.isUUID(user), try catalog.user(id: user) != nil else { throw CLIError("no user \(user)", code: 65) }
                 let t = try catalog.issueToken(userId: user, label: label, expiresAt: expiresInDays.map { Date().addingTimeInterval(Double($0) * 86400) })
