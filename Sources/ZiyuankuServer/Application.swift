@@ -89,8 +89,10 @@ public func buildRouter(services: AppServices, routes: RouteTable = RouteTable()
 /// Builds the application: the one composition root used by `zyk serve` and the tests.
 public func buildApplication(services: AppServices, logger: Logger) -> some ApplicationProtocol {
     let router = buildRouter(services: services)
+    let limit = services.config.maxUploadBytes
     return Application(
         router: router,
+        server: .http1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler(maxBodyBytes: limit)])),
         configuration: .init(address: .hostname(services.config.host, port: services.config.port), serverName: "ziyuanku"),
         logger: logger)
 }

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Process-level reliability tests: R1 (kill -9 during plain uploads) and R6 (disk full), then
+# wire_and_cli.py (bad input over a real socket, the CLI) when it is present.
+#
+#   Tests/process/run.sh [--only r1|r6|wire] [flags]
+#
+# Runs after `swift build`; the server binary is ${ZYK_BIN:-.build/debug/zyk}, relative to the
+# repository root. Flags are passed through to the script that knows them:
+#   all:     --bin PATH
+#   R1, R6:  --seed N  --deadline SECONDS  --keep
+#   R1:      --kills N  --min-mb MB  --max-mb MB  --workdir DIR
+#   R6:      --size-mb MB  --big-mb MB  --rounds N  --request-timeout SECONDS
+# Prints each script's output, then the combined closing line "N passed, M failed".
+# Exits non-zero if any script fails (R6 skips, and counts as passing, only where mounting a
+# tmpfs is not permitted).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+cd "$repo"
+
+usage() { sed -n '2,15p' "$here/run.sh" | sed 's/^# \{0,1\}//'; }
+
+only=all
+bin="${ZYK_BIN:-.build/debug/zyk}"
+r1_args=()
+r6_args=()
+both_args=()
+while (($#)); do
+    arg="$1"
+    shift
+    value=""
+    if [[ "$arg" == --*=* ]]; then
+        value="${arg#*=}"
+        arg="${arg%%=*}"
+    fi
+    case "$arg" in
+        -h | --help) usage; exit 0 ;;
+        --keep) both_args+=("$arg") ;;
+        --only | --bin | --seed | --deadline | --kills | --min-mb | --max-mb | --workdir | --size-mb | --big-mb | --rounds | --request-timeout)
+            if [[ -z "$value" ]]; then
+                if (($# == 0)); then
+                    echo "run.sh: $arg needs a value" >&2
+                    exit 64
+                fi
+                value="$1"
+                shift
+            fi
+            case "$arg" in
+                --only) only="$value" ;;
+                --bin) bin="$value" ;;
+                --seed | --deadline) both_args+=("$arg" "$value") ;;
+                --kills | --min-mb | --max-mb | --workdir) r1_args+=("$arg" "$value") ;;
+                *) r6_args+=("$arg" "$value") ;;
+            esac
+            ;;
+        *) echo "run.sh: unknown flag $arg (see --help)" >&2; exit 64 ;;
+    esac
+done
+case "$only" in all | r1 | r6 | wire) ;; *) echo "run.sh: --only takes r1, r6 or wire" >&2; exit 64 ;; esac
+
+if [[ "$bin" != /* ]]; then bin="$repo/$bin"; fi
+if [[ ! -x "$bin" ]]; then
+    echo "run.sh: zyk binary not found at $bin (run swift build first, or set ZYK_BIN)" >&2
+    exit 1
+fi
+
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+status=0
+passed=0
+failed=0
+
+run_one() {
+    local name="$1"
+    shift
+    local rc=0
+    echo "== $name: $*"
+    python3 -B "$@" 2>&1 | tee "$out/$name.log" || rc=$?
+    local line
+    line="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out/$name.log" | tail -n 1 || true)"
+    if [[ -z "$line" ]]; then
+        echo "$name: no closing line (the script crashed?)"
+        failed=$((failed + 1))
+        rc=1
+    else
+        passed=$((passed + $(echo "$line" | cut -d' ' -f1)))
+        failed=$((failed + $(echo "$line" | cut -d' ' -f3)))
+    fi
+    if ((rc != 0)); then
+        echo "== $name FAILED (exit $rc)"
+        status=1
+    fi
+    echo
+}
+
+if [[ "$only" == all || "$only" == r1 ]]; then
+    run_one r1 "$here/r1_kill_uploads.py" --bin "$bin" ${both_args[@]+"${both_args[@]}"} ${r1_args[@]+"${r1_args[@]}"}
+fi
+if [[ "$only" == all || "$only" == r6 ]]; then
+    run_one r6 "$here/r6_disk_full.py" --bin "$bin" ${both_args[@]+"${both_args[@]}"} ${r6_args[@]+"${r6_args[@]}"}
+fi
+if [[ ("$only" == all || "$only" == wire) && -f "$here/wire_and_cli.py" ]]; then
+    run_one wire "$here/wire_and_cli.py" --bin "$bin"
+fi
+
+echo "$passed passed, $failed failed"
+exit "$status"
