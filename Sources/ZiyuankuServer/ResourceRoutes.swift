@@ -331,7 +331,7 @@ struct ResourceRoutes {
                     .conflict, "The resource changed while your edit was being saved (now version \(latest.number)); reload and retry.",
                     extra: ["currentVersion": .number(Double(latest.number))])
             }
-            let files = latest.files.map { NewFile(name: $0.name, sha256: $0.sha256, size: $0.size, mediaType: $0.mediaType, role: $0.role) }
+            let files = latest.files.map(NewFile.init)
             try Self.checkManifest(files, resourceType: metadata.resourceType)
             return (metadata, files)
         }
@@ -389,7 +389,7 @@ struct ResourceRoutes {
     static func mergeFiles(
         _ latest: ResourceVersion, _ blobs: [(name: String, blob: BlobInfo)], roles: [String: FileRole], removals: [String]
     ) throws -> [NewFile] {
-            var files = latest.files.map { NewFile(name: $0.name, sha256: $0.sha256, size: $0.size, mediaType: $0.mediaType, role: $0.role) }
+            var files = latest.files.map(NewFile.init)
             var errors: [FieldError] = []
             for name in removals {
                 guard let i = files.firstIndex(where: { $0.name == name }) else {

@@ -18,7 +18,10 @@ public struct NewFile: Sendable, Equatable {
         self.role = role
     }
 
-    var versionFile: VersionFile { VersionFile(name: name, size: size, mediaType: mediaType, sha256: sha256, role: role) }
+    /// The same file carried into a new version (no bytes copied).
+    public init(_ f: VersionFile) {
+        self.init(name: f.name, sha256: f.sha256, size: f.size, mediaType: f.mediaType, role: f.role)
+    }
 }
 
 /// A resource as one caller sees it: its state and the version shown to them.
@@ -246,29 +249,14 @@ extension Catalog {
             clauses.append("EXISTS (SELECT 1 FROM resource_majors m WHERE m.resource_id = r.id AND substr(m.major_code, 1, ?) = ?)")
             args += [m.count, m]
         }
-        if let t = q.resourceType {
-            clauses.append("r.resource_type = ?")
-            args.append(t.rawValue)
-        }
-        if let l = q.educationLevel {
-            clauses.append("r.education_level = ?")
-            args.append(l.rawValue)
-        }
-        if let o = q.organizationId {
-            clauses.append("r.organization_id = ?")
-            args.append(o)
-        }
-        if let s = q.status {
-            clauses.append("r.status = ?")
-            args.append(s.rawValue)
-        }
-        if let v = q.visibility {
-            clauses.append("r.visibility = ?")
-            args.append(v.rawValue)
-        }
-        if let o = q.ownerId {
-            clauses.append("r.owner_id = ?")
-            args.append(o)
+        let equals: [(String, String?)] = [
+            ("r.resource_type", q.resourceType?.rawValue), ("r.education_level", q.educationLevel?.rawValue),
+            ("r.organization_id", q.organizationId), ("r.status", q.status?.rawValue), ("r.visibility", q.visibility?.rawValue),
+            ("r.owner_id", q.ownerId),
+        ]
+        for case let (column, value?) in equals {
+            clauses.append("\(column) = ?")
+            args.append(value)
         }
         let whereSQL = clauses.joined(separator: " AND ")
         return try pool.read { db in

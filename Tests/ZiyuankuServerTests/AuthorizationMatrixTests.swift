@@ -64,7 +64,7 @@ import ZiyuankuStore
         if c.stage == .publishedWithPending {
             m.title = "待审核的修改"
             _ = try catalog.saveVersion(id: id, by: owner, expectedVersion: nil, changeNote: "pending", authorize: { _ in }) { v in
-                (m, v.files.map { NewFile(name: $0.name, sha256: $0.sha256, size: $0.size, mediaType: $0.mediaType, role: $0.role) })
+                (m, v.files.map(NewFile.init))
             }
         }
         return id

@@ -45,16 +45,9 @@ import zykproc as zp  # noqa: E402
 MODES = [("before", 0.10), ("during", 0.60), ("after-send", 0.15), ("after-response", 0.15)]
 
 
-class HardTimeout(Exception):
-    pass
-
-
-def on_alarm(signum, frame):
-    raise HardTimeout("hard time limit reached")
-
-
-def on_term(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
+HardTimeout = zp.HardTimeout
+on_alarm = zp.on_alarm
+on_term = zp.on_term
 
 
 def pick_mode(rng):

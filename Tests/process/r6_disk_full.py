@@ -50,16 +50,9 @@ KB = 1024
 MB = zp.MB
 
 
-class HardTimeout(Exception):
-    pass
-
-
-def on_alarm(signum, frame):
-    raise HardTimeout("hard time limit reached")
-
-
-def on_term(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
+HardTimeout = zp.HardTimeout
+on_alarm = zp.on_alarm
+on_term = zp.on_term
 
 
 def free_bytes(path):

@@ -520,3 +520,19 @@ def check_catalog(data_root, blob_files):
     finally:
         db.close()
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Time limits and signals shared by the scripts.
+
+
+class HardTimeout(Exception):
+    pass
+
+
+def on_alarm(signum, frame):
+    raise HardTimeout("hard time limit reached")
+
+
+def on_term(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
