@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import ServiceLifecycle
 import ZiyuankuCore
 import ZiyuankuSchema
 import ZiyuankuStore
@@ -12,6 +13,7 @@ public struct AppServices: Sendable {
     public let catalog: Catalog
     public let blobs: FileBlobStore
     public let metrics: ServerMetrics
+    public let downloads: DownloadCounter
 
     public init(config: ServerConfig, catalog: Catalog, metrics: ServerMetrics = ServerMetrics()) {
         self.config = config
@@ -19,6 +21,7 @@ public struct AppServices: Sendable {
         self.catalog = catalog
         self.blobs = FileBlobStore(root: root)
         self.metrics = metrics
+        self.downloads = DownloadCounter(catalog: catalog)
     }
 }
 
@@ -49,6 +52,7 @@ public final class RouteTable: @unchecked Sendable {
 public func openServices(config: ServerConfig, logger: Logger) throws -> AppServices {
     let root = DataRoot(path: config.dataRoot)
     let catalog = try Catalog.open(root: root)
+    SearchText.prepare()
     let services = AppServices(config: config, catalog: catalog)
     let removed = services.blobs.removeStaleTemporaryFiles()
     if removed > 0 { logger.notice("removed \(removed) temporary upload file(s) left by an interrupted process") }
@@ -94,6 +98,7 @@ public func buildApplication(services: AppServices, logger: Logger) -> some Appl
         router: router,
         server: .http1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler(maxBodyBytes: limit)])),
         configuration: .init(address: .hostname(services.config.host, port: services.config.port), serverName: "ziyuanku"),
+        services: [DownloadFlushService(counter: services.downloads, logger: logger)],
         logger: logger)
 }
 
@@ -109,5 +114,19 @@ struct Routes {
     ) {
         table.add(method, path)
         router.on(RouterPath(path), method: method, use: handler)
+    }
+}
+
+/// Writes buffered download counts every few seconds, and once more on shutdown.
+struct DownloadFlushService: Service {
+    let counter: DownloadCounter
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(2))
+            do { try counter.flush() } catch { logger.warning("could not write download counts yet: \(error)") }
+        }
+        do { try counter.flush() } catch { logger.error("download counts lost at shutdown: \(error)") }
     }
 }

@@ -54,7 +54,16 @@ struct Downloads {
             if !fresh { rangeHeader = nil }
         }
         let isHead = req.method == .head
-        switch ByteRangeRequest.parse(rangeHeader, size: size) {
+        let parsedRange = ByteRangeRequest.parse(rangeHeader, size: size)
+        // A download counts once per fetch from the start (players fetch the rest by ranges).
+        if !isHead {
+            switch parsedRange {
+            case .full: services.downloads.record(resourceId: state.id)
+            case .ranges(let r) where r.first?.lowerBound == 0: services.downloads.record(resourceId: state.id)
+            default: break
+            }
+        }
+        switch parsedRange {
         case .full:
             headers[.contentType] = contentType
             headers[.contentLength] = String(size)

@@ -84,18 +84,41 @@ struct QueryReader {
     init(_ request: Request, allowed: Set<String>) {
         var p: [String: String] = [:]
         var errs: [FieldError] = []
-        for (k, v) in request.uri.queryParameters {
-            let key = String(k)
+        for (key, v) in Self.formDecoded(request.uri.query ?? "") {
             if !allowed.contains(key) {
                 errs.append(.init(field: key, message: "unknown query parameter; allowed: \(allowed.sorted().joined(separator: ", "))"))
             } else if p[key] != nil {
                 errs.append(.init(field: key, message: "given more than once"))
             } else {
-                p[key] = String(v)
+                p[key] = v
             }
         }
         params = p
         errors = errs
+    }
+
+    /// `application/x-www-form-urlencoded` pairs: `+` is a space, then percent-decoding
+    /// (invalid UTF-8 becomes U+FFFD, which the validators then refuse).
+    static func formDecoded(_ query: String) -> [(String, String)] {
+        func decode(_ s: Substring) -> String {
+            var bytes: [UInt8] = []
+            var it = Array(s.utf8)[...]
+            while let b = it.popFirst() {
+                if b == UInt8(ascii: "+") {
+                    bytes.append(0x20)
+                } else if b == UInt8(ascii: "%"), it.count >= 2, let v = UInt8(String(decoding: it.prefix(2), as: UTF8.self), radix: 16) {
+                    bytes.append(v)
+                    it = it.dropFirst(2)
+                } else {
+                    bytes.append(b)
+                }
+            }
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        return query.split(separator: "&", omittingEmptySubsequences: true).map { pair in
+            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            return (decode(kv[0]), kv.count > 1 ? decode(kv[1]) : "")
+        }
     }
 
     mutating func string(_ key: String, maxLength: Int = 200) -> String? {

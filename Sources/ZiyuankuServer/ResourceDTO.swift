@@ -36,11 +36,35 @@ struct ResourceDTO: Encodable {
     }
 }
 
+/// A listed or found resource: the resource, plus highlighted title and description excerpt
+/// (HTML-escaped, matches in `<mark>`) when the listing is a text search.
+struct ResourceItemDTO: Encodable {
+    let resource: ResourceDTO
+    let titleHighlight: String?
+    let descriptionSnippet: String?
+
+    enum Keys: String, CodingKey { case highlight }
+    enum HighlightKeys: String, CodingKey { case title, description }
+
+    func encode(to encoder: any Encoder) throws {
+        try resource.encode(to: encoder)
+        guard titleHighlight != nil || descriptionSnippet != nil else { return }
+        var c = encoder.container(keyedBy: Keys.self)
+        var h = c.nestedContainer(keyedBy: HighlightKeys.self, forKey: .highlight)
+        try h.encode(titleHighlight, forKey: .title)
+        try h.encode(descriptionSnippet, forKey: .description)
+    }
+}
+
 struct ResourcePage: Encodable {
-    var items: [ResourceDTO]
+    var items: [ResourceItemDTO]
     var total: Int
     var page: Int
     var pageSize: Int
+    var sort: String
+    /// The search terms as understood (absent for plain listings).
+    var query: [String]?
+    var facets: SearchFacets?
 }
 
 struct VersionDTO: Encodable {

@@ -427,8 +427,21 @@ struct ResourceRoutes {
 
     func list(_ req: Request, _ ctx: ZykContext) throws -> Response {
         if ctx.principal == nil && !allowAnonymous { throw AppError.unauthorized }
-        var q = QueryReader(req, allowed: ["major", "type", "level", "organization", "status", "visibility", "owner", "page", "pageSize"])
+        var q = QueryReader(
+            req,
+            allowed: ["q", "sort", "facets", "major", "type", "level", "organization", "status", "visibility", "owner", "updatedSince", "page", "pageSize"])
         var query = ResourceQuery()
+        let text = q.params["q"].map { SearchQuery($0) }
+        let sort: SearchSort = q.enumValue("sort") ?? (text == nil ? .newest : .relevance)
+        if sort == .relevance && text == nil { q.errors.append(.init(field: "sort", message: "relevance needs a search text (q)")) }
+        var wantFacets = true
+        if let f = q.params["facets"] {
+            switch f {
+            case "true", "1": wantFacets = true
+            case "false", "0": wantFacets = false
+            default: q.errors.append(.init(field: "facets", message: "must be true or false"))
+            }
+        }
         if let major = q.string("major", maxLength: 7) {
             if major.count >= 2, major.count <= 7, MetadataValidator.isMajorCodeShape(major) || (major.allSatisfy { $0.isASCII && $0.isNumber } && [2, 4].contains(major.count)) {
                 query.majorCode = major
@@ -450,13 +463,24 @@ struct ResourceRoutes {
                 q.errors.append(.init(field: "owner", message: "must be a user id or 'me'"))
             }
         }
+        if let since = q.string("updatedSince", maxLength: 40) {
+            if let d = Timestamp.parse(since) { query.updatedSince = Timestamp.format(d) } else {
+                q.errors.append(.init(field: "updatedSince", message: "must be an RFC 3339 time such as 2026-09-01T00:00:00Z"))
+            }
+        }
         query.page = q.int("page", default: 1, range: 1...10_000)
         query.pageSize = q.int("pageSize", default: 20, range: 1...100)
         try q.check()
-        let (items, total) = try catalog.listResources(query, viewer: ctx.principal, allowAnonymous: allowAnonymous)
+        let result = try catalog.searchResources(
+            query, text: text, sort: sort, viewer: ctx.principal, allowAnonymous: allowAnonymous, facets: wantFacets)
         return try JSONResponse.make(
             ResourcePage(
-                items: items.map { ResourceDTO(view: $0, privileged: Access.isPrivileged(ctx.principal, $0.state)) }, total: total,
-                page: query.page, pageSize: query.pageSize))
+                items: result.hits.map {
+                    ResourceItemDTO(
+                        resource: ResourceDTO(view: $0.view, privileged: Access.isPrivileged(ctx.principal, $0.view.state)),
+                        titleHighlight: $0.titleHighlight, descriptionSnippet: $0.descriptionSnippet)
+                },
+                total: result.total, page: query.page, pageSize: query.pageSize, sort: sort.rawValue, query: text?.terms,
+                facets: result.facets))
     }
 }

@@ -48,6 +48,8 @@ public struct ResourceQuery: Sendable {
     public var status: ResourceStatus?
     public var visibility: Visibility?
     public var ownerId: String?
+    /// RFC 3339 lower bound for `updatedAt`.
+    public var updatedSince: String?
     public var page = 1
     public var pageSize = 20
     public init() {}
@@ -84,6 +86,7 @@ extension Catalog {
                 ])
             try Self.insertVersion(db, resourceId: id, number: 1, metadata: json, files: files, authorId: owner.userId, note: changeNote, now: now)
             try Self.replaceMajors(db, resourceId: id, codes: metadata.majorCodes)
+            try SearchIndex.update(db, resourceId: id)
         }
         guard let view = try view(id: id, version: 1) else { throw AppError(.internal, "resource vanished after creation") }
         return view
@@ -152,6 +155,7 @@ extension Catalog {
             sql: "UPDATE resources SET title = ?, resource_type = ?, education_level = ?, visibility = ? WHERE id = ?",
             arguments: [metadata.title, metadata.resourceType.rawValue, metadata.educationLevel.rawValue, metadata.visibility.rawValue, id])
         try replaceMajors(db, resourceId: id, codes: metadata.majorCodes)
+        try SearchIndex.update(db, resourceId: id)
     }
 
     /// Publishes the newest version: readers see it from now on.
@@ -227,9 +231,9 @@ extension Catalog {
         }
     }
 
-    /// One page of resources the caller may see; visibility is part of the SQL, so totals
-    /// never count what the caller may not see.
-    public func listResources(_ q: ResourceQuery, viewer: Principal?, allowAnonymous: Bool) throws -> (items: [ResourceView], total: Int) {
+    /// The WHERE clause for what `viewer` may see under the filters of `q`. Visibility is part
+    /// of the SQL, so totals and facets never count what the caller may not see.
+    static func whereClause(_ q: ResourceQuery, viewer: Principal?, allowAnonymous: Bool) -> (String, [any DatabaseValueConvertible]) {
         var clauses = ["r.deleted_at IS NULL"]
         var args: [any DatabaseValueConvertible] = []
         if let p = viewer {
@@ -258,21 +262,17 @@ extension Catalog {
             clauses.append("\(column) = ?")
             args.append(value)
         }
-        let whereSQL = clauses.joined(separator: " AND ")
-        return try pool.read { db in
-            let total = try Int.fetchOne(db, sql: "SELECT count(*) FROM resources r WHERE \(whereSQL)", arguments: StatementArguments(args)) ?? 0
-            let rows = try Row.fetchAll(
-                db, sql: "SELECT r.* FROM resources r WHERE \(whereSQL) ORDER BY r.updated_at DESC, r.id DESC LIMIT ? OFFSET ?",
-                arguments: StatementArguments(args + [q.pageSize, (q.page - 1) * q.pageSize]))
-            var items: [ResourceView] = []
-            for row in rows {
-                let s = ResourceState(row: row)
-                if let v = try Self.version(db, id: s.id, number: Access.defaultVersion(viewer, s)) {
-                    items.append(ResourceView(state: s, version: v))
-                }
-            }
-            return (items, total)
+        if let since = q.updatedSince {
+            clauses.append("r.updated_at >= ?")
+            args.append(since)
         }
+        return (clauses.joined(separator: " AND "), args)
+    }
+
+    /// One page of resources the caller may see, newest first.
+    public func listResources(_ q: ResourceQuery, viewer: Principal?, allowAnonymous: Bool) throws -> (items: [ResourceView], total: Int) {
+        let result = try searchResources(q, text: nil, sort: .newest, viewer: viewer, allowAnonymous: allowAnonymous, facets: false)
+        return (result.hits.map(\.view), result.total)
     }
 
     /// Counts for `zyk verify`-style checks and tests.

@@ -18,6 +18,7 @@ public final class Catalog: Sendable {
         config.journalMode = .wal
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            db.add(tokenizer: ZykTokenizer.self)
         }
         self.path = path
         pool = try DatabasePool(path: path, configuration: config)

@@ -1,0 +1,87 @@
+import Foundation
+import GRDB
+import GRDBSQLite
+import ZiyuankuCore
+
+/// The `zyk` FTS5 tokenizer: `SearchText` behind SQLite's tokenizer interface, so the index
+/// and every query are tokenized by the same code.
+final class ZykTokenizer: FTS5CustomTokenizer {
+    static let name = "zyk"
+
+    init(db: Database, arguments: [String]) throws {}
+
+    func tokenize(
+        context: UnsafeMutableRawPointer?, tokenization: FTS5Tokenization, pText: UnsafePointer<CChar>?, nText: CInt,
+        tokenCallback: @escaping FTS5TokenCallback
+    ) -> CInt {
+        guard let pText, nText > 0 else { return SQLITE_OK }
+        let mode: SearchText.Mode = tokenization.contains(.query) ? .query : .document
+        var rc = SQLITE_OK
+        pText.withMemoryRebound(to: UInt8.self, capacity: Int(nText)) { p in
+            SearchText.tokenize(UnsafeBufferPointer(start: p, count: Int(nText)), mode: mode) { token, start, end, colocated in
+                token.withMemoryRebound(to: CChar.self) { t in
+                    rc = tokenCallback(context, colocated ? FTS5_TOKEN_COLOCATED : 0, t.baseAddress, CInt(t.count), CInt(start), CInt(end))
+                }
+                return rc == SQLITE_OK
+            }
+        }
+        return rc
+    }
+}
+
+/// Keeps `resource_search` equal to what readers see, inside the caller's transaction.
+enum SearchIndex {
+    static let columns = "title, keywords, knowledge_points, course, authors, description"
+
+    static let selectRows = """
+        SELECT r.rowid,
+               json_extract(v.metadata, '$.title'),
+               (SELECT group_concat(value, ' ; ') FROM json_each(v.metadata, '$.keywords')),
+               (SELECT group_concat(value, ' ; ') FROM json_each(v.metadata, '$.knowledgePoints')),
+               json_extract(v.metadata, '$.course'),
+               (SELECT group_concat(json_extract(value, '$.name'), ' ; ') FROM json_each(v.metadata, '$.authors')),
+               json_extract(v.metadata, '$.description')
+        FROM resources r
+        JOIN versions v ON v.resource_id = r.id AND v.number = coalesce(r.published_version, r.current_version)
+        WHERE r.deleted_at IS NULL
+        """
+
+    /// Re-indexes one resource (removes it when it is deleted).
+    static func update(_ db: Database, resourceId: String) throws {
+        guard let rowid = try Int64.fetchOne(db, sql: "SELECT rowid FROM resources WHERE id = ?", arguments: [resourceId]) else { return }
+        try db.execute(sql: "DELETE FROM resource_search WHERE rowid = ?", arguments: [rowid])
+        try db.execute(sql: "INSERT INTO resource_search (rowid, \(columns)) \(selectRows) AND r.id = ?", arguments: [resourceId])
+    }
+}
+
+extension Catalog {
+    /// Rebuilds the whole search index from the catalog in batches (each batch one
+    /// transaction); `progress(done, total)` after each batch. Returns the number indexed.
+    @discardableResult
+    public func reindex(batchSize: Int = 2000, progress: (Int, Int) -> Void = { _, _ in }) throws -> Int {
+        let ids = try pool.read { db in try Int64.fetchAll(db, sql: "SELECT rowid FROM resources WHERE deleted_at IS NULL ORDER BY rowid") }
+        try pool.write { db in try db.execute(sql: "DELETE FROM resource_search") }
+        var done = 0
+        for chunk in stride(from: 0, to: ids.count, by: batchSize).map({ Array(ids[$0..<min($0 + batchSize, ids.count)]) }) {
+            try pool.write { db in
+                try db.execute(
+                    sql: "INSERT INTO resource_search (rowid, \(SearchIndex.columns)) \(SearchIndex.selectRows) AND r.rowid BETWEEN ? AND ?",
+                    arguments: [chunk.first!, chunk.last!])
+            }
+            done += chunk.count
+            progress(done, ids.count)
+        }
+        try pool.write { db in try db.execute(sql: "INSERT INTO resource_search (resource_search) VALUES ('optimize')") }
+        return done
+    }
+
+    /// Rows in the index and resources that should be there (for verification).
+    public func searchIndexCounts() throws -> (indexed: Int, expected: Int) {
+        try pool.read { db in
+            (
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM resource_search") ?? 0,
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM resources WHERE deleted_at IS NULL") ?? 0
+            )
+        }
+    }
+}
