@@ -83,7 +83,8 @@ let package = Package(
                 "ZiyuankuCore", "ZiyuankuStore", "ZiyuankuServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
-            ]
+            ],
+            exclude: ["Fixtures"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -131,8 +131,16 @@ public struct SearchQuery: Sendable, Equatable {
         let segs = segments(term)
         guard !segs.isEmpty else { return nil }
         if phrase && segs.count > 1 {
-            // A quoted phrase: its segments in order, adjacent.
-            return quote(segs.map(\.text).joined(separator: " "))
+            // A quoted phrase: its segments in order, adjacent; Chinese words next to each other
+            // also match when written without a separator ("康复 治疗" finds 康复治疗 too).
+            let spaced = quote(segs.map(\.text).joined(separator: " "))
+            var joined = ""
+            for (i, seg) in segs.enumerated() {
+                if i > 0 && !(seg.isHan && segs[i - 1].isHan) { joined += " " }
+                joined += seg.text
+            }
+            let tight = quote(joined)
+            return tight == spaced ? spaced : "(\(spaced) OR \(tight))"
         }
         let parts = segs.map { seg -> String in
             if seg.isHan {

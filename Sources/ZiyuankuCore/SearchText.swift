@@ -136,9 +136,17 @@ public enum SearchText {
         var wordPrefix: UInt8 = 0  // "~" or "^" for marked query words
         var stopped = false
         var buffer: [UInt8] = []
+        // Query mode: a run's trailing single character is emitted only if more tokens follow,
+        // so phrases line up with the document's positions ("西门子 PLC", "康复 治疗").
+        var pendingTail: (bytes: [UInt8], start: Int, end: Int)?
 
         func send(_ bytes: [UInt8], _ s: Int, _ e: Int, _ colocated: Bool) {
             if stopped { return }
+            if !colocated, let tail = pendingTail {
+                pendingTail = nil
+                tail.bytes.withUnsafeBufferPointer { if !emit($0, tail.start, tail.end, false) { stopped = true } }
+                if stopped { return }
+            }
             bytes.withUnsafeBufferPointer { if !emit($0, s, e, colocated) { stopped = true } }
         }
         func appendScalar(_ v: UInt32, to out: inout [UInt8]) {
@@ -162,7 +170,12 @@ public enum SearchText {
             let n = run.count
             guard n > 0 else { return }
             for i in 0..<n {
-                if mode == .query && n > 1 && i == n - 1 { break }
+                if mode == .query && n > 1 && i == n - 1 {
+                    buffer.removeAll(keepingCapacity: true)
+                    appendScalar(run[i].v, to: &buffer)
+                    pendingTail = (buffer, run[i].start, run[i].end)
+                    break
+                }
                 buffer.removeAll(keepingCapacity: true)
                 appendScalar(run[i].v, to: &buffer)
                 var end = run[i].end

@@ -11,6 +11,10 @@ import Testing
         #expect(plain("康复治疗") == ["康复", "复治", "治疗", "疗"])
         #expect(plain("康复治疗", .query) == ["康复", "复治", "治疗"])
         #expect(plain("护", .query) == ["护"])
+        // Inside a query phrase a run keeps its trailing character when more follows, so
+        // positions line up with the document's.
+        #expect(plain("西门子 PLC", .query) == ["西门", "门子", "子", "plc"])
+        #expect(plain("康复 治疗", .query) == ["康复", "复", "治疗"])
         #expect(plain("AB，BC") == ["ab", "bc"])
         #expect(plain("甲乙，乙丙") == ["甲乙", "乙", "乙丙", "丙"])
     }
@@ -37,6 +41,7 @@ import Testing
         #expect(SearchQuery("").expression == nil)
         #expect(SearchQuery("\"  *  :  \"").expression == nil)
         #expect(SearchQuery("NEAR(a b) AND OR NOT").expression?.contains("NEAR(") == false)
+        #expect(SearchQuery("\"康复 治疗\"").expression == "(\"康复 治疗\" OR \"康复治疗\")")
         #expect(SearchQuery("护理 -儿科").expression == "(\"护理\") NOT \"儿科\"")
         let hostile = SearchQuery("a\"b c:d *e \u{0} x\"\"y")
         #expect(hostile.expression != nil)
