@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import Prometheus
+import Synchronization
 import ZiyuankuCore
 
 /// Prometheus metrics of one server instance (the registry is rendered at `/metrics`).
@@ -16,6 +17,17 @@ public final class ServerMetrics: Sendable {
         uploadsCompleted = registry.makeCounter(descriptor: .init(metricName: "zyk_uploads", unitName: "total", helpText: "Completed file uploads"))
         downloadBytes = registry.makeCounter(
             descriptor: .init(metricName: "zyk_download_bytes", unitName: "total", helpText: "File bytes served (by Content-Length)"))
+    }
+
+    private let cache = Mutex<[String: (Counter, DurationHistogram)]>([:])
+
+    /// The counter and latency histogram of one method/route/status, looked up once.
+    func requestMetrics(method: String, route: String, status: Int) -> (Counter, DurationHistogram) {
+        let key = "\(method) \(route) \(status)"
+        if let hit = cache.withLock({ $0[key] }) { return hit }
+        let made = (requestCounter(method: method, route: route, status: status), latency(method: method, route: route))
+        cache.withLock { $0[key] = made }
+        return made
     }
 
     func requestCounter(method: String, route: String, status: Int) -> Counter {
@@ -64,8 +76,9 @@ struct FrontMiddleware: RouterMiddleware {
         let elapsed = ContinuousClock.now - start
         let route = context.endpointPath ?? "unmatched"
         let status = Int(response.status.code)
-        metrics.requestCounter(method: request.method.rawValue, route: route, status: status).increment()
-        metrics.latency(method: request.method.rawValue, route: route).record(elapsed)
+        let (counter, histogram) = metrics.requestMetrics(method: request.method.rawValue, route: route, status: status)
+        counter.increment()
+        histogram.record(elapsed)
         let bytes = response.headers[.contentLength] ?? (response.body.contentLength.map(String.init) ?? "-")
         let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
         context.logger.info(

@@ -13,11 +13,9 @@ struct ResourceRoutes {
         r.on(.post, "/v1/resources") { req, ctx in try await create(req, ctx) }
         r.on(.get, "/v1/resources") { req, ctx in try list(req, ctx) }
         r.on(.get, "/v1/resources/:id") { _, ctx in
-            let (state, privileged) = try visible(ctx)
-            guard let view = try catalog.view(id: state.id, version: Access.defaultVersion(ctx.principal, state)) else {
-                throw AppError.notFound()
-            }
-            return try JSONResponse.make(ResourceDTO(view: view, privileged: privileged), headers: [.eTag: etag(view.version.number)])
+            let view = try visibleView(ctx) { Access.defaultVersion(ctx.principal, $0) }
+            return try JSONResponse.make(
+                ResourceDTO(view: view, privileged: Access.isPrivileged(ctx.principal, view.state)), headers: [.eTag: etag(view.version.number)])
         }
         r.on(.patch, "/v1/resources/:id") { req, ctx in try await patch(req, ctx) }
         r.on(.post, "/v1/resources/:id/files") { req, ctx in try await addFiles(req, ctx) }
@@ -46,12 +44,12 @@ struct ResourceRoutes {
         let downloads = Downloads(services: services)
         for method in [HTTPRequest.Method.get, .head] {
             r.on(method, "/v1/resources/:id/files/:name") { req, ctx in
-                let (state, _) = try visible(ctx)
-                return try await downloads.serve(req, ctx, state: state, version: Access.defaultVersion(ctx.principal, state))
+                let view = try visibleView(ctx) { Access.defaultVersion(ctx.principal, $0) }
+                return try await downloads.serve(req, ctx, view: view)
             }
             r.on(method, "/v1/resources/:id/versions/:n/files/:name") { req, ctx in
-                let (state, _) = try visible(ctx)
-                return try await downloads.serve(req, ctx, state: state, version: try versionNumber(ctx, state))
+                let view = try visibleView(ctx) { try versionNumber(ctx, $0) }
+                return try await downloads.serve(req, ctx, view: view)
             }
         }
     }
@@ -74,6 +72,20 @@ struct ResourceRoutes {
             Access.canSee(ctx.principal, state, allowAnonymous: allowAnonymous)
         else { throw AppError.notFound() }
         return (state, Access.isPrivileged(ctx.principal, state))
+    }
+
+    /// The resource in the path and the version `pick` chooses, read in one transaction;
+    /// 404 when the caller may not see it.
+    func visibleView(_ ctx: ZykContext, pick: (ResourceState) throws -> Int) throws -> ResourceView {
+        if ctx.principal == nil && !allowAnonymous { throw AppError.unauthorized }
+        let id = try ctx.parameters.require("id")
+        guard Identifiers.isUUID(id),
+            let view = try catalog.resolve(id: id, pick: { state in
+                guard Access.canSee(ctx.principal, state, allowAnonymous: allowAnonymous) else { return nil }
+                return try pick(state)
+            })
+        else { throw AppError.notFound() }
+        return view
     }
 
     func versionNumber(_ ctx: ZykContext, _ state: ResourceState) throws -> Int {

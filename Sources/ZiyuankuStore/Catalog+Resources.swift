@@ -70,48 +70,63 @@ extension Catalog {
 
     /// Creates a resource as a `draft` at version 1.
     public func createResource(owner: Principal, metadata: ResourceMetadata, files: [NewFile], changeNote: String) throws -> ResourceView {
-        let id = Identifiers.uuidV7()
-        let now = Timestamp.now()
-        let json = try Self.encodeMetadata(metadata)
-        try pool.write { db in
-            try db.execute(
-                sql: """
-                    INSERT INTO resources (id, owner_id, organization_id, status, current_version, published_version, title,
-                        resource_type, education_level, visibility, created_at, updated_at)
-                    VALUES (?, ?, ?, 'draft', 1, NULL, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    id, owner.userId, owner.organizationId, metadata.title, metadata.resourceType.rawValue,
-                    metadata.educationLevel.rawValue, metadata.visibility.rawValue, now, now,
-                ])
-            try Self.insertVersion(db, resourceId: id, number: 1, metadata: json, files: files, authorId: owner.userId, note: changeNote, now: now)
-            try Self.replaceMajors(db, resourceId: id, codes: metadata.majorCodes)
-            try SearchIndex.update(db, resourceId: id)
-        }
+        let id = try pool.write { db in try Self.insertResource(db, owner: owner, metadata: metadata, files: files, changeNote: changeNote) }
         guard let view = try view(id: id, version: 1) else { throw AppError(.internal, "resource vanished after creation") }
         return view
+    }
+
+    /// Creates many resources (drafts at version 1, or published when `publish`) in one
+    /// transaction, index included: the bulk path for imports. Returns their ids in order.
+    public func createResources(
+        _ items: [(owner: Principal, metadata: ResourceMetadata, files: [NewFile])], changeNote: String, publish: Bool
+    ) throws -> [String] {
+        try pool.write { db in
+            try items.map { item in
+                let id = try Self.insertResource(db, owner: item.owner, metadata: item.metadata, files: item.files, changeNote: changeNote)
+                if publish {
+                    let now = Timestamp.now()
+                    try db.cachedStatement(sql: "UPDATE resources SET status = 'published', published_version = 1, published_at = ? WHERE id = ?").execute(arguments: [now, id])
+                }
+                return id
+            }
+        }
+    }
+
+    static func insertResource(_ db: Database, owner: Principal, metadata: ResourceMetadata, files: [NewFile], changeNote: String) throws -> String {
+        let id = Identifiers.uuidV7()
+        let now = Timestamp.now()
+        let json = try encodeMetadata(metadata)
+        try db.cachedStatement(sql: """
+                INSERT INTO resources (id, owner_id, organization_id, status, current_version, published_version, title,
+                    resource_type, education_level, visibility, created_at, updated_at)
+                VALUES (?, ?, ?, 'draft', 1, NULL, ?, ?, ?, ?, ?, ?)
+                """).execute(arguments: [
+                id, owner.userId, owner.organizationId, metadata.title, metadata.resourceType.rawValue,
+                metadata.educationLevel.rawValue, metadata.visibility.rawValue, now, now,
+            ])
+        try insertVersion(db, resourceId: id, number: 1, metadata: json, files: files, authorId: owner.userId, note: changeNote, now: now)
+        try replaceMajors(db, resourceId: id, codes: metadata.majorCodes)
+        try SearchIndex.update(db, resourceId: id)
+        return id
     }
 
     static func insertVersion(
         _ db: Database, resourceId: String, number: Int, metadata: String, files: [NewFile], authorId: String, note: String, now: String
     ) throws {
-        try db.execute(
-            sql: "INSERT INTO versions (resource_id, number, metadata, author_id, change_note, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-            arguments: [resourceId, number, metadata, authorId, note, now])
+        try db.cachedStatement(sql: "INSERT INTO versions (resource_id, number, metadata, author_id, change_note, created_at) VALUES (?, ?, ?, ?, ?, ?)").execute(arguments: [resourceId, number, metadata, authorId, note, now])
         for (i, f) in files.enumerated() {
             try insertBlob(db, sha256: f.sha256, size: f.size)
-            try db.execute(
-                sql: """
+            try db.cachedStatement(sql: """
                     INSERT INTO version_files (resource_id, version, name, sha256, size, media_type, role, position)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [resourceId, number, f.name, f.sha256, f.size, f.mediaType, f.role.rawValue, i])
+                    """).execute(arguments: [resourceId, number, f.name, f.sha256, f.size, f.mediaType, f.role.rawValue, i])
         }
     }
 
     static func replaceMajors(_ db: Database, resourceId: String, codes: [String]) throws {
-        try db.execute(sql: "DELETE FROM resource_majors WHERE resource_id = ?", arguments: [resourceId])
+        try db.cachedStatement(sql: "DELETE FROM resource_majors WHERE resource_id = ?").execute(arguments: [resourceId])
         for c in Set(codes) {
-            try db.execute(sql: "INSERT INTO resource_majors (resource_id, major_code) VALUES (?, ?)", arguments: [resourceId, c])
+            try db.cachedStatement(sql: "INSERT INTO resource_majors (resource_id, major_code) VALUES (?, ?)").execute(arguments: [resourceId, c])
         }
     }
 
@@ -139,7 +154,7 @@ extension Catalog {
             try Self.insertVersion(
                 db, resourceId: id, number: n, metadata: try Self.encodeMetadata(metadata), files: files, authorId: author.userId,
                 note: changeNote, now: now)
-            try db.execute(sql: "UPDATE resources SET current_version = ?, updated_at = ? WHERE id = ?", arguments: [n, now, id])
+            try db.cachedStatement(sql: "UPDATE resources SET current_version = ?, updated_at = ? WHERE id = ?").execute(arguments: [n, now, id])
             if state.publishedVersion == nil {
                 // Not yet visible to readers: the listing columns follow the newest version.
                 try Self.denormalize(db, id: id, metadata: metadata)
@@ -151,9 +166,7 @@ extension Catalog {
     }
 
     static func denormalize(_ db: Database, id: String, metadata: ResourceMetadata) throws {
-        try db.execute(
-            sql: "UPDATE resources SET title = ?, resource_type = ?, education_level = ?, visibility = ? WHERE id = ?",
-            arguments: [metadata.title, metadata.resourceType.rawValue, metadata.educationLevel.rawValue, metadata.visibility.rawValue, id])
+        try db.cachedStatement(sql: "UPDATE resources SET title = ?, resource_type = ?, education_level = ?, visibility = ? WHERE id = ?").execute(arguments: [metadata.title, metadata.resourceType.rawValue, metadata.educationLevel.rawValue, metadata.visibility.rawValue, id])
         try replaceMajors(db, resourceId: id, codes: metadata.majorCodes)
         try SearchIndex.update(db, resourceId: id)
     }
@@ -168,9 +181,7 @@ extension Catalog {
                 throw AppError(.conflict, "Version \(state.currentVersion) is already published.", extra: ["currentStatus": .string(state.status.rawValue)])
             }
             guard let v = try Self.version(db, id: id, number: state.currentVersion) else { throw AppError.notFound() }
-            try db.execute(
-                sql: "UPDATE resources SET status = 'published', published_version = current_version, published_at = ?, updated_at = ? WHERE id = ?",
-                arguments: [now, now, id])
+            try db.cachedStatement(sql: "UPDATE resources SET status = 'published', published_version = current_version, published_at = ?, updated_at = ? WHERE id = ?").execute(arguments: [now, now, id])
             try Self.denormalize(db, id: id, metadata: v.metadata)
             return state.currentVersion
         }
@@ -181,25 +192,37 @@ extension Catalog {
     // MARK: reads
 
     static func state(_ db: Database, id: String) throws -> ResourceState? {
-        try Row.fetchOne(db, sql: "SELECT * FROM resources WHERE id = ? AND deleted_at IS NULL", arguments: [id]).map(ResourceState.init(row:))
+        try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM resources WHERE id = ? AND deleted_at IS NULL"), arguments: [id]).map(ResourceState.init(row:))
     }
 
-    static func version(_ db: Database, id: String, number: Int) throws -> ResourceVersion? {
+    static func version(_ db: Database, id: String, number: Int, cache: VersionCache? = nil) throws -> ResourceVersion? {
+        if let hit = cache?.get(id, number) { return hit }
         guard
-            let row = try Row.fetchOne(
-                db, sql: "SELECT * FROM versions WHERE resource_id = ? AND number = ?", arguments: [id, number])
+            let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM versions WHERE resource_id = ? AND number = ?"), arguments: [id, number])
         else { return nil }
         let metadata = try JSONDecoder().decode(ResourceMetadata.self, from: Data((row["metadata"] as String).utf8))
-        let files = try Row.fetchAll(
-            db, sql: "SELECT * FROM version_files WHERE resource_id = ? AND version = ? ORDER BY position", arguments: [id, number]
+        let files = try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM version_files WHERE resource_id = ? AND version = ? ORDER BY position"), arguments: [id, number]
         ).map { f in
             VersionFile(
                 name: f["name"], size: f["size"], mediaType: f["media_type"], sha256: f["sha256"],
                 role: FileRole(rawValue: f["role"]) ?? .attachment)
         }
-        return ResourceVersion(
+        let v = ResourceVersion(
             number: number, metadata: metadata, files: files, authorId: row["author_id"], changeNote: row["change_note"],
             createdAt: row["created_at"])
+        cache?.put(id, v)
+        return v
+    }
+
+    /// The resource and the version `pick` chooses for it, in one read transaction; nil when
+    /// the resource does not exist or `pick` returns nil.
+    public func resolve(id: String, pick: (ResourceState) throws -> Int?) throws -> ResourceView? {
+        try pool.read { db in
+            guard let s = try Self.state(db, id: id), let n = try pick(s), let v = try Self.version(db, id: id, number: n, cache: versions) else {
+                return nil
+            }
+            return ResourceView(state: s, version: v)
+        }
     }
 
     public func state(id: String) throws -> ResourceState? {
@@ -208,7 +231,7 @@ extension Catalog {
 
     public func view(id: String, version: Int) throws -> ResourceView? {
         try pool.read { db in
-            guard let s = try Self.state(db, id: id), let v = try Self.version(db, id: id, number: version) else { return nil }
+            guard let s = try Self.state(db, id: id), let v = try Self.version(db, id: id, number: version, cache: versions) else { return nil }
             return ResourceView(state: s, version: v)
         }
     }
@@ -216,13 +239,11 @@ extension Catalog {
     public func versionSummaries(id: String, upTo: Int) throws -> [VersionSummary] {
         try pool.read { db in
             let published = try Self.state(db, id: id)?.publishedVersion
-            return try Row.fetchAll(
-                db,
-                sql: """
+            return try Row.fetchAll(db.cachedStatement(sql: """
                     SELECT v.number, v.author_id, v.change_note, v.created_at,
                            (SELECT count(*) FROM version_files f WHERE f.resource_id = v.resource_id AND f.version = v.number) AS file_count
                     FROM versions v WHERE v.resource_id = ? AND v.number <= ? ORDER BY v.number
-                    """, arguments: [id, upTo]
+                    """), arguments: [id, upTo]
             ).map { r in
                 VersionSummary(
                     number: r["number"], authorId: r["author_id"], changeNote: r["change_note"], createdAt: r["created_at"],

@@ -115,7 +115,7 @@ extension Catalog {
             var hits: [SearchHit] = []
             for row in rows {
                 let s = ResourceState(row: row)
-                guard let v = try Self.version(db, id: s.id, number: Access.defaultVersion(viewer, s)) else { continue }
+                guard let v = try Self.version(db, id: s.id, number: Access.defaultVersion(viewer, s), cache: versions) else { continue }
                 var hit = SearchHit(view: ResourceView(state: s, version: v))
                 if let text {
                     // FTS5's own highlight() cannot mark overlapping bigrams; ours uses the same normalisation.

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import GRDB
 import Logging
+import Synchronization
 import ZiyuankuCore
 import ZiyuankuSchema
 
@@ -10,6 +11,8 @@ import ZiyuankuSchema
 public final class Catalog: Sendable {
     let pool: DatabasePool
     public let path: String
+    /// Versions are immutable, so decoded ones are kept (bounded) and never re-read.
+    let versions = VersionCache()
 
     public init(path: String) throws {
         var config = Configuration()
@@ -70,12 +73,10 @@ public final class Catalog: Sendable {
     public func createOrganization(name: String, kind: OrganizationKind) throws -> Organization {
         let org = Organization(id: Identifiers.uuidV7(), name: name, kind: kind, createdAt: Timestamp.now())
         try pool.write { db in
-            if try Bool.fetchOne(db, sql: "SELECT 1 FROM organizations WHERE name = ?", arguments: [name]) == true {
+            if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM organizations WHERE name = ?"), arguments: [name]) == true {
                 throw AppError(.conflict, "An organization named \(name) already exists.")
             }
-            try db.execute(
-                sql: "INSERT INTO organizations (id, name, kind, created_at) VALUES (?, ?, ?, ?)",
-                arguments: [org.id, org.name, org.kind.rawValue, org.createdAt])
+            try db.cachedStatement(sql: "INSERT INTO organizations (id, name, kind, created_at) VALUES (?, ?, ?, ?)").execute(arguments: [org.id, org.name, org.kind.rawValue, org.createdAt])
         }
         return org
     }
@@ -85,24 +86,22 @@ public final class Catalog: Sendable {
     }
 
     public func organization(id: String) throws -> Organization? {
-        try pool.read { try Organization.fetchOne($0, sql: "SELECT * FROM organizations WHERE id = ?", arguments: [id]) }
+        try pool.read { try Organization.fetchOne($0.cachedStatement(sql: "SELECT * FROM organizations WHERE id = ?"), arguments: [id]) }
     }
 
     public func organization(named name: String) throws -> Organization? {
-        try pool.read { try Organization.fetchOne($0, sql: "SELECT * FROM organizations WHERE name = ?", arguments: [name]) }
+        try pool.read { try Organization.fetchOne($0.cachedStatement(sql: "SELECT * FROM organizations WHERE name = ?"), arguments: [name]) }
     }
 
     /// Creates a user and their first token, in one transaction.
     public func createUser(organizationId: String, name: String, role: Role, tokenLabel: String = "initial") throws -> (User, IssuedToken) {
         try pool.write { db in
-            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM organizations WHERE id = ?", arguments: [organizationId]) == true else {
+            guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM organizations WHERE id = ?"), arguments: [organizationId]) == true else {
                 throw AppError(.validation, "No organization has id \(organizationId).", errors: [.init(field: "organizationId", message: "unknown organization")])
             }
             let id = Identifiers.uuidV7()
-            try db.execute(
-                sql: "INSERT INTO users (id, organization_id, name, role, created_at) VALUES (?, ?, ?, ?, ?)",
-                arguments: [id, organizationId, name, role.rawValue, Timestamp.now()])
-            let user = try User.fetchOne(db, sql: "SELECT * FROM users WHERE id = ?", arguments: [id])!
+            try db.cachedStatement(sql: "INSERT INTO users (id, organization_id, name, role, created_at) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id, organizationId, name, role.rawValue, Timestamp.now()])
+            let user = try User.fetchOne(db.cachedStatement(sql: "SELECT * FROM users WHERE id = ?"), arguments: [id])!
             let token = try Self.insertToken(db, userId: id, label: tokenLabel, expiresAt: nil)
             return (user, token)
         }
@@ -111,14 +110,14 @@ public final class Catalog: Sendable {
     public func users(organizationId: String? = nil) throws -> [User] {
         try pool.read { db in
             if let organizationId {
-                return try User.fetchAll(db, sql: "SELECT * FROM users WHERE organization_id = ? ORDER BY created_at, id", arguments: [organizationId])
+                return try User.fetchAll(db.cachedStatement(sql: "SELECT * FROM users WHERE organization_id = ? ORDER BY created_at, id"), arguments: [organizationId])
             }
             return try User.fetchAll(db, sql: "SELECT * FROM users ORDER BY created_at, id")
         }
     }
 
     public func user(id: String) throws -> User? {
-        try pool.read { try User.fetchOne($0, sql: "SELECT * FROM users WHERE id = ?", arguments: [id]) }
+        try pool.read { try User.fetchOne($0.cachedStatement(sql: "SELECT * FROM users WHERE id = ?"), arguments: [id]) }
     }
 
     /// On first start: the platform organization and an admin with a token, once.
@@ -129,15 +128,11 @@ public final class Catalog: Sendable {
             var orgId = try String.fetchOne(db, sql: "SELECT id FROM organizations WHERE kind = 'platform' ORDER BY created_at LIMIT 1")
             if orgId == nil {
                 let id = Identifiers.uuidV7()
-                try db.execute(
-                    sql: "INSERT INTO organizations (id, name, kind, created_at) VALUES (?, ?, 'platform', ?)",
-                    arguments: [id, "资源库管理中心", Timestamp.now()])
+                try db.cachedStatement(sql: "INSERT INTO organizations (id, name, kind, created_at) VALUES (?, ?, 'platform', ?)").execute(arguments: [id, "资源库管理中心", Timestamp.now()])
                 orgId = id
             }
             let uid = Identifiers.uuidV7()
-            try db.execute(
-                sql: "INSERT INTO users (id, organization_id, name, role, created_at) VALUES (?, ?, ?, 'admin', ?)",
-                arguments: [uid, orgId!, "admin", Timestamp.now()])
+            try db.cachedStatement(sql: "INSERT INTO users (id, organization_id, name, role, created_at) VALUES (?, ?, ?, 'admin', ?)").execute(arguments: [uid, orgId!, "admin", Timestamp.now()])
             return try Self.insertToken(db, userId: uid, label: "bootstrap admin", expiresAt: nil)
         }
     }
@@ -147,16 +142,14 @@ public final class Catalog: Sendable {
     static func insertToken(_ db: Database, userId: String, label: String, expiresAt: String?) throws -> IssuedToken {
         let secret = Tokens.generate()
         let id = Identifiers.uuidV7()
-        try db.execute(
-            sql: "INSERT INTO tokens (id, user_id, digest, label, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-            arguments: [id, userId, Data(Tokens.digest(secret)!), label, Timestamp.now(), expiresAt])
-        let info = try TokenInfo.fetchOne(db, sql: "SELECT * FROM tokens WHERE id = ?", arguments: [id])!
+        try db.cachedStatement(sql: "INSERT INTO tokens (id, user_id, digest, label, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)").execute(arguments: [id, userId, Data(Tokens.digest(secret)!), label, Timestamp.now(), expiresAt])
+        let info = try TokenInfo.fetchOne(db.cachedStatement(sql: "SELECT * FROM tokens WHERE id = ?"), arguments: [id])!
         return IssuedToken(info: info, secret: secret)
     }
 
     public func issueToken(userId: String, label: String, expiresAt: Date?) throws -> IssuedToken {
         try pool.write { db in
-            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM users WHERE id = ?", arguments: [userId]) == true else {
+            guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM users WHERE id = ?"), arguments: [userId]) == true else {
                 throw AppError.notFound("user")
             }
             return try Self.insertToken(db, userId: userId, label: label, expiresAt: expiresAt.map(Timestamp.format))
@@ -166,20 +159,19 @@ public final class Catalog: Sendable {
     /// Revokes a token; returns false when it was already revoked.
     public func revokeToken(id: String) throws -> Bool {
         try pool.write { db in
-            try db.execute(
-                sql: "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", arguments: [Timestamp.now(), id])
+            try db.cachedStatement(sql: "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL").execute(arguments: [Timestamp.now(), id])
             return db.changesCount == 1
         }
     }
 
     public func token(id: String) throws -> TokenInfo? {
-        try pool.read { try TokenInfo.fetchOne($0, sql: "SELECT * FROM tokens WHERE id = ?", arguments: [id]) }
+        try pool.read { try TokenInfo.fetchOne($0.cachedStatement(sql: "SELECT * FROM tokens WHERE id = ?"), arguments: [id]) }
     }
 
     public func tokens(userId: String?) throws -> [TokenInfo] {
         try pool.read { db in
             if let userId {
-                return try TokenInfo.fetchAll(db, sql: "SELECT * FROM tokens WHERE user_id = ? ORDER BY created_at, id", arguments: [userId])
+                return try TokenInfo.fetchAll(db.cachedStatement(sql: "SELECT * FROM tokens WHERE user_id = ? ORDER BY created_at, id"), arguments: [userId])
             }
             return try TokenInfo.fetchAll(db, sql: "SELECT * FROM tokens ORDER BY created_at, id")
         }
@@ -191,13 +183,11 @@ public final class Catalog: Sendable {
         guard let digest = Tokens.digest(token) else { return nil }
         return try pool.read { db in
             guard
-                let row = try Row.fetchOne(
-                    db,
-                    sql: """
+                let row = try Row.fetchOne(db.cachedStatement(sql: """
                         SELECT t.id AS token_id, t.digest, t.expires_at, t.revoked_at, u.id AS user_id, u.name, u.role,
                                u.organization_id, u.disabled
                         FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.digest = ?
-                        """, arguments: [Data(digest)])
+                        """), arguments: [Data(digest)])
             else { return nil }
             let stored: Data = row["digest"]
             guard Tokens.equal(Array(stored), digest) else { return nil }
@@ -266,26 +256,19 @@ public final class Catalog: Sendable {
     public func importMajors(_ majors: [Major], catalog: String, source: String, digest: String) throws -> MajorImportResult {
         try pool.write { db in
             var result = MajorImportResult()
-            try db.execute(
-                sql: """
+            try db.cachedStatement(sql: """
                     INSERT INTO vocabulary_versions (vocabulary, version, source, digest, imported_at) VALUES ('majors', ?, ?, ?, ?)
                     ON CONFLICT (vocabulary, version, digest) DO NOTHING
-                    """, arguments: [catalog, source, digest, Timestamp.now()])
+                    """).execute(arguments: [catalog, source, digest, Timestamp.now()])
             result.vocabularyVersionRecorded = db.changesCount == 1
-            let versionId = try Int64.fetchOne(
-                db, sql: "SELECT id FROM vocabulary_versions WHERE vocabulary = 'majors' AND version = ? AND digest = ?",
-                arguments: [catalog, digest])
+            let versionId = try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM vocabulary_versions WHERE vocabulary = 'majors' AND version = ? AND digest = ?"), arguments: [catalog, digest])
             for m in majors {
-                if let existing = try Major.fetchOne(db, sql: "SELECT * FROM majors WHERE code = ?", arguments: [m.code]) {
+                if let existing = try Major.fetchOne(db.cachedStatement(sql: "SELECT * FROM majors WHERE code = ?"), arguments: [m.code]) {
                     if existing == m { result.unchanged += 1; continue }
-                    try db.execute(
-                        sql: "UPDATE majors SET education_level = ?, name = ?, item_level = ?, parent_code = ?, catalog = ?, vocabulary_version_id = ? WHERE code = ?",
-                        arguments: [m.educationLevel.rawValue, m.name, m.itemLevel, m.parentCode, catalog, versionId, m.code])
+                    try db.cachedStatement(sql: "UPDATE majors SET education_level = ?, name = ?, item_level = ?, parent_code = ?, catalog = ?, vocabulary_version_id = ? WHERE code = ?").execute(arguments: [m.educationLevel.rawValue, m.name, m.itemLevel, m.parentCode, catalog, versionId, m.code])
                     result.updated += 1
                 } else {
-                    try db.execute(
-                        sql: "INSERT INTO majors (code, education_level, name, item_level, parent_code, catalog, vocabulary_version_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        arguments: [m.code, m.educationLevel.rawValue, m.name, m.itemLevel, m.parentCode, catalog, versionId])
+                    try db.cachedStatement(sql: "INSERT INTO majors (code, education_level, name, item_level, parent_code, catalog, vocabulary_version_id) VALUES (?, ?, ?, ?, ?, ?, ?)").execute(arguments: [m.code, m.educationLevel.rawValue, m.name, m.itemLevel, m.parentCode, catalog, versionId])
                     result.inserted += 1
                 }
             }
@@ -295,7 +278,7 @@ public final class Catalog: Sendable {
 
     public func countMajors(itemLevel: String? = nil) throws -> Int {
         try pool.read { db in
-            if let itemLevel { return try Int.fetchOne(db, sql: "SELECT count(*) FROM majors WHERE item_level = ?", arguments: [itemLevel]) ?? 0 }
+            if let itemLevel { return try Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM majors WHERE item_level = ?"), arguments: [itemLevel]) ?? 0 }
             return try Int.fetchOne(db, sql: "SELECT count(*) FROM majors") ?? 0
         }
     }
@@ -306,24 +289,18 @@ public final class Catalog: Sendable {
     public func recordBlobUpload(_ blob: BlobInfo, userId: String) throws {
         try pool.write { db in
             try Self.insertBlob(db, sha256: blob.sha256, size: blob.size)
-            try db.execute(
-                sql: "INSERT INTO blob_uploads (sha256, user_id, uploaded_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                arguments: [blob.sha256, userId, Timestamp.now()])
+            try db.cachedStatement(sql: "INSERT INTO blob_uploads (sha256, user_id, uploaded_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING").execute(arguments: [blob.sha256, userId, Timestamp.now()])
         }
     }
 
     static func insertBlob(_ db: Database, sha256: String, size: Int64) throws {
-        try db.execute(
-            sql: "INSERT INTO blobs (sha256, size, created_at) VALUES (?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
-            arguments: [sha256, size, Timestamp.now()])
+        try db.cachedStatement(sql: "INSERT INTO blobs (sha256, size, created_at) VALUES (?, ?, ?) ON CONFLICT (sha256) DO NOTHING").execute(arguments: [sha256, size, Timestamp.now()])
     }
 
     /// The size of a blob this user uploaded, or nil.
     public func blobUploaded(sha256: String, by userId: String) throws -> Int64? {
         try pool.read { db in
-            try Int64.fetchOne(
-                db, sql: "SELECT b.size FROM blobs b JOIN blob_uploads u ON u.sha256 = b.sha256 WHERE b.sha256 = ? AND u.user_id = ?",
-                arguments: [sha256, userId])
+            try Int64.fetchOne(db.cachedStatement(sql: "SELECT b.size FROM blobs b JOIN blob_uploads u ON u.sha256 = b.sha256 WHERE b.sha256 = ? AND u.user_id = ?"), arguments: [sha256, userId])
         }
     }
 
@@ -374,5 +351,21 @@ extension Catalog {
             }
         }
         return MajorCatalogImport(rows: rows.count, byItemLevel: counts, result: total, majorsInCatalog: try countMajors(itemLevel: "major"))
+    }
+}
+
+/// A bounded cache of decoded versions, keyed by resource id and number. Safe because versions
+/// never change once written.
+final class VersionCache: Sendable {
+    private let entries = Mutex<[String: ResourceVersion]>([:])
+    let capacity = 20_000
+
+    func get(_ id: String, _ n: Int) -> ResourceVersion? { entries.withLock { $0["\(id)#\(n)"] } }
+
+    func put(_ id: String, _ v: ResourceVersion) {
+        entries.withLock { e in
+            if e.count >= capacity { e.removeAll(keepingCapacity: true) }
+            e["\(id)#\(v.number)"] = v
+        }
     }
 }

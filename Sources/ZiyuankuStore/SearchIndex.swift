@@ -48,9 +48,9 @@ enum SearchIndex {
 
     /// Re-indexes one resource (removes it when it is deleted).
     static func update(_ db: Database, resourceId: String) throws {
-        guard let rowid = try Int64.fetchOne(db, sql: "SELECT rowid FROM resources WHERE id = ?", arguments: [resourceId]) else { return }
-        try db.execute(sql: "DELETE FROM resource_search WHERE rowid = ?", arguments: [rowid])
-        try db.execute(sql: "INSERT INTO resource_search (rowid, \(columns)) \(selectRows) AND r.id = ?", arguments: [resourceId])
+        guard let rowid = try Int64.fetchOne(db.cachedStatement(sql: "SELECT rowid FROM resources WHERE id = ?"), arguments: [resourceId]) else { return }
+        try db.cachedStatement(sql: "DELETE FROM resource_search WHERE rowid = ?").execute(arguments: [rowid])
+        try db.cachedStatement(sql: "INSERT INTO resource_search (rowid, \(columns)) \(selectRows) AND r.id = ?").execute(arguments: [resourceId])
     }
 }
 
