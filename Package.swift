@@ -5,7 +5,10 @@ let package = Package(
     name: "ziyuanku",
     platforms: [.macOS(.v14)],
     products: [
-        .executable(name: "zyk", targets: ["zyk"])
+        .executable(name: "zyk", targets: ["zyk"]),
+        // For tools beside the server (the search benchmark under bench/search).
+        .library(name: "ZiyuankuStore", targets: ["ZiyuankuStore"]),
+        .library(name: "ZiyuankuCore", targets: ["ZiyuankuCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
