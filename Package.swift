@@ -31,6 +31,8 @@ let package = Package(
             exclude: ["README.md"],
             resources: [.copy("migrations"), .copy("openapi.yaml")]
         ),
+        // Linux system calls Swift's Glibc module does not expose (sync_file_range).
+        .target(name: "CSystemShim"),
         // Domain types, validation, vocabularies, text helpers; no I/O.
         .target(
             name: "ZiyuankuCore",
@@ -42,7 +44,7 @@ let package = Package(
         .target(
             name: "ZiyuankuStore",
             dependencies: [
-                "ZiyuankuCore", "ZiyuankuSchema",
+                "ZiyuankuCore", "ZiyuankuSchema", "CSystemShim",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

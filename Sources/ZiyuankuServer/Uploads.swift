@@ -32,7 +32,7 @@ struct Uploader {
         let writer = try services.blobs.makeWriter(maxSize: maxBytes)
         do {
             for try await chunk in request.body {
-                try await writer.write(chunk.readableBytesView)
+                try await writer.write(chunk)
             }
             let blob = try await writer.finish(expectedSHA256: expected)
             services.metrics.uploadBytes.increment(by: blob.size)

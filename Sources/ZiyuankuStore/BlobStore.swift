@@ -1,5 +1,7 @@
+import CSystemShim
 import Crypto
 import Foundation
+import NIOCore
 import NIOPosix
 import ZiyuankuCore
 
@@ -84,17 +86,24 @@ public struct FileBlobStore: BlobStore {
 /// Receives one upload: hashes and counts while writing to a temp file, enforces the size
 /// limit as bytes arrive, and on `finish` fsyncs, renames into place and fsyncs the folders.
 /// Anything not finished is removed (explicitly by `abort`, or at the latest in `deinit`).
+///
+/// Receiving overlaps with hashing and writing: every 1 MiB the received buffers go to a
+/// thread-pool job that hashes them, writes them with `pwritev` and starts their write-back;
+/// the next batch is received meanwhile (at most one job in flight, so memory stays bounded).
 public final class BlobWriter {
     let store: FileBlobStore
     let maxSize: Int64
     let tmpPath: String
     private var fd: Int32
-    private var hasher = SHA256()
+    private let hash = HashBox()
     private(set) public var count: Int64 = 0
     private(set) public var head: [UInt8] = []
-    private var pending: [UInt8] = []
+    private var batch: [ByteBuffer] = []
+    private var batchBytes = 0
+    private var written: Int64 = 0
+    private var inFlight: EventLoopFuture<Void>?
     private var done = false
-    static let flushSize = 1 << 20
+    static let batchSize = 1 << 20
 
     init(store: FileBlobStore, maxSize: Int64) throws {
         self.store = store
@@ -102,11 +111,13 @@ public final class BlobWriter {
         self.tmpPath = store.root.tmpPath + "/upload-\(getpid())-\(Identifiers.uuidV7())"
         fd = open(tmpPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw BlobWriter.ioError(errno, "create a temporary file") }
-        pending.reserveCapacity(Self.flushSize)
     }
 
     deinit {
         if !done {
+            // A job still running holds its own copy of the descriptor number; wait for it
+            // before closing so it never writes into a reused descriptor.
+            _ = try? inFlight?.wait()
             if fd >= 0 { close(fd) }
             unlink(tmpPath)
         }
@@ -121,40 +132,64 @@ public final class BlobWriter {
 
     /// Appends bytes; throws `payloadTooLarge` as soon as the limit is passed.
     public func write(_ bytes: some Collection<UInt8>) async throws {
+        var buffer = ByteBufferAllocator().buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        try await write(buffer)
+    }
+
+    /// Appends a received buffer without copying it.
+    public func write(_ buffer: ByteBuffer) async throws {
         precondition(!done)
-        count += Int64(bytes.count)
+        count += Int64(buffer.readableBytes)
         if count > maxSize {
             throw AppError(
                 .payloadTooLarge, "The file is larger than the limit of \(maxSize) bytes.", extra: ["limit": .number(Double(maxSize))])
         }
         if head.count < MediaSniffer.headLength {
-            head.append(contentsOf: bytes.prefix(MediaSniffer.headLength - head.count))
+            head.append(contentsOf: buffer.readableBytesView.prefix(MediaSniffer.headLength - head.count))
         }
-        pending.append(contentsOf: bytes)
-        if pending.count >= Self.flushSize { try await flush() }
+        batch.append(buffer)
+        batchBytes += buffer.readableBytes
+        if batchBytes >= Self.batchSize { try await dispatch() }
     }
 
-    private func flush() async throws {
-        guard !pending.isEmpty else { return }
-        let chunk = pending
-        pending.removeAll(keepingCapacity: true)
-        chunk.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+    /// Hands the current batch to the thread pool after the previous job finished.
+    private func dispatch() async throws {
+        if let previous = inFlight {
+            inFlight = nil
+            try await previous.get()
+        }
+        guard !batch.isEmpty else { return }
+        let buffers = batch
+        let offset = written
+        let length = batchBytes
+        batch.removeAll(keepingCapacity: true)
+        batchBytes = 0
+        written += Int64(length)
         let fd = self.fd
-        try await NIOThreadPool.singleton.runIfActive {
-            try BlobWriter.writeAll(fd: fd, chunk)
+        let hash = self.hash
+        inFlight = NIOThreadPool.singleton.runIfActive(eventLoop: MultiThreadedEventLoopGroup.singleton.any()) {
+            for b in buffers { b.withUnsafeReadableBytes { hash.update($0) } }
+            try BlobWriter.writeAll(fd: fd, buffers, at: offset)
+            // Start write-back now, so the final fsync has little left to do.
+            _ = zyk_start_writeback(fd, offset, Int64(length))
         }
     }
 
-    static func writeAll(fd: Int32, _ chunk: [UInt8]) throws {
-        try chunk.withUnsafeBytes { buf in
-            var off = 0
-            while off < buf.count {
-                let n = Glibc.write(fd, buf.baseAddress! + off, buf.count - off)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw ioError(errno, "write the upload to disk")
+    static func writeAll(fd: Int32, _ buffers: [ByteBuffer], at start: Int64) throws {
+        var offset = start
+        for b in buffers {
+            try b.withUnsafeReadableBytes { buf in
+                var done = 0
+                while done < buf.count {
+                    let n = pwrite(fd, buf.baseAddress! + done, buf.count - done, off_t(offset) + off_t(done))
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        throw ioError(errno, "write the upload to disk")
+                    }
+                    done += n
                 }
-                off += n
+                offset += Int64(buf.count)
             }
         }
     }
@@ -162,8 +197,17 @@ public final class BlobWriter {
     /// Makes the bytes durable under their digest. When `expectedSHA256` is given and differs,
     /// nothing is kept and `digestMismatch` is thrown.
     public func finish(expectedSHA256: [UInt8]? = nil) async throws -> BlobInfo {
-        try await flush()
-        let digest = Array(hasher.finalize())
+        do {
+            try await dispatch()
+            if let last = inFlight {
+                inFlight = nil
+                try await last.get()
+            }
+        } catch {
+            abort()
+            throw error
+        }
+        let digest = hash.finalize()
         if let expectedSHA256, expectedSHA256 != digest {
             abort()
             throw AppError(
@@ -209,6 +253,10 @@ public final class BlobWriter {
     public func abort() {
         guard !done else { return }
         done = true
+        if let job = inFlight {
+            inFlight = nil
+            _ = try? job.wait()
+        }
         if fd >= 0 {
             close(fd)
             fd = -1
@@ -223,4 +271,12 @@ public final class BlobWriter {
             close(dfd)
         }
     }
+}
+
+/// The running SHA-256 of an upload. Touched by one thread-pool job at a time (the writer
+/// awaits each job before starting the next), which is what makes the unchecked Sendable sound.
+final class HashBox: @unchecked Sendable {
+    private var hasher = SHA256()
+    func update(_ bytes: UnsafeRawBufferPointer) { hasher.update(bufferPointer: bytes) }
+    func finalize() -> [UInt8] { Array(hasher.finalize()) }
 }
