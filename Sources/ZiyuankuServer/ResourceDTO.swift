@@ -1,63 +1,158 @@
 import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Synchronization
 import ZiyuankuCore
 import ZiyuankuStore
 
-/// The wire form of a resource as one caller sees it: the metadata of the version shown,
-/// its files, and the resource's state.
-struct ResourceDTO: Encodable {
+/// Writes JSON by hand for the hot responses: Foundation's JSONEncoder was the largest cost of
+/// a metadata GET. Strings are escaped per RFC 8259; non-ASCII text is written as UTF-8.
+struct JSONWriter {
+    var bytes: [UInt8] = []
+
+    init(capacity: Int = 1024) { bytes.reserveCapacity(capacity) }
+
+    mutating func raw(_ s: String) { bytes.append(contentsOf: s.utf8) }
+    mutating func raw(_ b: [UInt8]) { bytes.append(contentsOf: b) }
+
+    mutating func string(_ s: String) {
+        bytes.append(UInt8(ascii: "\""))
+        for b in s.utf8 {
+            switch b {
+            case UInt8(ascii: "\""): bytes.append(contentsOf: [92, 34])
+            case UInt8(ascii: "\\"): bytes.append(contentsOf: [92, 92])
+            case 0x0A: bytes.append(contentsOf: [92, UInt8(ascii: "n")])
+            case 0x0D: bytes.append(contentsOf: [92, UInt8(ascii: "r")])
+            case 0x09: bytes.append(contentsOf: [92, UInt8(ascii: "t")])
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                bytes.append(contentsOf: [92, UInt8(ascii: "u"), 48, 48, hex[Int(b >> 4)], hex[Int(b & 0xF)]])
+            default: bytes.append(b)
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    mutating func key(_ k: String) {
+        string(k)
+        bytes.append(UInt8(ascii: ":"))
+    }
+
+    mutating func member(_ k: String, _ v: String?) {
+        key(k)
+        if let v { string(v) } else { raw("null") }
+    }
+
+    mutating func member(_ k: String, _ v: Int?) {
+        key(k)
+        raw(v.map(String.init) ?? "null")
+    }
+
+    mutating func member(_ k: String, _ v: Bool) {
+        key(k)
+        raw(v ? "true" : "false")
+    }
+
+    mutating func comma() { bytes.append(UInt8(ascii: ",")) }
+
+    mutating func encodable<T: Encodable>(_ v: T) throws { bytes.append(contentsOf: try JSONResponse.encoder.encode(v)) }
+
+    func response(status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+        var h = headers
+        h[.contentType] = "application/json; charset=utf-8"
+        return Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+}
+
+/// The members of a version's wire form (metadata, files, version fields), encoded once per
+/// version: versions never change.
+final class VersionFragments: Sendable {
+    private let entries = Mutex<[String: [UInt8]]>([:])
+    let capacity = 20_000
+
+    func fragment(resourceId: String, _ v: ResourceVersion) throws -> [UInt8] {
+        let key = "\(resourceId)#\(v.number)"
+        if let hit = entries.withLock({ $0[key] }) { return hit }
+        var w = JSONWriter()
+        let metadata = try JSONResponse.encoder.encode(v.metadata)
+        // The metadata object without its braces, then the version's own members.
+        w.raw(Array(metadata.dropFirst().dropLast()))
+        w.comma()
+        w.key("files")
+        try w.encodable(v.files)
+        w.comma()
+        w.member("version", v.number)
+        w.comma()
+        w.member("versionCreatedAt", v.createdAt)
+        w.comma()
+        w.member("changeNote", v.changeNote)
+        entries.withLock { e in
+            if e.count >= capacity { e.removeAll(keepingCapacity: true) }
+            e[key] = w.bytes
+        }
+        return w.bytes
+    }
+
+    static let shared = VersionFragments()
+}
+
+/// The wire form of a resource as one caller sees it: the metadata of the version shown, its
+/// files, and the resource's state (`latestVersion`/`hasUnpublishedChanges` for privileged
+/// callers only), plus `highlight` for search results.
+struct ResourceDTO {
     let view: ResourceView
     let privileged: Bool
+    var titleHighlight: String? = nil
+    var descriptionSnippet: String? = nil
 
-    enum Keys: String, CodingKey {
-        case id, organizationId, ownerId, status, version, latestVersion, publishedVersion, hasUnpublishedChanges
-        case files, createdAt, updatedAt, publishedAt, versionCreatedAt, changeNote
-    }
-
-    func encode(to encoder: any Encoder) throws {
-        try view.version.metadata.encode(to: encoder)
-        var c = encoder.container(keyedBy: Keys.self)
+    func write(into w: inout JSONWriter) throws {
         let s = view.state
-        try c.encode(s.id, forKey: .id)
-        try c.encode(s.organizationId, forKey: .organizationId)
-        try c.encode(s.ownerId, forKey: .ownerId)
-        try c.encode(s.status, forKey: .status)
-        try c.encode(view.version.number, forKey: .version)
-        try c.encode(s.publishedVersion, forKey: .publishedVersion)
+        w.raw("{")
+        w.raw(try VersionFragments.shared.fragment(resourceId: s.id, view.version))
+        w.comma()
+        w.member("id", s.id)
+        w.comma()
+        w.member("organizationId", s.organizationId)
+        w.comma()
+        w.member("ownerId", s.ownerId)
+        w.comma()
+        w.member("status", s.status.rawValue)
+        w.comma()
+        w.member("publishedVersion", s.publishedVersion)
         if privileged {
-            try c.encode(s.currentVersion, forKey: .latestVersion)
-            try c.encode(s.publishedVersion.map { $0 < s.currentVersion } ?? false, forKey: .hasUnpublishedChanges)
+            w.comma()
+            w.member("latestVersion", s.currentVersion)
+            w.comma()
+            w.member("hasUnpublishedChanges", s.publishedVersion.map { $0 < s.currentVersion } ?? false)
         }
-        try c.encode(view.version.files, forKey: .files)
-        try c.encode(s.createdAt, forKey: .createdAt)
-        try c.encode(s.updatedAt, forKey: .updatedAt)
-        try c.encode(s.publishedAt, forKey: .publishedAt)
-        try c.encode(view.version.createdAt, forKey: .versionCreatedAt)
-        try c.encode(view.version.changeNote, forKey: .changeNote)
+        w.comma()
+        w.member("createdAt", s.createdAt)
+        w.comma()
+        w.member("updatedAt", s.updatedAt)
+        w.comma()
+        w.member("publishedAt", s.publishedAt)
+        if titleHighlight != nil || descriptionSnippet != nil {
+            w.comma()
+            w.key("highlight")
+            w.raw("{")
+            w.member("title", titleHighlight)
+            w.comma()
+            w.member("description", descriptionSnippet)
+            w.raw("}")
+        }
+        w.raw("}")
+    }
+
+    func response(status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {
+        var w = JSONWriter()
+        try write(into: &w)
+        return w.response(status: status, headers: headers)
     }
 }
 
-/// A listed or found resource: the resource, plus highlighted title and description excerpt
-/// (HTML-escaped, matches in `<mark>`) when the listing is a text search.
-struct ResourceItemDTO: Encodable {
-    let resource: ResourceDTO
-    let titleHighlight: String?
-    let descriptionSnippet: String?
-
-    enum Keys: String, CodingKey { case highlight }
-    enum HighlightKeys: String, CodingKey { case title, description }
-
-    func encode(to encoder: any Encoder) throws {
-        try resource.encode(to: encoder)
-        guard titleHighlight != nil || descriptionSnippet != nil else { return }
-        var c = encoder.container(keyedBy: Keys.self)
-        var h = c.nestedContainer(keyedBy: HighlightKeys.self, forKey: .highlight)
-        try h.encode(titleHighlight, forKey: .title)
-        try h.encode(descriptionSnippet, forKey: .description)
-    }
-}
-
-struct ResourcePage: Encodable {
-    var items: [ResourceItemDTO]
+struct ResourcePage {
+    var items: [ResourceDTO]
     var total: Int
     var page: Int
     var pageSize: Int
@@ -65,6 +160,38 @@ struct ResourcePage: Encodable {
     /// The search terms as understood (absent for plain listings).
     var query: [String]?
     var facets: SearchFacets?
+
+    func response() throws -> Response {
+        var w = JSONWriter(capacity: 4096 + items.count * 1024)
+        w.raw("{")
+        w.key("items")
+        w.raw("[")
+        for (i, item) in items.enumerated() {
+            if i > 0 { w.comma() }
+            try item.write(into: &w)
+        }
+        w.raw("]")
+        w.comma()
+        w.member("total", total)
+        w.comma()
+        w.member("page", page)
+        w.comma()
+        w.member("pageSize", pageSize)
+        w.comma()
+        w.member("sort", sort)
+        if let query {
+            w.comma()
+            w.key("query")
+            try w.encodable(query)
+        }
+        if let facets {
+            w.comma()
+            w.key("facets")
+            try w.encodable(facets)
+        }
+        w.raw("}")
+        return w.response()
+    }
 }
 
 struct VersionDTO: Encodable {

@@ -14,8 +14,7 @@ struct ResourceRoutes {
         r.on(.get, "/v1/resources") { req, ctx in try list(req, ctx) }
         r.on(.get, "/v1/resources/:id") { _, ctx in
             let view = try visibleView(ctx) { Access.defaultVersion(ctx.principal, $0) }
-            return try JSONResponse.make(
-                ResourceDTO(view: view, privileged: Access.isPrivileged(ctx.principal, view.state)), headers: [.eTag: etag(view.version.number)])
+            return try ResourceDTO(view: view, privileged: Access.isPrivileged(ctx.principal, view.state)).response(headers: [.eTag: etag(view.version.number)])
         }
         r.on(.patch, "/v1/resources/:id") { req, ctx in try await patch(req, ctx) }
         r.on(.post, "/v1/resources/:id/files") { req, ctx in try await addFiles(req, ctx) }
@@ -28,7 +27,7 @@ struct ResourceRoutes {
                     throw AppError.forbidden("Only a reviewer of the resource's organization or an administrator may publish it.")
                 }
             }
-            return try JSONResponse.make(ResourceDTO(view: view, privileged: true), headers: [.eTag: etag(view.version.number)])
+            return try ResourceDTO(view: view, privileged: true).response(headers: [.eTag: etag(view.version.number)])
         }
         r.on(.get, "/v1/resources/:id/versions") { _, ctx in
             let (state, privileged) = try visible(ctx)
@@ -193,8 +192,8 @@ struct ResourceRoutes {
                 .unsupportedMediaType,
                 "Create resources with multipart/form-data (a metadata part and file parts) or application/json referencing uploaded blobs.")
         }
-        return try JSONResponse.make(
-            ResourceDTO(view: view, privileged: true), status: .created,
+        return try ResourceDTO(view: view, privileged: true).response(
+            status: .created,
             headers: [.location: "/v1/resources/\(view.state.id)", .eTag: etag(view.version.number)])
     }
 
@@ -347,7 +346,7 @@ struct ResourceRoutes {
             try Self.checkManifest(files, resourceType: metadata.resourceType)
             return (metadata, files)
         }
-        return try JSONResponse.make(ResourceDTO(view: view, privileged: true), headers: [.eTag: etag(view.version.number)])
+        return try ResourceDTO(view: view, privileged: true).response(headers: [.eTag: etag(view.version.number)])
     }
 
     func addFiles(_ req: Request, _ ctx: ZykContext) async throws -> Response {
@@ -394,7 +393,7 @@ struct ResourceRoutes {
         let view = try catalog.saveVersion(id: state.id, by: p, expectedVersion: expected, changeNote: note, authorize: authorizeEdit(p)) { latest in
             (latest.metadata, try Self.mergeFiles(latest, blobs, roles: roles, removals: removals))
         }
-        return try JSONResponse.make(ResourceDTO(view: view, privileged: true), headers: [.eTag: etag(view.version.number)])
+        return try ResourceDTO(view: view, privileged: true).response(headers: [.eTag: etag(view.version.number)])
     }
 
     /// The manifest after adding/replacing `blobs`, applying declared roles and removals.
@@ -485,14 +484,13 @@ struct ResourceRoutes {
         try q.check()
         let result = try catalog.searchResources(
             query, text: text, sort: sort, viewer: ctx.principal, allowAnonymous: allowAnonymous, facets: wantFacets)
-        return try JSONResponse.make(
-            ResourcePage(
-                items: result.hits.map {
-                    ResourceItemDTO(
-                        resource: ResourceDTO(view: $0.view, privileged: Access.isPrivileged(ctx.principal, $0.view.state)),
-                        titleHighlight: $0.titleHighlight, descriptionSnippet: $0.descriptionSnippet)
-                },
-                total: result.total, page: query.page, pageSize: query.pageSize, sort: sort.rawValue, query: text?.terms,
-                facets: result.facets))
+        return try ResourcePage(
+            items: result.hits.map {
+                ResourceDTO(
+                    view: $0.view, privileged: Access.isPrivileged(ctx.principal, $0.view.state), titleHighlight: $0.titleHighlight,
+                    descriptionSnippet: $0.descriptionSnippet)
+            },
+            total: result.total, page: query.page, pageSize: query.pageSize, sort: sort.rawValue, query: text?.terms, facets: result.facets
+        ).response()
     }
 }
