@@ -96,7 +96,7 @@ public func buildApplication(services: AppServices, logger: Logger) -> some Appl
     let limit = services.config.maxUploadBytes
     return Application(
         router: router,
-        server: .http1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler(maxBodyBytes: limit)])),
+        server: ZykHTTP1Channel.builder(maxBodyBytes: limit),
         configuration: .init(address: .hostname(services.config.host, port: services.config.port), serverName: "ziyuanku"),
         services: [DownloadFlushService(counter: services.downloads, logger: logger)],
         logger: logger)

@@ -84,6 +84,15 @@ def main():
         # Invalid UTF-8 and hostile request lines.
         status, resp = raw(port, b"GET /v1/resources/\xff\xfe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         res.check(status.split(" ")[1] in ("400", "404"), "raw invalid UTF-8 in the path answers 400/404", status)
+        # Raw UTF-8 in the request line, as curl sends '…?q=康复': accepted, also on a kept-alive connection.
+        s = socket.create_connection((z.HOST, port), timeout=10)
+        answers = []
+        for q in ("康复", "藥學"):
+            s.sendall(f"GET /v1/resources?q={q} HTTP/1.1\r\nHost: x\r\n\r\n".encode("utf-8"))
+            time.sleep(0.3)
+            answers.append(s.recv(1 << 20).split(b"\r\n", 1)[0])
+        s.close()
+        res.check(answers == [b"HTTP/1.1 200 OK"] * 2, "raw UTF-8 query in the request line works, twice on one connection", str(answers))
         st, h, body = z.request(port, "GET", "/v1/resources/%FF%FE")
         res.check(st == 404 and h.get("content-type", "").startswith("application/problem+json"), "percent-encoded invalid UTF-8 id: 404 problem", str(st))
         st, h, body = z.request(port, "GET", "/v1/resources?type=%FF%FE")
