@@ -87,6 +87,23 @@ public enum MediaSniffer {
         return "application/octet-stream"
     }
 
+    /// The media type recorded for a file: the sniffed one when the leading bytes are
+    /// recognised; for binary content no signature identifies (some encoders' output, truncated
+    /// headers), the type its extension names. Text and markup are never re-labelled by extension,
+    /// so HTML named `.mp4` stays `text/html` and is refused as a video.
+    public static func mediaType(head: [UInt8], filename: String) -> String {
+        let sniffed = sniff(head: head, filename: filename)
+        guard sniffed == "application/octet-stream" else { return sniffed }
+        return byExtension[Filenames.fileExtension(filename)] ?? sniffed
+    }
+
+    static let byExtension: [String: String] = [
+        "mp4": "video/mp4", "m4v": "video/mp4", "mov": "video/quicktime", "webm": "video/webm", "mkv": "video/x-matroska",
+        "avi": "video/x-msvideo", "flv": "video/x-flv", "wmv": "video/x-ms-wmv", "mpg": "video/mpeg", "mpeg": "video/mpeg",
+        "ts": "video/mp2t", "3gp": "video/3gpp", "mp3": "audio/mpeg", "wav": "audio/wav", "m4a": "audio/mp4", "aac": "audio/aac",
+        "ogg": "audio/ogg", "oga": "audio/ogg", "flac": "audio/flac", "wma": "audio/x-ms-wma",
+    ]
+
     /// Markup a browser would run scripts in: HTML, SVG, XML that embeds either.
     static func markupType(_ h: [UInt8]) -> String? {
         var s = h
@@ -110,9 +127,29 @@ public enum MediaSniffer {
         return nil
     }
 
+    /// No control characters, and either UTF-8 (a sequence cut at the end is fine) or plausible
+    /// GBK/GB18030 (Chinese Windows still writes it): a lead byte 0x81–0xFE, then 0x40–0xFE.
     static func looksLikeText(_ h: [UInt8]) -> Bool {
         for b in h where b == 0 || (b < 0x20 && b != 0x09 && b != 0x0A && b != 0x0D && b != 0x0C && b != 0x1B) {
             return false
+        }
+        var cut = h.count
+        // Drop an incomplete UTF-8 sequence at the end of the sample.
+        var i = h.count - 1
+        while i >= 0 && i >= h.count - 4 && h[i] & 0xC0 == 0x80 { i -= 1 }
+        if i >= 0 && h[i] >= 0xC0 { cut = i }
+        if String(validating: h[..<cut], as: UTF8.self) != nil { return true }
+        var j = 0
+        while j < h.count {
+            if h[j] < 0x80 {
+                j += 1
+            } else if h[j] >= 0x81 && h[j] <= 0xFE {
+                if j + 1 == h.count { return true }
+                guard (0x40...0xFE).contains(h[j + 1]) || (0x30...0x39).contains(h[j + 1]) else { return false }
+                j += 2
+            } else {
+                return false
+            }
         }
         return true
     }

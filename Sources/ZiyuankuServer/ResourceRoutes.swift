@@ -221,7 +221,7 @@ struct ResourceRoutes {
             if role == .primary { hasPrimary = true }
             manifest.append(
                 NewFile(
-                    name: f.name, sha256: "", size: f.writer.count, mediaType: MediaSniffer.sniff(head: f.writer.head, filename: f.name),
+                    name: f.name, sha256: "", size: f.writer.count, mediaType: MediaSniffer.mediaType(head: f.writer.head, filename: f.name),
                     role: role))
         }
         do {
@@ -281,7 +281,7 @@ struct ResourceRoutes {
             let role = ref.role ?? Self.defaultRole(for: ref.name, hasPrimary: hasPrimary)
             if role == .primary { hasPrimary = true }
             let head = try services.blobs.head(of: ref.sha256, count: MediaSniffer.headLength)
-            return NewFile(name: ref.name, sha256: ref.sha256, size: ref.size, mediaType: MediaSniffer.sniff(head: head, filename: ref.name), role: role)
+            return NewFile(name: ref.name, sha256: ref.sha256, size: ref.size, mediaType: MediaSniffer.mediaType(head: head, filename: ref.name), role: role)
         }
     }
 
@@ -410,7 +410,7 @@ struct ResourceRoutes {
                 files.remove(at: i)
             }
             for (name, blob) in blobs {
-                let media = MediaSniffer.sniff(head: blob.head, filename: name)
+                let media = MediaSniffer.mediaType(head: blob.head, filename: name)
                 if let i = files.firstIndex(where: { $0.name == name }) {
                     files[i] = NewFile(name: name, sha256: blob.sha256, size: blob.size, mediaType: media, role: roles[name] ?? files[i].role)
                 } else {

@@ -156,7 +156,7 @@ struct BlobRoutes {
             }
             let blob = try await Uploader(services: services).receiveRaw(req)
             try services.catalog.recordBlobUpload(blob, userId: p.userId)
-            let sniffed = MediaSniffer.sniff(head: blob.head, filename: "")
+            let sniffed = MediaSniffer.mediaType(head: blob.head, filename: "")
             return try JSONResponse.make(
                 ["sha256": blob.sha256.jsonValue, "size": blob.size.jsonValue, "mediaType": sniffed.jsonValue] as [String: JSONValue],
                 status: .created)

@@ -95,6 +95,21 @@ import Testing
         #expect(MediaSniffer.sniff(head: Array("WEBVTT\n\n00:00.000".utf8), filename: "a.vtt") == "text/vtt")
     }
 
+    @Test func unrecognisedBinaryTakesItsExtensionsTypeButMarkupNever() {
+        var rng = SystemRandomNumberGenerator()
+        // Binary without a known signature (avoid the rare random MPEG/TS/BMP/GBK look-alikes).
+        var random: [UInt8] = (0..<512).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        random[0] = 0x00
+        random[1] = 0x80
+        random[2] = 0x01
+        #expect(MediaSniffer.mediaType(head: random, filename: "康复训练示范.mp4") == "video/mp4")
+        #expect(MediaSniffer.mediaType(head: random, filename: "x.bin") == "application/octet-stream")
+        #expect(MediaSniffer.mediaType(head: Array("<html><script>x</script>".utf8), filename: "a.mp4") == "text/html")
+        #expect(MediaSniffer.mediaType(head: Array("just text".utf8), filename: "a.mp4") == "text/plain")
+        // GBK text (何 = 0xBA 0xCE) is text, not binary.
+        #expect(MediaSniffer.mediaType(head: [0xBA, 0xCE, 0x20, 0x41, 0xBA, 0xCE], filename: "讲义.txt") == "text/plain")
+    }
+
     @Test func scriptCapableContentDisguisedAsMediaIsRefused() {
         let disguises: [(String, String)] = [
             ("<!DOCTYPE html><script>alert(1)</script>", "video.mp4"),
@@ -105,7 +120,7 @@ import Testing
             ("hello <iframe src=x>", "a.mp3"),
         ]
         for (content, name) in disguises {
-            let type = MediaSniffer.sniff(head: Array(content.utf8), filename: name)
+            let type = MediaSniffer.mediaType(head: Array(content.utf8), filename: name)
             #expect(MediaSniffer.isScriptCapable(type), "\(name) sniffed as \(type)")
             for rt in [ResourceType.video, .image, .audio, .microLecture] {
                 #expect(MediaSniffer.refusal(mediaType: type, resourceType: rt, role: .primary) != nil)

@@ -165,6 +165,19 @@ import ZiyuankuStore
         }
     }
 
+    /// A video whose container the sniffer does not know (here: random bytes) is accepted by its
+    /// extension; markup with the same name is not (see BadInputTests.disguisedScriptContent).
+    @Test func unrecognisedVideoBytesAreAcceptedByExtension() async throws {
+        let env = try TestEnv()
+        var bytes = (0..<300_000).map { UInt8(truncatingIfNeeded: ($0 &* 2_654_435_761) >> 13) }
+        bytes[0] = 0
+        bytes[1] = 0x80
+        try await env.test { client in
+            let created = try await client.createResource(env, files: [("康复训练示范.mp4", bytes)])
+            #expect((created["files"] as? [[String: Any]])?.first?["mediaType"] as? String == "video/mp4")
+        }
+    }
+
     @Test func systemEndpoints() async throws {
         let env = try TestEnv()
         try await env.test { client in
