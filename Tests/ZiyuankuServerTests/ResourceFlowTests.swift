@@ -172,8 +172,9 @@ import ZiyuankuStore
         var bytes = (0..<300_000).map { UInt8(truncatingIfNeeded: ($0 &* 2_654_435_761) >> 13) }
         bytes[0] = 0
         bytes[1] = 0x80
+        let video = bytes
         try await env.test { client in
-            let created = try await client.createResource(env, files: [("康复训练示范.mp4", bytes)])
+            let created = try await client.createResource(env, files: [("康复训练示范.mp4", video)])
             #expect((created["files"] as? [[String: Any]])?.first?["mediaType"] as? String == "video/mp4")
         }
     }
