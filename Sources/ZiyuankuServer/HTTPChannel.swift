@@ -28,6 +28,8 @@ struct ZykHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
             try ops.addHandler(HTTP1ToHTTPServerCodec(secure: false))
             try ops.addHandler(RequestEndObserver(escaper: escaper))
             try ops.addHandler(ExpectContinueHandler(maxBodyBytes: maxBodyBytes))
+            // Closes idle keep-alive connections on graceful shutdown (as Hummingbird's own channel does).
+            try ops.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
             return try NIOAsyncChannel(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
         }
     }

@@ -174,8 +174,15 @@ def main():
             r = run("vocab", "import-majors", bad)
             res.check(r.returncode == 65 and b"row 2" in r.stderr, "a bad majors file: exit 65 naming the row", r.stderr[:160].decode(errors="replace"))
 
+        # Graceful shutdown even with an idle keep-alive connection open.
+        idle = socket.create_connection((z.HOST, port), timeout=10)
+        idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        idle.recv(4096)
+        rc, seconds, graceful = server.stop(timeout=15)
+        idle.close()
+        res.check(rc == 0 and graceful, "SIGTERM with an idle keep-alive connection: clean exit", f"exit {rc} after {seconds:.1f} s")
+
         # Secrets never logged.
-        server.stop()
         log_text = open(os.path.join(work, "server.log"), "rb").read()
         res.check(admin.encode() not in log_text and teacher.encode() not in log_text, "no token appears in the server log")
     except Exception as e:  # noqa: BLE001
