@@ -8,7 +8,6 @@ extension HTTPField.Name {
     static let contentDigest = HTTPField.Name("Content-Digest")!
     static let reprDigest = HTTPField.Name("Repr-Digest")!
     static let xContentTypeOptions = HTTPField.Name("X-Content-Type-Options")!
-    static let tusResumable = HTTPField.Name("Tus-Resumable")!
 }
 
 enum BodyReader {

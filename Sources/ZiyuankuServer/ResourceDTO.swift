@@ -2,7 +2,6 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
-import Synchronization
 import ZiyuankuCore
 import ZiyuankuStore
 
@@ -67,13 +66,12 @@ struct JSONWriter {
 
 /// The members of a version's wire form (metadata, files, version fields), encoded once per
 /// version: versions never change.
-final class VersionFragments: Sendable {
-    private let entries = Mutex<[String: [UInt8]]>([:])
-    let capacity = 20_000
+enum VersionFragments {
+    static let cache = BoundedCache<[UInt8]>(capacity: 20_000)
 
-    func fragment(resourceId: String, _ v: ResourceVersion) throws -> [UInt8] {
-        let key = "\(resourceId)#\(v.number)"
-        if let hit = entries.withLock({ $0[key] }) { return hit }
+    static func fragment(resourceId: String, _ v: ResourceVersion) throws -> [UInt8] {
+        let key = BoundedCache<[UInt8]>.versionKey(resourceId, v.number)
+        if let hit = cache.get(key) { return hit }
         var w = JSONWriter()
         let metadata = try JSONResponse.encoder.encode(v.metadata)
         // The metadata object without its braces, then the version's own members.
@@ -87,14 +85,9 @@ final class VersionFragments: Sendable {
         w.member("versionCreatedAt", v.createdAt)
         w.comma()
         w.member("changeNote", v.changeNote)
-        entries.withLock { e in
-            if e.count >= capacity { e.removeAll(keepingCapacity: true) }
-            e[key] = w.bytes
-        }
+        cache.put(key, w.bytes)
         return w.bytes
     }
-
-    static let shared = VersionFragments()
 }
 
 /// The wire form of a resource as one caller sees it: the metadata of the version shown, its
@@ -109,7 +102,7 @@ struct ResourceDTO {
     func write(into w: inout JSONWriter) throws {
         let s = view.state
         w.raw("{")
-        w.raw(try VersionFragments.shared.fragment(resourceId: s.id, view.version))
+        w.raw(try VersionFragments.fragment(resourceId: s.id, view.version))
         w.comma()
         w.member("id", s.id)
         w.comma()

@@ -196,7 +196,7 @@ extension Catalog {
     }
 
     static func version(_ db: Database, id: String, number: Int, cache: VersionCache? = nil) throws -> ResourceVersion? {
-        if let hit = cache?.get(id, number) { return hit }
+        if let hit = cache?.get(VersionCache.versionKey(id, number)) { return hit }
         guard
             let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM versions WHERE resource_id = ? AND number = ?"), arguments: [id, number])
         else { return nil }
@@ -210,7 +210,7 @@ extension Catalog {
         let v = ResourceVersion(
             number: number, metadata: metadata, files: files, authorId: row["author_id"], changeNote: row["change_note"],
             createdAt: row["created_at"])
-        cache?.put(id, v)
+        cache?.put(VersionCache.versionKey(id, number), v)
         return v
     }
 
@@ -294,21 +294,5 @@ extension Catalog {
     public func listResources(_ q: ResourceQuery, viewer: Principal?, allowAnonymous: Bool) throws -> (items: [ResourceView], total: Int) {
         let result = try searchResources(q, text: nil, sort: .newest, viewer: viewer, allowAnonymous: allowAnonymous, facets: false)
         return (result.hits.map(\.view), result.total)
-    }
-
-    /// Counts for `zyk verify`-style checks and tests.
-    public func integrityReport() throws -> (integrity: String, foreignKeyViolations: Int) {
-        try pool.read { db in
-            let integrity = try String.fetchOne(db, sql: "PRAGMA integrity_check") ?? "?"
-            let fk = try Row.fetchAll(db, sql: "PRAGMA foreign_key_check").count
-            return (integrity, fk)
-        }
-    }
-
-    /// Version files whose blob file is absent (an orphan row), for verification after crashes.
-    public func referencedBlobs() throws -> [(sha256: String, size: Int64)] {
-        try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT DISTINCT b.sha256, b.size FROM blobs b").map { ($0["sha256"], $0["size"]) }
-        }
     }
 }

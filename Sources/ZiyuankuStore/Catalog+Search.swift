@@ -87,7 +87,7 @@ extension Catalog {
                 let prefixRows = try Row.fetchCursor(
                     db,
                     sql: """
-                        SELECT substr(m.major_code, 1, 4), substr(m.major_code, 1, 2), count(DISTINCT r.id), 0
+                        SELECT substr(m.major_code, 1, 4), substr(m.major_code, 1, 2), count(DISTINCT r.id)
                         FROM \(from) JOIN resource_majors m ON m.resource_id = r.id WHERE \(whereSQL)
                         GROUP BY substr(m.major_code, 1, 4)
                         """, arguments: StatementArguments(args))

@@ -12,7 +12,7 @@ public final class Catalog: Sendable {
     let pool: DatabasePool
     public let path: String
     /// Versions are immutable, so decoded ones are kept (bounded) and never re-read.
-    let versions = VersionCache()
+    let versions = VersionCache(capacity: 20_000)
 
     public init(path: String) throws {
         var config = Configuration()
@@ -303,8 +303,6 @@ public final class Catalog: Sendable {
             try Int64.fetchOne(db.cachedStatement(sql: "SELECT b.size FROM blobs b JOIN blob_uploads u ON u.sha256 = b.sha256 WHERE b.sha256 = ? AND u.user_id = ?"), arguments: [sha256, userId])
         }
     }
-
-    public func blobCount() throws -> Int { try pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM blobs") ?? 0 } }
 }
 
 /// Where the bundled schema lives.
@@ -354,18 +352,26 @@ extension Catalog {
     }
 }
 
-/// A bounded cache of decoded versions, keyed by resource id and number. Safe because versions
-/// never change once written.
-final class VersionCache: Sendable {
-    private let entries = Mutex<[String: ResourceVersion]>([:])
-    let capacity = 20_000
+/// A thread-safe cache that empties itself when full: for values derived from immutable
+/// versions (decoded versions here, their wire fragments in the server).
+public final class BoundedCache<Value: Sendable>: Sendable {
+    private let entries = Mutex<[String: Value]>([:])
+    let capacity: Int
 
-    func get(_ id: String, _ n: Int) -> ResourceVersion? { entries.withLock { $0["\(id)#\(n)"] } }
+    public init(capacity: Int) { self.capacity = capacity }
 
-    func put(_ id: String, _ v: ResourceVersion) {
+    public func get(_ key: String) -> Value? { entries.withLock { $0[key] } }
+
+    public func put(_ key: String, _ value: Value) {
         entries.withLock { e in
             if e.count >= capacity { e.removeAll(keepingCapacity: true) }
-            e["\(id)#\(v.number)"] = v
+            e[key] = value
         }
     }
+
+    /// The key of a resource's version.
+    public static func versionKey(_ resourceId: String, _ number: Int) -> String { "\(resourceId)#\(number)" }
 }
+
+/// Decoded versions; safe to keep because versions never change once written.
+typealias VersionCache = BoundedCache<ResourceVersion>

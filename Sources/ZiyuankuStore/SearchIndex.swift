@@ -4,13 +4,14 @@ import GRDBSQLite
 import ZiyuankuCore
 
 /// The `zyk` FTS5 tokenizer: `SearchText` behind SQLite's tokenizer interface, so the index
-/// and every query are tokenized by the same code.
-final class ZykTokenizer: FTS5CustomTokenizer {
-    static let name = "zyk"
+/// and every query are tokenized by the same code. Public so tools reading a catalog (the
+/// search benchmark) register the very same tokenizer.
+public final class ZykTokenizer: FTS5CustomTokenizer {
+    public static let name = "zyk"
 
-    init(db: Database, arguments: [String]) throws {}
+    public init(db: Database, arguments: [String]) throws {}
 
-    func tokenize(
+    public func tokenize(
         context: UnsafeMutableRawPointer?, tokenization: FTS5Tokenization, pText: UnsafePointer<CChar>?, nText: CInt,
         tokenCallback: @escaping FTS5TokenCallback
     ) -> CInt {

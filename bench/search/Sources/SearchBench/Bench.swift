@@ -198,7 +198,7 @@ final class SizeBench {
         // MARK: the benchmark's own connections
         var rc = Configuration()
         rc.readonly = true
-        rc.prepareDatabase { db in db.add(tokenizer: BenchZykTokenizer.self) }
+        rc.prepareDatabase { db in db.add(tokenizer: ZykTokenizer.self) }
         // Checkpoint both databases so the file sizes are the data (nothing else writes now).
         try DatabaseQueue(path: root.catalogPath).writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
         try plain.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }

@@ -174,7 +174,7 @@ case "ftsexp":
         let path = dir + "/\(mode.hashValue).sqlite"
         var c = Configuration()
         c.prepareDatabase { db in
-            db.add(tokenizer: BenchZykTokenizer.self)
+            db.add(tokenizer: ZykTokenizer.self)
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
         let q = try DatabaseQueue(path: path, configuration: c)
@@ -265,7 +265,7 @@ case "parts":
     for tok in ["zyk", "zyk_nopinyin", "unicode61"] {
         var c = Configuration()
         c.prepareDatabase { db in
-            db.add(tokenizer: BenchZykTokenizer.self)
+            db.add(tokenizer: ZykTokenizer.self)
             db.add(tokenizer: BenchNoPinyinTokenizer.self)
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
@@ -306,7 +306,7 @@ case "diag":
         var c = Configuration()
         c.readonly = true
         c.prepareDatabase { db in
-            db.add(tokenizer: BenchZykTokenizer.self)
+            db.add(tokenizer: ZykTokenizer.self)
             if variant != "default" { try db.execute(sql: "PRAGMA " + variant) }
         }
         let dbq = try DatabaseQueue(path: root.catalogPath, configuration: c)
