@@ -55,11 +55,9 @@ public enum SearchHighlighter {
                 for i in 0...(n - k) {
                     var ok = true
                     for j in 0..<k {
-                        guard han[i + j] != 0, let py = SearchText.pinyin(of: han[i + j]) else {
-                            ok = false
-                            break
-                        }
-                        if j == k - 1 && partial ? !py.hasPrefix(syllables[j]) : py != syllables[j] {
+                        let readings = han[i + j] == 0 ? [] : SearchText.readings(of: han[i + j])
+                        let fits = readings.contains { j == k - 1 && partial ? $0.hasPrefix(syllables[j]) : $0 == syllables[j] }
+                        if !fits {
                             ok = false
                             break
                         }
@@ -72,7 +70,7 @@ public enum SearchHighlighter {
                 for i in 0...(n - k) {
                     var ok = true
                     for j in 0..<k {
-                        guard han[i + j] != 0, let py = SearchText.pinyin(of: han[i + j]), py.utf8.first == letters[j] else {
+                        guard han[i + j] != 0, SearchText.readings(of: han[i + j]).contains(where: { $0.utf8.first == letters[j] }) else {
                             ok = false
                             break
                         }

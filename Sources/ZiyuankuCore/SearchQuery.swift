@@ -152,18 +152,33 @@ public struct SearchQuery: Sendable, Equatable {
     }
 
     /// A Latin word matches as a word prefix, as pinyin syllables (`kangfu`, `kang`), or as
-    /// pinyin initials (`kfzl`).
+    /// pinyin initials (`kfzl`). Pinyin is indexed as pairs of neighbouring characters (see
+    /// `SearchText`), so a word of k syllables is a phrase of k − 1 pairs.
     static func wordExpression(_ w: String) -> String {
         var options = [quote(w) + "*"]
         let letters = w.utf8.allSatisfy { $0 >= 97 && $0 <= 122 }
         if letters {
-            let marker = String(SearchText.syllableMarker)
+            let m = String(SearchText.syllableMarker)
             if let (syllables, partial) = pinyinSyllables(w) {
-                let phrase = quote(syllables.map { marker + $0 }.joined(separator: " "))
-                options.append(partial ? phrase + "*" : phrase)
+                if syllables.count == 1 {
+                    // One syllable starts a pair (`~kang~fu`) or ends a run (`~kang`).
+                    options += partial ? [quote(m + syllables[0]) + "*"] : [quote(m + syllables[0] + m) + "*", quote(m + syllables[0])]
+                } else {
+                    let pairs = (1..<syllables.count).map { m + syllables[$0 - 1] + m + syllables[$0] }
+                    options.append(quote(pairs.joined(separator: " ")) + (partial ? "*" : ""))
+                }
             } else if w.count >= 2 && w.count <= 12 {
+                // Initials are indexed as pairs and triples: `kf` is one pair, `kfzl` the
+                // phrase of its triples `kfz fzl`.
                 let im = String(SearchText.initialMarker)
-                options.append(quote(w.map { im + String($0) }.joined(separator: " ")))
+                let l: [String] = Array(w).map { String($0) }
+                var grams: [String] = []
+                if l.count == 2 {
+                    grams.append(l[0] + l[1])
+                } else {
+                    for k in 2..<l.count { grams.append(l[k - 2] + l[k - 1] + l[k]) }
+                }
+                options.append(quote(grams.map { im + $0 }.joined(separator: " ")))
             }
         }
         return options.count == 1 ? options[0] : "(" + options.joined(separator: " OR ") + ")"

@@ -6,8 +6,9 @@ import Foundation
 /// - Chinese runs → overlapping bigrams, plus the run's last character alone (so every
 ///   character starts some token: 1-character queries become prefix queries), which also keeps
 ///   `AB，BC` from matching `ABC`;
-/// - each Chinese character also carries its toneless pinyin syllable (`~kang`) and initial
-///   (`^k`) as colocated tokens (one reading per character, so polyphones do not multiply);
+/// - each Chinese character also carries, as colocated tokens, the toneless pinyin pair and the
+///   initials pair and triple it starts (`~kang~fu`, `^kf`, `^kfz`; the run's last character its
+///   own `~fu`, `^f`), with second readings only for a short list of common polyphones;
 /// - Latin letters and digits form words (`plc`, `3d`, `python`), matched by prefix.
 public enum SearchText {
     /// Marks a pinyin syllable in a query phrase built by `SearchQuery`.
@@ -17,6 +18,10 @@ public enum SearchText {
 
     public enum Mode: Sendable { case document, query }
 
+    /// Changes whenever the tokens for a text change; a catalog indexed by another version is
+    /// rebuilt when opened. 2: pinyin pairs, initials pairs and triples, polyphones, ü as v.
+    public static let version = 2
+
     // MARK: tables (built once from ICU, ~0.4 s)
 
     struct Tables: Sendable {
@@ -24,9 +29,13 @@ public enum SearchText {
         static let high: UInt32 = 0x9FFF
         /// Simplified form per code point in lowA...high.
         let simplified: [UInt32]
-        /// Index into `syllables` per code point (UInt16.max: none).
-        let pinyin: [UInt16]
+        /// Indexes into `syllables` of each code point's readings (ICU's first), starting at
+        /// `readingStart[i]` and ending before `readingStart[i + 1]`.
+        let readingStart: [Int32]
+        let readings: [UInt16]
         let syllables: [String]
+        /// `syllables` as UTF-8, for building tokens without allocating.
+        let syllableBytes: [[UInt8]]
         let syllableSet: Set<String>
         let syllablePrefixes: Set<String>
 
@@ -45,34 +54,93 @@ public enum SearchText {
                     for i in 0..<count { simplified[i] = scalars[i * 2].value }
                 }
             }
-            var pinyin = [UInt16](repeating: .max, count: count)
-            var syllables: [String] = []
-            var index: [String: UInt16] = [:]
-            if let p = source.applyingTransform(StringTransform("Han-Latin; Latin-ASCII"), reverse: false) {
-                let parts = p.split(separator: " ", omittingEmptySubsequences: false)
+            var perChar = [[String]](repeating: [], count: count)
+            // ICU's Han-Latin gives one reading per character; ü becomes u after Latin-ASCII, and
+            // phone keyboards type it as v (lv 绿, nv 女), so both spellings are kept.
+            if let withMarks = source.applyingTransform(StringTransform("Han-Latin"), reverse: false) {
+                let parts = withMarks.split(separator: " ", omittingEmptySubsequences: false)
                 if parts.count >= count {
                     for i in 0..<count {
-                        let syl = parts[i].lowercased()
-                        guard !syl.isEmpty, syl.utf8.count <= 6, syl.utf8.allSatisfy({ $0 >= 97 && $0 <= 122 }) else { continue }
-                        if let k = index[syl] {
-                            pinyin[i] = k
-                        } else {
-                            index[syl] = UInt16(syllables.count)
-                            pinyin[i] = UInt16(syllables.count)
-                            syllables.append(syl)
-                        }
+                        let marked = String(parts[i]).lowercased()
+                        let hasUmlaut = marked.unicodeScalars.contains { [0xFC, 0x1D6, 0x1D8, 0x1DA, 0x1DC].contains($0.value) }
+                        guard let plain = marked.applyingTransform(StringTransform("Latin-ASCII"), reverse: false)?.lowercased(),
+                            !plain.isEmpty, plain.utf8.count <= 6, plain.utf8.allSatisfy({ $0 >= 97 && $0 <= 122 })
+                        else { continue }
+                        perChar[i] = [plain]
+                        if hasUmlaut { perChar[i].append(plain.replacingOccurrences(of: "u", with: "v")) }
                     }
                 }
             }
+            for (ch, extra) in SearchText.polyphones {
+                guard let v = ch.unicodeScalars.first?.value, v >= Self.lowA, v <= Self.high else { continue }
+                let i = Int(v - Self.lowA)
+                for r in extra where !perChar[i].contains(r) && perChar[i].count < 3 { perChar[i].append(r) }
+            }
+            var syllables: [String] = []
+            var index: [String: UInt16] = [:]
+            var readingStart: [Int32] = []
+            var readings: [UInt16] = []
+            readingStart.reserveCapacity(count + 1)
+            for list in perChar {
+                readingStart.append(Int32(readings.count))
+                for syl in list {
+                    if let k = index[syl] {
+                        readings.append(k)
+                    } else {
+                        index[syl] = UInt16(syllables.count)
+                        readings.append(UInt16(syllables.count))
+                        syllables.append(syl)
+                    }
+                }
+            }
+            readingStart.append(Int32(readings.count))
             self.simplified = simplified
-            self.pinyin = pinyin
+            self.readingStart = readingStart
+            self.readings = readings
             self.syllables = syllables
+            syllableBytes = syllables.map { Array($0.utf8) }
             syllableSet = Set(syllables)
             var prefixes = Set<String>()
             for s in syllables { for n in 1...s.count { prefixes.insert(String(s.prefix(n))) } }
             syllablePrefixes = prefixes
         }
+
+        /// The readings of a (simplified) code point, as indexes into `syllables`.
+        @inline(__always)
+        func readingRange(_ v: UInt32) -> Range<Int> {
+            guard v >= Self.lowA, v <= Self.high else { return 0..<0 }
+            let i = Int(v - Self.lowA)
+            return Int(readingStart[i])..<Int(readingStart[i + 1])
+        }
     }
+
+    /// Second (and third) toneless readings of common polyphonic characters, as used in
+    /// vocational subjects (会计 kuaiji, 银行 yinhang, 模具 muju, 音乐 yinyue, 调剂 tiaoji).
+    /// Kept small on purpose: every reading multiplies the pinyin pair tokens at its position.
+    static let polyphones: [(Character, [String])] = [
+        ("乐", ["le", "yue"]), ("调", ["tiao", "diao"]), ("行", ["xing", "hang"]), ("会", ["hui", "kuai"]),
+        ("重", ["zhong", "chong"]), ("长", ["chang", "zhang"]), ("模", ["mo", "mu"]), ("藏", ["cang", "zang"]),
+        ("传", ["chuan", "zhuan"]), ("率", ["lv", "shuai"]), ("还", ["hai", "huan"]), ("便", ["bian", "pian"]),
+        ("降", ["jiang", "xiang"]), ("省", ["sheng", "xing"]), ("角", ["jiao", "jue"]), ("曾", ["zeng", "ceng"]),
+        ("差", ["cha", "chai", "ci"]), ("给", ["gei", "ji"]), ("解", ["jie", "xie"]), ("觉", ["jue", "jiao"]),
+        ("系", ["xi", "ji"]), ("校", ["xiao", "jiao"]), ("强", ["qiang", "jiang"]), ("奇", ["qi", "ji"]),
+        ("区", ["qu", "ou"]), ("单", ["dan", "shan"]), ("卡", ["ka", "qia"]), ("宿", ["su", "xiu"]),
+        ("薄", ["bo", "bao"]), ("血", ["xue", "xie"]), ("削", ["xiao", "xue"]), ("塞", ["sai", "se"]),
+        ("车", ["che", "ju"]), ("朝", ["chao", "zhao"]), ("参", ["can", "shen", "cen"]), ("称", ["cheng", "chen"]),
+        ("都", ["du", "dou"]), ("地", ["di", "de"]), ("的", ["de", "di"]), ("得", ["de", "dei"]),
+        ("大", ["da", "dai"]), ("没", ["mei", "mo"]), ("弹", ["tan", "dan"]), ("似", ["si", "shi"]),
+        ("提", ["ti", "di"]), ("露", ["lu", "lou"]), ("扎", ["zha", "za"]), ("将", ["jiang", "qiang"]),
+        ("了", ["le", "liao"]), ("食", ["shi", "si"]), ("属", ["shu", "zhu"]), ("仔", ["zi", "zai"]),
+        ("茄", ["qie", "jia"]), ("柏", ["bai", "bo"]), ("石", ["shi", "dan"]), ("厦", ["sha", "xia"]),
+        ("秘", ["mi", "bi"]), ("查", ["cha", "zha"]), ("番", ["fan", "pan"]), ("盛", ["sheng", "cheng"]),
+        ("着", ["zhe", "zhao", "zhuo"]), ("尿", ["niao", "sui"]), ("膀", ["bang", "pang"]), ("脯", ["fu", "pu"]),
+        ("核", ["he", "hu"]), ("伯", ["bo", "bai"]), ("色", ["se", "shai"]), ("恶", ["e", "wu"]),
+        ("和", ["he", "huo", "hu"]), ("折", ["zhe", "she"]), ("匙", ["chi", "shi"]), ("说", ["shuo", "shui"]),
+        ("识", ["shi", "zhi"]), ("拓", ["tuo", "ta"]), ("佛", ["fo", "fu"]), ("刨", ["bao", "pao"]),
+        ("劲", ["jin", "jing"]), ("扁", ["bian", "pian"]), ("咖", ["ka", "ga"]), ("约", ["yue", "yao"]),
+        ("夹", ["jia", "ga"]), ("炮", ["pao", "bao"]), ("冲", ["chong"]), ("曲", ["qu"]), ("数", ["shu"]),
+        ("期", ["qi"]), ("处", ["chu"]), ("量", ["liang"]), ("散", ["san"]), ("空", ["kong"]), ("教", ["jiao"]),
+    ]
 
     static let tables = Tables()
 
@@ -83,11 +151,10 @@ public enum SearchText {
         (0x3400...0x4DBF).contains(v) || (0x4E00...0x9FFF).contains(v) || (0xF900...0xFAFF).contains(v) || (0x20000...0x2FA1F).contains(v)
     }
 
-    /// The toneless pinyin of one (simplified) Han character, if known.
-    public static func pinyin(of v: UInt32) -> String? {
-        guard v >= Tables.lowA, v <= Tables.high else { return nil }
-        let k = tables.pinyin[Int(v - Tables.lowA)]
-        return k == .max ? nil : tables.syllables[Int(k)]
+    /// The toneless pinyin readings of one (simplified) Han character (ICU's first; a few
+    /// polyphones have two or three; empty when unknown).
+    public static func readings(of v: UInt32) -> [String] {
+        tables.readingRange(v).map { tables.syllables[Int(tables.readings[$0])] }
     }
 
     public static func isSyllable(_ s: String) -> Bool { tables.syllableSet.contains(s) }
@@ -184,12 +251,71 @@ public enum SearchText {
                     end = run[i + 1].end
                 }
                 send(buffer, run[i].start, end, false)
-                if mode == .document, let py = pinyin(of: run[i].v) {
-                    send([UInt8(ascii: "~")] + Array(py.utf8), run[i].start, run[i].end, true)
-                    send([UInt8(ascii: "^"), py.utf8.first!], run[i].start, run[i].end, true)
-                }
+                if mode == .document { sendPinyin(i, end: end) }
             }
             run.removeAll(keepingCapacity: true)
+        }
+        // Pinyin rides along each character as colocated tokens: the syllable pair and the
+        // initials pair it starts (`~kang~fu`, `^kf`), or its own syllable and initial when
+        // it ends the run (`~fu`, `^f`). Pairs keep pinyin and initials queries as selective
+        // as the character bigrams (a lone `^k` would be in nearly every record).
+        func sendPinyin(_ i: Int, end: Int) {
+            let t = tables
+            let here = t.readingRange(run[i].v)
+            guard !here.isEmpty else { return }
+            let next = i + 1 < run.count ? t.readingRange(run[i + 1].v) : 0..<0
+            let e = next.isEmpty ? run[i].end : end
+            var initials: [UInt16] = []
+            for a in here {
+                let sa = t.syllableBytes[Int(t.readings[a])]
+                if next.isEmpty {
+                    buffer.removeAll(keepingCapacity: true)
+                    buffer.append(UInt8(ascii: "~"))
+                    buffer.append(contentsOf: sa)
+                    send(buffer, run[i].start, e, true)
+                    let key = UInt16(sa[0])
+                    if !initials.contains(key) { initials.append(key) }
+                    continue
+                }
+                for b in next {
+                    let sb = t.syllableBytes[Int(t.readings[b])]
+                    buffer.removeAll(keepingCapacity: true)
+                    buffer.append(UInt8(ascii: "~"))
+                    buffer.append(contentsOf: sa)
+                    buffer.append(UInt8(ascii: "~"))
+                    buffer.append(contentsOf: sb)
+                    send(buffer, run[i].start, e, true)
+                    let key = UInt16(sa[0]) << 8 | UInt16(sb[0])
+                    if !initials.contains(key) { initials.append(key) }
+                }
+            }
+            for key in initials {
+                buffer.removeAll(keepingCapacity: true)
+                buffer.append(UInt8(ascii: "^"))
+                if key > 0xFF { buffer.append(UInt8(key >> 8)) }
+                buffer.append(UInt8(key & 0xFF))
+                send(buffer, run[i].start, e, true)
+            }
+            // Initials triples too: a pair like `^zy` is in a large share of all records, so
+            // longer initials queries (`zyzl`) would be phrases of very common tokens.
+            guard i + 2 < run.count, !next.isEmpty else { return }
+            let third = t.readingRange(run[i + 2].v)
+            guard !third.isEmpty else { return }
+            var triples: [UInt32] = []
+            for pair in initials {
+                for c in third {
+                    let key = UInt32(pair) << 8 | UInt32(t.syllableBytes[Int(t.readings[c])][0])
+                    if !triples.contains(key) { triples.append(key) }
+                }
+            }
+            for key in triples {
+                buffer.removeAll(keepingCapacity: true)
+                buffer.append(UInt8(ascii: "^"))
+                buffer.append(UInt8((key >> 16) & 0xFF))
+                buffer.append(UInt8((key >> 8) & 0xFF))
+                buffer.append(UInt8(key & 0xFF))
+                send(buffer, run[i].start, run[i + 2].end, true)
+            }
         }
         func flushWord() {
             guard !word.isEmpty else { return }
@@ -236,8 +362,14 @@ public enum SearchText {
                 wordEnd = i
             case .syllableMarker:
                 flushRun()
-                flushWord()
-                wordPrefix = UInt8(ascii: "~")
+                if wordPrefix == UInt8(ascii: "~") && !word.isEmpty {
+                    // Inside a marked pair (`~kang~fu`): the marker joins the two syllables.
+                    word.append(UInt8(ascii: "~"))
+                    wordEnd = i
+                } else {
+                    flushWord()
+                    wordPrefix = UInt8(ascii: "~")
+                }
             case .initialMarker:
                 flushRun()
                 flushWord()

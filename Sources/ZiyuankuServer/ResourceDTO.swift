@@ -147,6 +147,7 @@ struct ResourceDTO {
 struct ResourcePage {
     var items: [ResourceDTO]
     var total: Int
+    var totalExact: Bool
     var page: Int
     var pageSize: Int
     var sort: String
@@ -166,6 +167,8 @@ struct ResourcePage {
         w.raw("]")
         w.comma()
         w.member("total", total)
+        w.comma()
+        w.member("totalExact", totalExact)
         w.comma()
         w.member("page", page)
         w.comma()

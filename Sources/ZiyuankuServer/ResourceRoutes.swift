@@ -489,7 +489,7 @@ struct ResourceRoutes {
                     view: $0.view, privileged: Access.isPrivileged(ctx.principal, $0.view.state), titleHighlight: $0.titleHighlight,
                     descriptionSnippet: $0.descriptionSnippet)
             },
-            total: result.total, page: query.page, pageSize: query.pageSize, sort: sort.rawValue, query: text?.terms, facets: result.facets
+            total: result.total, totalExact: result.totalExact, page: query.page, pageSize: query.pageSize, sort: sort.rawValue, query: text?.terms, facets: result.facets
         ).response()
     }
 }

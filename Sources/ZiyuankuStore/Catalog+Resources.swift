@@ -81,18 +81,23 @@ extension Catalog {
         _ items: [(owner: Principal, metadata: ResourceMetadata, files: [NewFile])], changeNote: String, publish: Bool
     ) throws -> [String] {
         try pool.write { db in
-            try items.map { item in
-                let id = try Self.insertResource(db, owner: item.owner, metadata: item.metadata, files: item.files, changeNote: changeNote)
+            let ids = try items.map { item in
+                let id = try Self.insertResource(db, owner: item.owner, metadata: item.metadata, files: item.files, changeNote: changeNote, index: false)
                 if publish {
                     let now = Timestamp.now()
                     try db.cachedStatement(sql: "UPDATE resources SET status = 'published', published_version = 1, published_at = ? WHERE id = ?").execute(arguments: [now, id])
                 }
                 return id
             }
+            try SearchIndex.insert(db, resourceIds: ids)
+            return ids
         }
     }
 
-    static func insertResource(_ db: Database, owner: Principal, metadata: ResourceMetadata, files: [NewFile], changeNote: String) throws -> String {
+    /// `index: false` leaves the search index to the caller (bulk paths index a batch at once).
+    static func insertResource(
+        _ db: Database, owner: Principal, metadata: ResourceMetadata, files: [NewFile], changeNote: String, index: Bool = true
+    ) throws -> String {
         let id = Identifiers.uuidV7()
         let now = Timestamp.now()
         let json = try encodeMetadata(metadata)
@@ -106,7 +111,7 @@ extension Catalog {
             ])
         try insertVersion(db, resourceId: id, number: 1, metadata: json, files: files, authorId: owner.userId, note: changeNote, now: now)
         try replaceMajors(db, resourceId: id, codes: metadata.majorCodes)
-        try SearchIndex.update(db, resourceId: id)
+        if index { try SearchIndex.update(db, resourceId: id) }
         return id
     }
 

@@ -21,6 +21,7 @@ public final class Catalog: Sendable {
         config.journalMode = .wal
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            try db.execute(sql: "PRAGMA cache_size = -16384")
             db.add(tokenizer: ZykTokenizer.self)
         }
         self.path = path
@@ -32,6 +33,7 @@ public final class Catalog: Sendable {
         try root.prepare()
         let catalog = try Catalog(path: root.catalogPath)
         try catalog.migrate()
+        try catalog.reindexIfTokenizerChanged()
         return catalog
     }
 

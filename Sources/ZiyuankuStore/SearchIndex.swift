@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import GRDBSQLite
+import Logging
 import ZiyuankuCore
 
 /// The `zyk` FTS5 tokenizer: `SearchText` behind SQLite's tokenizer interface, so the index
@@ -47,6 +48,18 @@ enum SearchIndex {
         WHERE r.deleted_at IS NULL
         """
 
+    /// Indexes resources not yet in the index with one statement. On SQLite 3.40 every
+    /// statement that writes to FTS5 opens a savepoint, and FTS5 flushes its pending terms to a
+    /// new segment at each savepoint: one INSERT per row would write one segment per row (and
+    /// then merge them), so bulk paths index a whole batch at once.
+    static func insert(_ db: Database, resourceIds: [String]) throws {
+        guard !resourceIds.isEmpty else { return }
+        let list = String(decoding: try JSONEncoder().encode(resourceIds), as: UTF8.self)
+        try db.execute(
+            sql: "INSERT INTO resource_search (rowid, \(columns)) \(selectRows) AND r.id IN (SELECT value FROM json_each(?))",
+            arguments: [list])
+    }
+
     /// Re-indexes one resource (removes it when it is deleted).
     static func update(_ db: Database, resourceId: String) throws {
         guard let rowid = try Int64.fetchOne(db.cachedStatement(sql: "SELECT rowid FROM resources WHERE id = ?"), arguments: [resourceId]) else { return }
@@ -72,8 +85,28 @@ extension Catalog {
             done += chunk.count
             progress(done, ids.count)
         }
-        try pool.write { db in try db.execute(sql: "INSERT INTO resource_search (resource_search) VALUES ('optimize')") }
+        try pool.write { db in
+            try db.execute(sql: "INSERT INTO resource_search (resource_search) VALUES ('optimize')")
+            try db.execute(
+                sql: "INSERT INTO settings (key, value) VALUES ('search.tokenizer', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                arguments: [String(SearchText.version)])
+        }
         return done
+    }
+
+    /// The index stores tokens, so a catalog indexed by another version of the tokenizer is
+    /// rebuilt (once, when opened). Returns whether it was.
+    @discardableResult
+    public func reindexIfTokenizerChanged(progress: (Int, Int) -> Void = { _, _ in }) throws -> Bool {
+        let built = try pool.read { db in try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'search.tokenizer'") }
+        guard built != String(SearchText.version) else { return false }
+        if try searchIndexCounts().expected > 0 {
+            Logger(label: "zyk.catalog").notice(
+                "rebuilding the search index",
+                metadata: ["reason": "built by tokenizer version \(built ?? "none"), this build has \(SearchText.version)"])
+        }
+        try reindex(progress: progress)
+        return true
     }
 
     /// Rows in the index and resources that should be there (for verification).

@@ -26,18 +26,45 @@ import Testing
         #expect(plain("Ｃａｆé") == ["café"])
     }
 
-    @Test func pinyinRidesAlongAsColocatedTokens() {
+    @Test func pinyinRidesAlongAsColocatedPairs() {
         let t = SearchText.tokens("康复", mode: .document)
-        #expect(t.map(\.token) == ["康复", "~kang", "^k", "复", "~fu", "^f"])
+        #expect(t.map(\.token) == ["康复", "~kang~fu", "^kf", "复", "~fu", "^f"])
         #expect(t.map(\.colocated) == [false, true, true, false, true, true])
+        // Three characters or more: initials triples as well.
+        #expect(SearchText.tokens("康复治疗", mode: .document).filter(\.colocated).map(\.token) == [
+            "~kang~fu", "^kf", "^kfz", "~fu~zhi", "^fz", "^fzl", "~zhi~liao", "^zl", "~liao", "^l",
+        ])
+        // Pairs stop at the end of a run, as the character bigrams do.
+        #expect(SearchText.tokens("护，理", mode: .document).map(\.token) == ["护", "~hu", "^h", "理", "~li", "^l"])
+    }
+
+    @Test func polyphonesAndUmlautCarryEveryReading() {
+        #expect(SearchText.readings(of: "会".unicodeScalars.first!.value).sorted() == ["hui", "kuai"])
+        #expect(SearchText.readings(of: "绿".unicodeScalars.first!.value) == ["lu", "lv"])
+        let kuaiji = SearchText.tokens("会计", mode: .document).filter(\.colocated).map(\.token)
+        #expect(kuaiji.contains("~kuai~ji") && kuaiji.contains("~hui~ji") && kuaiji.contains("^kj") && kuaiji.contains("^hj"))
+        for (text, pair) in [("银行", "~yin~hang"), ("模具", "~mu~ju"), ("旅游", "~lv~you"), ("旅游", "~lu~you"), ("音乐", "~yin~yue")] {
+            #expect(SearchText.tokens(text, mode: .document).contains { $0.token == pair }, "\(text) → \(pair)")
+        }
+        #expect(SearchQuery.pinyinSyllables("lvyou")?.0 == ["lv", "you"])
+        // A character without a second reading does not multiply its neighbour's tokens.
+        #expect(SearchText.tokens("护理", mode: .document).filter(\.colocated).map(\.token) == ["~hu~li", "^hl", "~li", "^l"])
     }
 
     @Test func queriesAreBuiltOnlyFromQuotedPhrases() {
         #expect(SearchQuery("康复").expression == "\"康复\"")
         #expect(SearchQuery("护").expression == "\"护\"*")
-        #expect(SearchQuery("kfzl").expression == "(\"kfzl\"* OR \"\u{E003}k \u{E003}f \u{E003}z \u{E003}l\")")
-        #expect(SearchQuery("kangfu").expression == "(\"kangfu\"* OR \"\u{E002}kang \u{E002}fu\")")
-        #expect(SearchQuery("kangf").expression == "(\"kangf\"* OR \"\u{E002}kang \u{E002}f\"*)")
+        #expect(SearchQuery("kfzl").expression == "(\"kfzl\"* OR \"\u{E003}kfz \u{E003}fzl\")")
+        #expect(SearchQuery("kf").expression == "(\"kf\"* OR \"\u{E003}kf\")")
+        #expect(SearchQuery("kangfu").expression == "(\"kangfu\"* OR \"\u{E002}kang\u{E002}fu\")")
+        #expect(SearchQuery("kangf").expression == "(\"kangf\"* OR \"\u{E002}kang\u{E002}f\"*)")
+        #expect(SearchQuery("kangfuzhi").expression == "(\"kangfuzhi\"* OR \"\u{E002}kang\u{E002}fu \u{E002}fu\u{E002}zhi\")")
+        #expect(SearchQuery("kang").expression == "(\"kang\"* OR \"\u{E002}kang\u{E002}\"* OR \"\u{E002}kang\")")
+        // The query tokenizer turns the marked pair into exactly the document's pair token.
+        #expect(SearchText.tokens("\u{E002}kang\u{E002}fu \u{E002}fu\u{E002}zhi", mode: .query).map(\.token) == ["~kang~fu", "~fu~zhi"])
+        #expect(SearchText.tokens("\u{E003}kf", mode: .query).map(\.token) == ["^kf"])
+        // In a document the markers are separators: users cannot forge pinyin tokens.
+        #expect(SearchText.tokens("\u{E002}kang\u{E002}fu", mode: .document).map(\.token) == ["kang", "fu"])
         #expect(SearchQuery("").expression == nil)
         #expect(SearchQuery("\"  *  :  \"").expression == nil)
         #expect(SearchQuery("NEAR(a b) AND OR NOT").expression?.contains("NEAR(") == false)
