@@ -63,28 +63,6 @@ case "probe":
         print("\(q.kind.rawValue)\t\(q.input)\t\(n)\t\(e)")
     }
 
-case "query":
-    // Times searches on a catalog kept by an earlier `run --keep` (for quick iteration):
-    // SearchBench query --dir WORK/rows-100000/zyk --q 护理,kangfu --reps 20 [--facets true]
-    let catalog = try Catalog.open(root: DataRoot(path: options["dir"] ?? "."))
-    SearchText.prepare()
-    let reps = Int(options["reps"] ?? "20") ?? 20
-    let facets = options["facets"] == "true"
-    var rq = ResourceQuery()
-    rq.pageSize = 20
-    for q in (options["q"] ?? "护理").split(separator: ",").map(String.init) {
-        var times: [Double] = []
-        var total = 0
-        for _ in 0..<(reps + 2) {
-            let t0 = nowNs()
-            let r = try catalog.searchResources(rq, text: SearchQuery(q), sort: .relevance, viewer: nil, allowAnonymous: true, facets: facets)
-            times.append(ms(t0, nowNs()))
-            total = r.total
-        }
-        let t = times.dropFirst(2).sorted()
-        print(String(format: "%@\ttotal %d\tp50 %.2f ms\tmax %.2f ms", q, total, t[t.count / 2], t.last!))
-    }
-
 case "run":
     let started = nowNs()
     let sizes = ints("sizes", [100_000, 1_000_000])
