@@ -21,7 +21,7 @@ struct AdminRoutes {
             return try JSONResponse.make(["items": try catalog.organizations()])
         }
         r.on(.post, "/v1/organizations") { req, ctx in
-            _ = try ctx.requireAdmin()
+            let admin = try ctx.requireAdmin()
             let body = try await BodyReader.jsonObject(req, limit: limit)
             var f = FieldReader(object: body)
             var errors = body.keys.filter { !["name", "kind"].contains($0) }.sorted().map { FieldError(field: $0, message: "unknown field") }
@@ -29,7 +29,7 @@ struct AdminRoutes {
             let kind: OrganizationKind? = f.enumValue("kind", required: true)
             errors += f.errors
             guard errors.isEmpty, let name, let kind else { throw AppError.validation(errors) }
-            return try JSONResponse.make(try catalog.createOrganization(name: name, kind: kind), status: .created)
+            return try JSONResponse.make(try catalog.createOrganization(name: name, kind: kind, actor: admin.userId), status: .created)
         }
 
         r.on(.get, "/v1/users") { req, ctx in
@@ -40,7 +40,7 @@ struct AdminRoutes {
             return try JSONResponse.make(["items": try catalog.users(organizationId: org)])
         }
         r.on(.post, "/v1/users") { req, ctx in
-            _ = try ctx.requireAdmin()
+            let admin = try ctx.requireAdmin()
             let body = try await BodyReader.jsonObject(req, limit: limit)
             var f = FieldReader(object: body)
             var errors = body.keys.filter { !["organizationId", "name", "role"].contains($0) }.sorted().map {
@@ -52,7 +52,7 @@ struct AdminRoutes {
             errors += f.errors
             if let org, !Identifiers.isUUID(org) { errors.append(.init(field: "organizationId", message: "must be an organization id")) }
             guard errors.isEmpty, let org, let name, let role else { throw AppError.validation(errors) }
-            let (user, token) = try catalog.createUser(organizationId: org, name: name, role: role)
+            let (user, token) = try catalog.createUser(organizationId: org, name: name, role: role, actor: admin.userId)
             return try JSONResponse.make(UserCreated(user: user, token: token.secret, tokenId: token.info.id), status: .created)
         }
 
@@ -79,7 +79,7 @@ struct AdminRoutes {
             guard errors.isEmpty else { throw AppError.validation(errors) }
             if userId != p.userId && p.role != .admin { throw AppError.forbidden("Only administrators may issue tokens for other users.") }
             guard Identifiers.isUUID(userId), try catalog.user(id: userId) != nil else { throw AppError.notFound("user") }
-            let token = try catalog.issueToken(userId: userId, label: label, expiresAt: days.map { Date().addingTimeInterval(Double($0) * 86400) })
+            let token = try catalog.issueToken(userId: userId, label: label, expiresAt: days.map { Date().addingTimeInterval(Double($0) * 86400) }, actor: p.userId)
             return try JSONResponse.make(TokenCreated(token: token.secret, info: token.info), status: .created)
         }
         r.on(.delete, "/v1/tokens/:id") { _, ctx in
@@ -88,7 +88,7 @@ struct AdminRoutes {
             guard Identifiers.isUUID(id), let t = try catalog.token(id: id), p.role == .admin || t.userId == p.userId else {
                 throw AppError.notFound("token")
             }
-            _ = try catalog.revokeToken(id: id)
+            _ = try catalog.revokeToken(id: id, actor: p.userId)
             return Response(status: .noContent)
         }
 

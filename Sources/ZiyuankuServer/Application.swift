@@ -87,6 +87,7 @@ public func buildRouter(services: AppServices, routes: RouteTable = RouteTable()
     AdminRoutes(services: services).register(r)
     BlobRoutes(services: services).register(r)
     ResourceRoutes(services: services).register(r)
+    WorkflowRoutes(services: services).register(r)
     return router
 }
 

@@ -18,6 +18,8 @@ public struct ServerConfig: Sendable, Equatable {
     public var allowAnonymous = true
     /// Log level (`ZYK_LOG_LEVEL`): trace, debug, info, notice, warning, error, critical.
     public var logLevel: Logger.Level = .info
+    /// Days an admin can still restore a deleted resource (`ZYK_DELETED_RETENTION_DAYS`).
+    public var deletedRetentionDays = 30
 
     public init() {}
 
@@ -29,6 +31,7 @@ public struct ServerConfig: Sendable, Equatable {
         ("max_json_bytes", "ZYK_MAX_JSON_BYTES", "largest JSON body in bytes; default 1048576"),
         ("allow_anonymous", "ZYK_ALLOW_ANONYMOUS", "anonymous read access to public published resources; default true"),
         ("log_level", "ZYK_LOG_LEVEL", "trace|debug|info|notice|warning|error|critical; default info"),
+        ("deleted_retention_days", "ZYK_DELETED_RETENTION_DAYS", "days a deleted resource can be restored by an admin; default 30"),
     ]
 
     public struct Invalid: Error, CustomStringConvertible {
@@ -64,6 +67,9 @@ public struct ServerConfig: Sendable, Equatable {
         case "log_level":
             guard let l = Logger.Level(rawValue: v.lowercased()) else { throw bad("must be one of trace, debug, info, notice, warning, error, critical") }
             logLevel = l
+        case "deleted_retention_days":
+            guard let n = Int(v), (1...3650).contains(n) else { throw bad("must be a number of days 1–3650") }
+            deletedRetentionDays = n
         default:
             throw Invalid(description: "\(source): unknown setting '\(key)'; known: \(Self.keys.map(\.key).joined(separator: ", "))")
         }

@@ -27,7 +27,7 @@ struct Downloads {
         let etag = "\"\(file.sha256)\""
         let lastModified = Timestamp.parse(view.version.createdAt) ?? Date(timeIntervalSince1970: 0)
         let lastModifiedText = HTTPDate.format(lastModified)
-        let publicResource = state.status == .published && state.visibility == .public && version <= (state.publishedVersion ?? 0)
+        let publicResource = state.visibility == .public && version <= (state.publishedVersion ?? 0)
 
         var headers: HTTPFields = [
             .eTag: etag,
@@ -57,12 +57,19 @@ struct Downloads {
         }
         let isHead = req.method == .head
         let parsedRange = ByteRangeRequest.parse(rangeHeader, size: size)
-        // A download counts once per fetch from the start (players fetch the rest by ranges).
+        // A download counts once per fetch from the start (players fetch the rest by ranges),
+        // and once per client and file within 30 s. Downloads of what is not public are audited.
         if !isHead {
+            let fromStart: Bool
             switch parsedRange {
-            case .full: services.downloads.record(resourceId: state.id)
-            case .ranges(let r) where r.first?.lowerBound == 0: services.downloads.record(resourceId: state.id)
-            default: break
+            case .full: fromStart = true
+            case .ranges(let r): fromStart = r.first?.lowerBound == 0
+            default: fromStart = false
+            }
+            if fromStart, services.downloads.record(resourceId: state.id, file: file.name, client: ctx.clientKey(req)), !publicResource {
+                try services.catalog.audit(
+                    actor: ctx.principal?.userId, action: "resource.download", resourceId: state.id, version: version,
+                    details: ["file": .string(file.name), "sha256": .string(file.sha256)])
             }
         }
         switch parsedRange {

@@ -98,6 +98,8 @@ struct ResourceDTO {
     let privileged: Bool
     var titleHighlight: String? = nil
     var descriptionSnippet: String? = nil
+    /// The workflow actions the caller may take now (single-resource answers to a user).
+    var allowedActions: [WorkflowAction]? = nil
 
     func write(into w: inout JSONWriter) throws {
         let s = view.state
@@ -110,14 +112,36 @@ struct ResourceDTO {
         w.comma()
         w.member("ownerId", s.ownerId)
         w.comma()
-        w.member("status", s.status.rawValue)
+        // Readers see the published version, so for them the resource is published even while
+        // a newer version is drafted or reviewed.
+        w.member("status", privileged || s.publishedVersion == nil ? s.status.rawValue : ResourceStatus.published.rawValue)
         w.comma()
         w.member("publishedVersion", s.publishedVersion)
+        w.comma()
+        w.member("downloadCount", s.downloadCount)
         if privileged {
             w.comma()
             w.member("latestVersion", s.currentVersion)
             w.comma()
             w.member("hasUnpublishedChanges", s.publishedVersion.map { $0 < s.currentVersion } ?? false)
+            w.comma()
+            w.key("review")
+            w.raw("{")
+            w.member("submittedAt", s.submittedAt)
+            w.comma()
+            w.member("submittedBy", s.submittedBy)
+            w.comma()
+            w.member("reviewedAt", s.reviewedAt)
+            w.comma()
+            w.member("reviewedBy", s.reviewedBy)
+            w.comma()
+            w.member("reason", s.reviewReason)
+            w.raw("}")
+        }
+        if let allowedActions {
+            w.comma()
+            w.key("allowedActions")
+            try w.encodable(allowedActions.map(\.rawValue))
         }
         w.comma()
         w.member("createdAt", s.createdAt)

@@ -14,20 +14,13 @@ struct ResourceRoutes {
         r.on(.get, "/v1/resources") { req, ctx in try list(req, ctx) }
         r.on(.get, "/v1/resources/:id") { _, ctx in
             let view = try visibleView(ctx) { Access.defaultVersion(ctx.principal, $0) }
-            return try ResourceDTO(view: view, privileged: Access.isPrivileged(ctx.principal, view.state)).response(headers: [.eTag: etag(view.version.number)])
+            return try ResourceDTO(
+                view: view, privileged: Access.isPrivileged(ctx.principal, view.state),
+                allowedActions: ctx.principal.map { Access.allowedActions($0, view.state) }
+            ).response(headers: [.eTag: etag(view.version.number)])
         }
         r.on(.patch, "/v1/resources/:id") { req, ctx in try await patch(req, ctx) }
         r.on(.post, "/v1/resources/:id/files") { req, ctx in try await addFiles(req, ctx) }
-        r.on(.post, "/v1/resources/:id/publish") { _, ctx in
-            let p = try ctx.requireUser()
-            let view = try catalog.publish(id: try ctx.parameters.require("id")) { state in
-                guard Access.canSee(p, state, allowAnonymous: allowAnonymous) else { throw AppError.notFound() }
-                guard Access.canPublish(p, state) else {
-                    throw AppError.forbidden("Only a reviewer of the resource's organization or an administrator may publish it.")
-                }
-            }
-            return try ResourceDTO(view: view, privileged: true).response(headers: [.eTag: etag(view.version.number)])
-        }
         r.on(.get, "/v1/resources/:id/versions") { _, ctx in
             let (state, privileged) = try visible(ctx)
             let upTo = privileged ? state.currentVersion : (state.publishedVersion ?? 0)
@@ -53,13 +46,6 @@ struct ResourceRoutes {
     }
 
     func etag(_ version: Int) -> String { "\"v\(version)\"" }
-
-    static func stale(_ expected: Int, _ current: Int) -> AppError {
-        AppError(
-            .preconditionFailed,
-            "The resource changed since you read it: you edited version \(expected), the latest is \(current). Reload and try again.",
-            extra: ["currentVersion": .number(Double(current))])
-    }
 
     /// The resource named in the path if the caller may see it (else 404), and whether the
     /// caller is privileged on it.
@@ -322,7 +308,7 @@ struct ResourceRoutes {
         let (state, _) = try visible(ctx)
         try authorizeEdit(p)(state)
         let expected = try expectedVersion(req)
-        if let expected, expected != state.currentVersion { throw Self.stale(expected, state.currentVersion) }
+        if let expected, expected != state.currentVersion { throw Catalog.stale(expected, state.currentVersion) }
         let body = try await BodyReader.jsonObject(req, limit: services.config.maxJSONBytes)
         var patch = body
         let note = try changeNote(patch.removeValue(forKey: "changeNote"))
@@ -380,7 +366,7 @@ struct ResourceRoutes {
             let names = Set(received.map(\.name))
             if names.count != received.count { throw AppError.validation([.init(field: "file", message: "two file parts have the same name")]) }
             guard let now = try catalog.state(id: state.id) else { throw AppError.notFound() }
-            if let expected, expected != now.currentVersion { throw Self.stale(expected, now.currentVersion) }
+            if let expected, expected != now.currentVersion { throw Catalog.stale(expected, now.currentVersion) }
             guard let latest = try catalog.view(id: state.id, version: now.currentVersion)?.version else { throw AppError.notFound() }
             let pending = received.map { (name: $0.name, blob: BlobInfo(sha256: "", size: $0.writer.count, head: $0.writer.head)) }
             _ = try Self.mergeFiles(latest, pending, roles: roles, removals: removals)

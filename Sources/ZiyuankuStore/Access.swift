@@ -11,8 +11,10 @@ public enum Access {
     }
 
     /// Sees the published version as a reader would.
+    /// A resource is live for readers while it has a published version: a newer version being
+    /// drafted or reviewed does not hide it; withdrawing clears the published version.
     public static func canReadPublished(_ p: Principal?, _ r: ResourceState, allowAnonymous: Bool) -> Bool {
-        guard r.status == .published, r.publishedVersion != nil else { return false }
+        guard r.publishedVersion != nil else { return false }
         switch r.visibility {
         case .public: return p != nil || allowAnonymous
         case .organization: return p?.organizationId == r.organizationId
@@ -46,5 +48,50 @@ public enum Access {
     public static func canPublish(_ p: Principal?, _ r: ResourceState) -> Bool {
         guard let p else { return false }
         return p.role == .admin || (p.role == .reviewer && p.organizationId == r.organizationId)
+    }
+}
+
+/// The review workflow's actions (PRODUCT.md §4).
+public enum WorkflowAction: String, Sendable, CaseIterable, Codable {
+    /// Owner (or admin) asks for review: draft, rejected or withdrawn → inReview.
+    case submit
+    /// Owner (or admin) takes it back: inReview → draft.
+    case recall
+    /// Reviewer of the organization or admin: inReview → published.
+    case approve
+    /// Reviewer of the organization or admin, with a reason: inReview → rejected.
+    case reject
+    /// Owner, reviewer of the organization or admin: the published version leaves (→ withdrawn).
+    case withdraw
+    /// Reviewer of the organization or admin publishes without the queue (or re-publishes a
+    /// withdrawn resource): draft, inReview, rejected or withdrawn → published.
+    case publish
+}
+
+extension Access {
+    /// What the resource's state allows, whoever asks.
+    public static func actions(from r: ResourceState) -> [WorkflowAction] {
+        var out: [WorkflowAction]
+        switch r.status {
+        case .draft, .rejected, .withdrawn: out = [.submit, .publish]
+        case .inReview: out = [.recall, .approve, .reject, .publish]
+        case .published: out = []
+        }
+        if r.publishedVersion != nil { out.append(.withdraw) }
+        return out
+    }
+
+    /// Whether `p` may take the action on this resource at all (its state aside).
+    public static func may(_ p: Principal?, _ action: WorkflowAction, _ r: ResourceState) -> Bool {
+        switch action {
+        case .submit, .recall: canEdit(p, r)
+        case .approve, .reject, .publish: canPublish(p, r)
+        case .withdraw: canEdit(p, r) || canPublish(p, r)
+        }
+    }
+
+    /// The actions `p` may take now (shown with a 409 and on the resource).
+    public static func allowedActions(_ p: Principal?, _ r: ResourceState) -> [WorkflowAction] {
+        actions(from: r).filter { may(p, $0, r) }
     }
 }

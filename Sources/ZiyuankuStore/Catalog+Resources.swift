@@ -86,6 +86,7 @@ extension Catalog {
                 if publish {
                     let now = Timestamp.now()
                     try db.cachedStatement(sql: "UPDATE resources SET status = 'published', published_version = 1, published_at = ? WHERE id = ?").execute(arguments: [now, id])
+                    try Self.audit(db, actor: item.owner.userId, action: "resource.publish", resourceId: id, version: 1, details: ["from": .string("draft"), "to": .string("published"), "bulk": .bool(true)])
                 }
                 return id
             }
@@ -112,6 +113,7 @@ extension Catalog {
         try insertVersion(db, resourceId: id, number: 1, metadata: json, files: files, authorId: owner.userId, note: changeNote, now: now)
         try replaceMajors(db, resourceId: id, codes: metadata.majorCodes)
         if index { try SearchIndex.update(db, resourceId: id) }
+        try audit(db, actor: owner.userId, action: "resource.create", resourceId: id, version: 1, details: ["files": .number(Double(files.count))])
         return id
     }
 
@@ -135,11 +137,14 @@ extension Catalog {
         }
     }
 
-    /// Saves version n+1 from the current version. `authorize` sees the state inside the
-    /// transaction (so permission and precondition checks cannot race a concurrent save);
-    /// `change` returns the new metadata and manifest. Metadata-only changes reuse the blobs.
+    /// Saves version n+1 from the current version (or from version `source`, for a restore).
+    /// `authorize` sees the state inside the transaction (so permission and precondition checks
+    /// cannot race a concurrent save); `change` returns the new metadata and manifest.
+    /// Metadata-only changes reuse the blobs. The newest version becomes a draft (readers keep
+    /// the published one); a version in review must be recalled first.
     public func saveVersion(
-        id: String, by author: Principal, expectedVersion: Int?, changeNote: String,
+        id: String, by author: Principal, expectedVersion: Int?, changeNote: String, from source: Int? = nil,
+        auditAction: String = "resource.version", auditDetails: [String: JSONValue] = [:],
         authorize: (ResourceState) throws -> Void,
         change: (ResourceVersion) throws -> (ResourceMetadata, [NewFile])
     ) throws -> ResourceView {
@@ -147,23 +152,28 @@ extension Catalog {
         let number: Int = try pool.write { db in
             guard let state = try Self.state(db, id: id) else { throw AppError.notFound() }
             try authorize(state)
-            if let expectedVersion, expectedVersion != state.currentVersion {
+            if let expectedVersion, expectedVersion != state.currentVersion { throw Self.stale(expectedVersion, state.currentVersion) }
+            if state.status == .inReview {
                 throw AppError(
-                    .preconditionFailed,
-                    "The resource changed since you read it: you edited version \(expectedVersion), the latest is \(state.currentVersion). Reload and try again.",
-                    extra: ["currentVersion": .number(Double(state.currentVersion))])
+                    .conflict, "Version \(state.currentVersion) is being reviewed: recall it before changing the resource.",
+                    extra: ["currentStatus": .string(state.status.rawValue), "allowedActions": .array([.string(WorkflowAction.recall.rawValue)])])
             }
-            guard let current = try Self.version(db, id: id, number: state.currentVersion) else { throw AppError.notFound() }
-            let (metadata, files) = try change(current)
+            guard let base = try Self.version(db, id: id, number: source ?? state.currentVersion) else { throw AppError.notFound("version") }
+            let (metadata, files) = try change(base)
             let n = state.currentVersion + 1
             try Self.insertVersion(
                 db, resourceId: id, number: n, metadata: try Self.encodeMetadata(metadata), files: files, authorId: author.userId,
                 note: changeNote, now: now)
-            try db.cachedStatement(sql: "UPDATE resources SET current_version = ?, updated_at = ? WHERE id = ?").execute(arguments: [n, now, id])
+            try db.cachedStatement(sql: "UPDATE resources SET current_version = ?, status = 'draft', review_reason = NULL, updated_at = ? WHERE id = ?").execute(arguments: [n, now, id])
             if state.publishedVersion == nil {
                 // Not yet visible to readers: the listing columns follow the newest version.
                 try Self.denormalize(db, id: id, metadata: metadata)
             }
+            var details = auditDetails
+            details["from"] = .string(state.status.rawValue)
+            if !changeNote.isEmpty { details["changeNote"] = .string(changeNote) }
+            details["files"] = .number(Double(files.count))
+            try Self.audit(db, actor: author.userId, action: auditAction, resourceId: id, version: n, details: details)
             return n
         }
         guard let view = try view(id: id, version: number) else { throw AppError.notFound() }
@@ -176,18 +186,16 @@ extension Catalog {
         try SearchIndex.update(db, resourceId: id)
     }
 
-    /// Publishes the newest version: readers see it from now on.
-    public func publish(id: String, authorize: (ResourceState) throws -> Void) throws -> ResourceView {
-        let now = Timestamp.now()
+    /// Publishes the newest version directly (reviewer/admin, or tools): `authorize` sees the
+    /// state inside the transaction. Audited as `resource.publish`.
+    public func publish(id: String, actor: String? = nil, authorize: (ResourceState) throws -> Void) throws -> ResourceView {
         let number: Int = try pool.write { db in
             guard let state = try Self.state(db, id: id) else { throw AppError.notFound() }
             try authorize(state)
-            if state.status == .published && state.publishedVersion == state.currentVersion {
+            guard Access.actions(from: state).contains(.publish) else {
                 throw AppError(.conflict, "Version \(state.currentVersion) is already published.", extra: ["currentStatus": .string(state.status.rawValue)])
             }
-            guard let v = try Self.version(db, id: id, number: state.currentVersion) else { throw AppError.notFound() }
-            try db.cachedStatement(sql: "UPDATE resources SET status = 'published', published_version = current_version, published_at = ?, updated_at = ? WHERE id = ?").execute(arguments: [now, now, id])
-            try Self.denormalize(db, id: id, metadata: v.metadata)
+            try Self.apply(db, .publish, state: state, actor: actor, reason: nil)
             return state.currentVersion
         }
         guard let view = try view(id: id, version: number) else { throw AppError.notFound() }
@@ -264,7 +272,7 @@ extension Catalog {
         var args: [any DatabaseValueConvertible] = []
         if let p = viewer {
             if p.role != .admin {
-                var v = "(r.status = 'published' AND (r.visibility = 'public' OR (r.visibility = 'organization' AND r.organization_id = ?))) OR r.owner_id = ?"
+                var v = "(r.published_version IS NOT NULL AND (r.visibility = 'public' OR (r.visibility = 'organization' AND r.organization_id = ?))) OR r.owner_id = ?"
                 args += [p.organizationId, p.userId]
                 if p.role == .reviewer {
                     v += " OR r.organization_id = ?"
@@ -273,7 +281,7 @@ extension Catalog {
                 clauses.append("(\(v))")
             }
         } else {
-            clauses.append(allowAnonymous ? "(r.status = 'published' AND r.visibility = 'public')" : "0")
+            clauses.append(allowAnonymous ? "(r.published_version IS NOT NULL AND r.visibility = 'public')" : "0")
         }
         if let m = q.majorCode {
             clauses.append("EXISTS (SELECT 1 FROM resource_majors m WHERE m.resource_id = r.id AND substr(m.major_code, 1, ?) = ?)")
@@ -281,13 +289,15 @@ extension Catalog {
         }
         let equals: [(String, String?)] = [
             ("r.resource_type", q.resourceType?.rawValue), ("r.education_level", q.educationLevel?.rawValue),
-            ("r.organization_id", q.organizationId), ("r.status", q.status?.rawValue), ("r.visibility", q.visibility?.rawValue),
+            ("r.organization_id", q.organizationId), ("r.status", q.status == .published ? nil : q.status?.rawValue), ("r.visibility", q.visibility?.rawValue),
             ("r.owner_id", q.ownerId),
         ]
         for case let (column, value?) in equals {
             clauses.append("\(column) = ?")
             args.append(value)
         }
+        // "published" means live: readers see the published version while a newer one is drafted.
+        if q.status == .published { clauses.append("r.published_version IS NOT NULL") }
         if let since = q.updatedSince {
             clauses.append("r.updated_at >= ?")
             args.append(since)

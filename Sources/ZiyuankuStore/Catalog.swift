@@ -72,13 +72,14 @@ public final class Catalog: Sendable {
 
     // MARK: organizations and users
 
-    public func createOrganization(name: String, kind: OrganizationKind) throws -> Organization {
+    public func createOrganization(name: String, kind: OrganizationKind, actor: String? = nil) throws -> Organization {
         let org = Organization(id: Identifiers.uuidV7(), name: name, kind: kind, createdAt: Timestamp.now())
         try pool.write { db in
             if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM organizations WHERE name = ?"), arguments: [name]) == true {
                 throw AppError(.conflict, "An organization named \(name) already exists.")
             }
             try db.cachedStatement(sql: "INSERT INTO organizations (id, name, kind, created_at) VALUES (?, ?, ?, ?)").execute(arguments: [org.id, org.name, org.kind.rawValue, org.createdAt])
+            try Self.audit(db, actor: actor, action: "organization.create", details: ["organizationId": .string(org.id), "name": .string(name)])
         }
         return org
     }
@@ -96,7 +97,7 @@ public final class Catalog: Sendable {
     }
 
     /// Creates a user and their first token, in one transaction.
-    public func createUser(organizationId: String, name: String, role: Role, tokenLabel: String = "initial") throws -> (User, IssuedToken) {
+    public func createUser(organizationId: String, name: String, role: Role, tokenLabel: String = "initial", actor: String? = nil) throws -> (User, IssuedToken) {
         try pool.write { db in
             guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM organizations WHERE id = ?"), arguments: [organizationId]) == true else {
                 throw AppError(.validation, "No organization has id \(organizationId).", errors: [.init(field: "organizationId", message: "unknown organization")])
@@ -104,7 +105,8 @@ public final class Catalog: Sendable {
             let id = Identifiers.uuidV7()
             try db.cachedStatement(sql: "INSERT INTO users (id, organization_id, name, role, created_at) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id, organizationId, name, role.rawValue, Timestamp.now()])
             let user = try User.fetchOne(db.cachedStatement(sql: "SELECT * FROM users WHERE id = ?"), arguments: [id])!
-            let token = try Self.insertToken(db, userId: id, label: tokenLabel, expiresAt: nil)
+            try Self.audit(db, actor: actor, action: "user.create", details: ["userId": .string(id), "role": .string(role.rawValue), "organizationId": .string(organizationId)])
+            let token = try Self.insertToken(db, userId: id, label: tokenLabel, expiresAt: nil, actor: actor)
             return (user, token)
         }
     }
@@ -135,34 +137,38 @@ public final class Catalog: Sendable {
             }
             let uid = Identifiers.uuidV7()
             try db.cachedStatement(sql: "INSERT INTO users (id, organization_id, name, role, created_at) VALUES (?, ?, ?, 'admin', ?)").execute(arguments: [uid, orgId!, "admin", Timestamp.now()])
-            return try Self.insertToken(db, userId: uid, label: "bootstrap admin", expiresAt: nil)
+            try Self.audit(db, actor: nil, action: "user.create", details: ["userId": .string(uid), "role": .string("admin"), "bootstrap": .bool(true)])
+            return try Self.insertToken(db, userId: uid, label: "bootstrap admin", expiresAt: nil, actor: nil)
         }
     }
 
     // MARK: tokens
 
-    static func insertToken(_ db: Database, userId: String, label: String, expiresAt: String?) throws -> IssuedToken {
+    static func insertToken(_ db: Database, userId: String, label: String, expiresAt: String?, actor: String?) throws -> IssuedToken {
         let secret = Tokens.generate()
         let id = Identifiers.uuidV7()
         try db.cachedStatement(sql: "INSERT INTO tokens (id, user_id, digest, label, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)").execute(arguments: [id, userId, Data(Tokens.digest(secret)!), label, Timestamp.now(), expiresAt])
         let info = try TokenInfo.fetchOne(db.cachedStatement(sql: "SELECT * FROM tokens WHERE id = ?"), arguments: [id])!
+        try audit(db, actor: actor, action: "token.issue", details: ["tokenId": .string(id), "userId": .string(userId), "label": .string(label)])
         return IssuedToken(info: info, secret: secret)
     }
 
-    public func issueToken(userId: String, label: String, expiresAt: Date?) throws -> IssuedToken {
+    public func issueToken(userId: String, label: String, expiresAt: Date?, actor: String? = nil) throws -> IssuedToken {
         try pool.write { db in
             guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM users WHERE id = ?"), arguments: [userId]) == true else {
                 throw AppError.notFound("user")
             }
-            return try Self.insertToken(db, userId: userId, label: label, expiresAt: expiresAt.map(Timestamp.format))
+            return try Self.insertToken(db, userId: userId, label: label, expiresAt: expiresAt.map(Timestamp.format), actor: actor)
         }
     }
 
     /// Revokes a token; returns false when it was already revoked.
-    public func revokeToken(id: String) throws -> Bool {
+    public func revokeToken(id: String, actor: String? = nil) throws -> Bool {
         try pool.write { db in
             try db.cachedStatement(sql: "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL").execute(arguments: [Timestamp.now(), id])
-            return db.changesCount == 1
+            guard db.changesCount == 1 else { return false }
+            try Self.audit(db, actor: actor, action: "token.revoke", details: ["tokenId": .string(id)])
+            return true
         }
     }
 
@@ -292,6 +298,7 @@ public final class Catalog: Sendable {
         try pool.write { db in
             try Self.insertBlob(db, sha256: blob.sha256, size: blob.size)
             try db.cachedStatement(sql: "INSERT INTO blob_uploads (sha256, user_id, uploaded_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING").execute(arguments: [blob.sha256, userId, Timestamp.now()])
+            try Self.audit(db, actor: userId, action: "blob.upload", details: ["sha256": .string(blob.sha256), "size": .number(Double(blob.size))])
         }
     }
 

@@ -133,6 +133,17 @@ public struct ResourceState: Sendable, Equatable {
     public var createdAt: String
     public var updatedAt: String
     public var publishedAt: String?
+    /// The review workflow: who submitted the newest version and when, and the last review.
+    public var submittedAt: String?
+    public var submittedBy: String?
+    public var reviewedAt: String?
+    public var reviewedBy: String?
+    /// Why the newest version was rejected (only while `status` is rejected).
+    public var reviewReason: String?
+    /// Set on a soft-deleted resource (only admins see those).
+    public var deletedAt: String?
+    /// Downloads counted so far (deduplicated, see DownloadCounter).
+    public var downloadCount: Int
 
     init(row: Row) {
         id = row["id"]
@@ -145,6 +156,13 @@ public struct ResourceState: Sendable, Equatable {
         createdAt = row["created_at"]
         updatedAt = row["updated_at"]
         publishedAt = row["published_at"]
+        submittedAt = row["submitted_at"]
+        submittedBy = row["submitted_by"]
+        reviewedAt = row["reviewed_at"]
+        reviewedBy = row["reviewed_by"]
+        reviewReason = row["review_reason"]
+        deletedAt = row["deleted_at"]
+        downloadCount = row["download_count"] ?? 0
     }
 }
 

@@ -32,7 +32,7 @@ struct OrgCommand: AsyncParsableCommand {
                     throw CLIError("the name must be 1–200 printable characters", code: 64)
                 }
                 let (catalog, _) = try root.openCatalog()
-                let org = try catalog.createOrganization(name: TextCleaning.normalize(trimmed), kind: k)
+                let org = try catalog.createOrganization(name: TextCleaning.normalize(trimmed), kind: k, actor: try root.actor(catalog))
                 if output.json { try Output.json(org) } else { print("created organization \(org.name) (\(org.id))") }
             }
         }
@@ -89,7 +89,7 @@ struct UserCommand: AsyncParsableCommand {
                 }
                 let (catalog, _) = try root.openCatalog()
                 let o = try resolveOrganization(catalog, org)
-                let (user, token) = try catalog.createUser(organizationId: o.id, name: TextCleaning.normalize(trimmed), role: r)
+                let (user, token) = try catalog.createUser(organizationId: o.id, name: TextCleaning.normalize(trimmed), role: r, actor: try root.actor(catalog))
                 if output.json {
                     try Output.json(["id": user.id, "name": user.name, "role": user.role.rawValue, "organizationId": o.id, "token": token.secret])
                 } else {
@@ -140,7 +140,7 @@ struct TokenCommand: AsyncParsableCommand {
                 guard label.unicodeScalars.count <= 100 else { throw CLIError("--label must be at most 100 characters", code: 64) }
                 let (catalog, _) = try root.openCatalog()
                 guard Identifiers.isUUID(user), try catalog.user(id: user) != nil else { throw CLIError("no user \(user)", code: 65) }
-                let t = try catalog.issueToken(userId: user, label: label, expiresAt: expiresInDays.map { Date().addingTimeInterval(Double($0) * 86400) })
+                let t = try catalog.issueToken(userId: user, label: label, expiresAt: expiresInDays.map { Date().addingTimeInterval(Double($0) * 86400) }, actor: try root.actor(catalog))
                 if output.json { try Output.json(["id": t.info.id, "token": t.secret, "expiresAt": t.info.expiresAt ?? ""]) } else {
                     print("token \(t.info.id)\(t.info.expiresAt.map { ", expires \($0)" } ?? "")")
                     print("token (shown once, store it now): \(t.secret)")
@@ -158,7 +158,7 @@ struct TokenCommand: AsyncParsableCommand {
             try await cli {
                 let (catalog, _) = try root.openCatalog()
                 guard Identifiers.isUUID(id), try catalog.token(id: id) != nil else { throw CLIError("no token \(id)", code: 65) }
-                print(try catalog.revokeToken(id: id) ? "revoked \(id)" : "\(id) was already revoked")
+                print(try catalog.revokeToken(id: id, actor: try root.actor(catalog)) ? "revoked \(id)" : "\(id) was already revoked")
             }
         }
     }

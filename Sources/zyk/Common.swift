@@ -44,6 +44,12 @@ struct RootOptions: ParsableArguments {
         }
         return (catalog, root)
     }
+
+    /// The admin acting, for the audit log: the --token's user, or nil for local use without one.
+    func actor(_ catalog: Catalog) throws -> String? {
+        guard let token = token ?? ProcessInfo.processInfo.environment["ZYK_TOKEN"] else { return nil }
+        return try catalog.authenticate(token: token.trimmingCharacters(in: .whitespacesAndNewlines))?.userId
+    }
 }
 
 struct OutputOptions: ParsableArguments {

@@ -20,7 +20,7 @@ struct Zyk: AsyncParsableCommand {
             77 permission denied.
             """,
         subcommands: [
-            Serve.self, Migrate.self, OrgCommand.self, UserCommand.self, TokenCommand.self, VocabCommand.self, Reindex.self,
+            Serve.self, Migrate.self, OrgCommand.self, UserCommand.self, TokenCommand.self, VocabCommand.self, Reindex.self, AuditCommand.self,
         ]
     )
 }

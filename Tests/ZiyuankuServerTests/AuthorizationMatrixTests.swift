@@ -18,6 +18,7 @@ import ZiyuankuStore
         var description: String { "\(stage.rawValue)/\(visibility.rawValue)" }
     }
 
+    static let workflowActions = ["submit", "withdraw", "delete", "restore"]
     static let configs = Stage.allCases.flatMap { s in Visibility.allCases.map { Config(stage: s, visibility: $0) } }
     static let personas: [String?] = [nil] + TestEnv.personas.map(\.name)
     static let orgOf: [String: String] = Dictionary(uniqueKeysWithValues: TestEnv.personas.map { ($0.name, $0.org) })
@@ -48,6 +49,23 @@ import ZiyuankuStore
         guard sees(p, c) else { return 404 }
         guard p == "reviewerA" || p == "admin" else { return 403 }
         return c.stage == .published ? 409 : 200
+    }
+
+    /// Workflow actions (PRODUCT.md §4): submit (owner, admin), withdraw (owner, the
+    /// organization's reviewers, admin), delete (owner, admin), restore (owner, admin).
+    static func expectedAction(_ action: String, _ p: String?, _ c: Config) -> Int {
+        guard let p else { return 401 }
+        guard sees(p, c) else { return 404 }
+        switch action {
+        case "submit":
+            guard p == "owner" || p == "admin" else { return 403 }
+            return c.stage == .published ? 409 : 200
+        case "withdraw":
+            guard p == "owner" || p == "reviewerA" || p == "admin" else { return 403 }
+            return c.stage == .draft ? 409 : 200
+        case "delete": return p == "owner" || p == "admin" ? 204 : 403
+        default: return p == "owner" || p == "admin" ? 201 : 403  // restore
+        }
     }
 
     // MARK: fixtures
@@ -81,7 +99,7 @@ import ZiyuankuStore
         var fresh: [String: String] = [:]
         for c in Self.configs {
             for p in Self.personas {
-                for action in ["patch", "files", "publish"] { fresh["\(c)|\(p ?? "anonymous")|\(action)"] = try Self.makeResource(env, c, blob: blob) }
+                for action in ["patch", "files", "publish"] + Self.workflowActions { fresh["\(c)|\(p ?? "anonymous")|\(action)"] = try Self.makeResource(env, c, blob: blob) }
             }
         }
         let fixedFresh = fresh
@@ -112,6 +130,9 @@ import ZiyuankuStore
                         ("/v1/resources/\(id)/files/v.mp4", .get, code), ("/v1/resources/\(id)/files/v.mp4", .head, code),
                         ("/v1/resources/\(id)/versions/1/files/v.mp4", .get, code),
                         ("/v1/resources/\(id)/versions/2/files/v.mp4", .get, c.stage == .publishedWithPending && Self.privileged(p) ? 200 : 404),
+                        ("/v1/resources/\(id)/versions/1/diff/1", .get, code),
+                        ("/v1/resources/\(id)/versions/1/diff/2", .get, c.stage == .publishedWithPending && Self.privileged(p) ? 200 : 404),
+                        ("/v1/resources/\(id)/downloads", .get, code),
                     ]
                     for (uri, method, expected) in reads {
                         let r = try await client.execute(uri: uri, method: method, headers: env.auth(p))
@@ -140,6 +161,19 @@ import ZiyuankuStore
                     let pubId = fixedFresh["\(c)|\(who)|publish"]!
                     r = try await client.execute(uri: "/v1/resources/\(pubId)/publish", method: .post, headers: env.auth(p))
                     await violations.check(Int(r.status.code) == Self.expectedPublish(p, c), "\(who) publish [\(c)]: \(r.status.code)")
+
+                    for action in Self.workflowActions {
+                        let actionId = fixedFresh["\(c)|\(who)|\(action)"]!
+                        let (uri, method): (String, HTTPRequest.Method) =
+                            switch action {
+                            case "delete": ("/v1/resources/\(actionId)", .delete)
+                            case "restore": ("/v1/resources/\(actionId)/versions/1/restore", .post)
+                            default: ("/v1/resources/\(actionId)/\(action)", .post)
+                            }
+                        r = try await client.execute(uri: uri, method: method, headers: env.auth(p))
+                        let expected = Self.expectedAction(action, p, c)
+                        await violations.check(Int(r.status.code) == expected, "\(who) \(action) [\(c)]: \(r.status.code), expected \(expected)")
+                    }
                 }
             }
         }
@@ -183,6 +217,10 @@ import ZiyuankuStore
                     p == nil ? 401 : (admin || p == "readerB") ? 201 : 403)
                 let victim = try env.services.catalog.issueToken(userId: readerB, label: "victim", expiresAt: nil)
                 try await expect("/v1/tokens/\(victim.info.id)", .delete, nil, nil, p == nil ? 401 : (admin || p == "readerB") ? 204 : 404)
+                try await expect("/v1/reviews", .get, nil, nil, p == nil ? 401 : (role == .reviewer || admin) ? 200 : 403)
+                try await expect("/v1/audit", .get, nil, nil, p == nil ? 401 : admin ? 200 : 403)
+                try await expect("/v1/audit/verify", .get, nil, nil, p == nil ? 401 : admin ? 200 : 403)
+                try await expect("/v1/admin/resources/deleted", .get, nil, nil, p == nil ? 401 : admin ? 200 : 403)
                 try await expect("/v1/blobs", .post, "application/octet-stream", ByteBuffer(bytes: Fixtures.video(300)), p == nil ? 401 : author ? 201 : 403)
                 try await expect(
                     "/v1/resources", .post, Fixtures.multipartType, Fixtures.createBody(files: [("v.mp4", Fixtures.video(300))]),
