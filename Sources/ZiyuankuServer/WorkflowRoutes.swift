@@ -180,12 +180,15 @@ extension QueryReader {
     /// A YYYY-MM-DD day.
     mutating func day(_ key: String) -> String? {
         guard let s = string(key, maxLength: 10) else { return nil }
-        let u = Array(s.utf8)
-        guard u.count == 10, u[4] == 45, u[7] == 45, u.enumerated().allSatisfy({ $0.offset == 4 || $0.offset == 7 || (48...57).contains($0.element) }) else {
-            errors.append(.init(field: key, message: "must be a day like 2026-11-30"))
-            return nil
+        let parts = s.split(separator: "-", omittingEmptySubsequences: false)
+        if s.utf8.count == 10, parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
+            let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]), (1...12).contains(m), d >= 1,
+            d <= [31, (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][m - 1]
+        {
+            return s
         }
-        return s
+        errors.append(.init(field: key, message: "must be a calendar day like 2026-11-30"))
+        return nil
     }
 
     /// An RFC 3339 time, returned in the stored form.

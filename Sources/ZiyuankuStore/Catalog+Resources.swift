@@ -297,7 +297,18 @@ extension Catalog {
             args.append(value)
         }
         // "published" means live: readers see the published version while a newer one is drafted.
+        // Any other status is the newest version's, which only privileged callers may know about.
         if q.status == .published { clauses.append("r.published_version IS NOT NULL") }
+        if let status = q.status, status != .published {
+            if let p = viewer {
+                if p.role != .admin {
+                    clauses.append(p.role == .reviewer ? "(r.owner_id = ? OR r.organization_id = ?)" : "r.owner_id = ?")
+                    args += p.role == .reviewer ? [p.userId, p.organizationId] : [p.userId]
+                }
+            } else {
+                clauses.append("0")
+            }
+        }
         if let since = q.updatedSince {
             clauses.append("r.updated_at >= ?")
             args.append(since)

@@ -83,6 +83,15 @@ import ZiyuankuServer
             r = try await Self.get(client, env, "/v1/resources?q=\(percentEncoded("第二版"))", as: "readerB")
             #expect(r.json["total"] as? Int == 0, "search indexes what readers see")
             #expect(try await Self.get(client, env, "/v1/resources/\(id)/versions/4", as: "readerB").status == .notFound)
+            // A reader cannot find out that a newer version is being drafted.
+            r = try await Self.get(client, env, "/v1/resources?status=draft", as: "readerB")
+            #expect(r.json["total"] as? Int == 0)
+            r = try await Self.get(client, env, "/v1/resources?status=draft", as: nil)
+            #expect(r.json["total"] as? Int == 0)
+            r = try await Self.get(client, env, "/v1/resources?status=published", as: "readerB")
+            #expect(r.json["total"] as? Int == 1)
+            r = try await Self.get(client, env, "/v1/resources?status=draft", as: "reviewerA")
+            #expect(r.json["total"] as? Int == 1)
             #expect(try await Self.act(client, env, id, "submit", as: "owner").status == .ok)
             r = try await Self.get(client, env, "/v1/resources/\(id)", as: "readerB")
             #expect(r.json["version"] as? Int == 3)
@@ -208,8 +217,11 @@ import ZiyuankuServer
             #expect(r.json["total"] as? Int == 2, "\(r.json)")
             let days = (r.json["days"] as? [[String: Any]]) ?? []
             #expect(days.count == 1 && days.first?["count"] as? Int == 2 && days.first?["day"] as? String == DownloadCounter.day(Date()))
-            r = try await Self.get(client, env, "/v1/resources/\(id)/downloads?from=2026-13-01", as: "owner")
-            #expect(r.status == .badRequest || r.status == .unprocessableContent)
+            for bad in ["2025-13-01", "2025-02-29", "2025-1-1", "二〇二五", "2025-12-01T00:00"] {
+                r = try await Self.get(client, env, "/v1/resources/\(id)/downloads?from=\(percentEncoded(bad))", as: "owner")
+                #expect(r.status == .badRequest || r.status == .unprocessableContent, "from=\(bad): \(r.status)")
+            }
+            #expect(try await Self.get(client, env, "/v1/resources/\(id)/downloads?from=2024-02-29", as: "owner").status == .ok)
             r = try await Self.get(client, env, "/v1/audit?action=resource.download&resource=\(id)", as: "admin")
             #expect((r.json["items"] as? [Any])?.count == 2)
         }
