@@ -367,6 +367,7 @@ struct ResourceRoutes {
             if names.count != received.count { throw AppError.validation([.init(field: "file", message: "two file parts have the same name")]) }
             guard let now = try catalog.state(id: state.id) else { throw AppError.notFound() }
             if let expected, expected != now.currentVersion { throw Catalog.stale(expected, now.currentVersion) }
+            try Catalog.checkEditable(now)
             guard let latest = try catalog.view(id: state.id, version: now.currentVersion)?.version else { throw AppError.notFound() }
             let pending = received.map { (name: $0.name, blob: BlobInfo(sha256: "", size: $0.writer.count, head: $0.writer.head)) }
             _ = try Self.mergeFiles(latest, pending, roles: roles, removals: removals)

@@ -153,11 +153,7 @@ extension Catalog {
             guard let state = try Self.state(db, id: id) else { throw AppError.notFound() }
             try authorize(state)
             if let expectedVersion, expectedVersion != state.currentVersion { throw Self.stale(expectedVersion, state.currentVersion) }
-            if state.status == .inReview {
-                throw AppError(
-                    .conflict, "Version \(state.currentVersion) is being reviewed: recall it before changing the resource.",
-                    extra: ["currentStatus": .string(state.status.rawValue), "allowedActions": .array([.string(WorkflowAction.recall.rawValue)])])
-            }
+            try Self.checkEditable(state)
             guard let base = try Self.version(db, id: id, number: source ?? state.currentVersion) else { throw AppError.notFound("version") }
             let (metadata, files) = try change(base)
             let n = state.currentVersion + 1

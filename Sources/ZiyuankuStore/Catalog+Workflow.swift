@@ -118,6 +118,15 @@ extension Catalog {
         }
     }
 
+    /// A resource in review cannot change (409) until its owner recalls it.
+    public static func checkEditable(_ state: ResourceState) throws {
+        if state.status == .inReview {
+            throw AppError(
+                .conflict, "Version \(state.currentVersion) is being reviewed: recall it before changing the resource.",
+                extra: ["currentStatus": .string(state.status.rawValue), "allowedActions": .array([.string(WorkflowAction.recall.rawValue)])])
+        }
+    }
+
     /// 412 for an edit or action based on a version that is no longer the newest.
     public static func stale(_ expected: Int, _ current: Int) -> AppError {
         AppError(

@@ -52,6 +52,14 @@ import ZiyuankuServer
             // Editing while in review is refused with what is allowed instead.
             r = try await Self.patch(client, env, id, ["title": "改"])
             #expect(r.status == .conflict && (r.json["allowedActions"] as? [String]) == ["recall"])
+            // …and new files are refused before their bytes are stored.
+            let blobsBefore = env.blobFiles().count
+            var fh = env.auth("owner")
+            fh[.contentType] = Fixtures.multipartType
+            r = try await client.execute(
+                uri: "/v1/resources/\(id)/files", method: .post, headers: fh,
+                body: Fixtures.multipart([.init(name: "file", filename: "字幕.pdf", body: Fixtures.pdf)]))
+            #expect(r.status == .conflict && env.blobFiles().count == blobsBefore && env.tmpFiles().isEmpty)
             // The queue shows it to reviewers of the school only.
             r = try await Self.get(client, env, "/v1/reviews", as: "reviewerA")
             #expect((r.json["items"] as? [[String: Any]])?.map { $0["id"] as? String } == [id])

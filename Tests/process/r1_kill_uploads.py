@@ -29,13 +29,10 @@ import argparse
 import hashlib
 import json
 import os
-import random
-import shutil
 import signal
 import socket
 import statistics
 import subprocess
-import tempfile
 import time
 import urllib.parse
 
@@ -46,8 +43,6 @@ MODES = [("before", 0.10), ("during", 0.60), ("after-send", 0.15), ("after-respo
 
 
 HardTimeout = zp.HardTimeout
-on_alarm = zp.on_alarm
-on_term = zp.on_term
 
 
 def pick_mode(rng):
@@ -138,46 +133,27 @@ def killed_upload(srv, path, headers, body, mode, rng):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--kills", type=int, default=200, help="number of kill -9 rounds (default 200)")
-    ap.add_argument("--deadline", type=float, default=420.0, help="seconds for the whole run; hitting it fails (default 420)")
+    zp.KillRun.add_arguments(ap)
     ap.add_argument("--min-mb", type=float, default=1.0, help="smallest upload in MB (default 1)")
     ap.add_argument("--max-mb", type=float, default=24.0, help="largest upload in MB (default 24)")
-    ap.add_argument("--seed", type=int, default=None, help="random seed (default: from the clock; printed)")
-    ap.add_argument("--bin", default=None, help="zyk binary (default $ZYK_BIN or .build/debug/zyk)")
-    ap.add_argument("--workdir", default=None, help="parent folder for the temporary data root")
-    ap.add_argument("--keep", action="store_true", help="keep the data root and server log")
     args = ap.parse_args()
-
-    seed = args.seed if args.seed is not None else int(time.time() * 1000) % (2 ** 31)
-    rng = random.Random(seed)
-    binary = zp.find_binary(args.bin)
-    res = zp.Results("R1")
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(int(args.deadline) + 120)  # backstop if something hangs beyond all timeouts
 
     if not (0 < args.min_mb <= args.max_mb) or args.kills < 1:
         ap.error("need --kills >= 1 and 0 < --min-mb <= --max-mb")
-    work = tempfile.mkdtemp(prefix="zyk-r1-", dir=args.workdir)
-    # every round keeps about one upload's bytes (the re-upload), so the run needs roughly this much
-    need = int(args.kills * (args.min_mb + args.max_mb) / 2 * zp.MB * 1.2) + 64 * zp.MB
-    st = os.statvfs(work)
-    if st.f_bavail * st.f_frsize < need:
-        shutil.rmtree(work, ignore_errors=True)
-        zp.log(f"FAIL R1 set-up: {need / zp.MB:.0f} MB needed in {os.path.dirname(work)}, only "
-               f"{st.f_bavail * st.f_frsize / zp.MB:.0f} MB free (use --workdir, or fewer --kills / a smaller --max-mb)")
-        zp.log("0 passed, 1 failed")
+
+    def space_needed(work):
+        # every round keeps about one upload's bytes (the re-upload), so the run needs roughly this much
+        need = int(args.kills * (args.min_mb + args.max_mb) / 2 * zp.MB * 1.2) + 64 * zp.MB
+        st = os.statvfs(work)
+        if st.f_bavail * st.f_frsize >= need:
+            return None
+        return (f"{need / zp.MB:.0f} MB needed in {os.path.dirname(work)}, only {st.f_bavail * st.f_frsize / zp.MB:.0f} MB free "
+                "(use --workdir, or fewer --kills / a smaller --max-mb)")
+
+    run = zp.KillRun("R1", args, space_needed)
+    if run.failed:
         return 1
-    root = os.path.join(work, "data")
-    built = binary
-    try:
-        binary = zp.snapshot_binary(built, os.path.join(work, "bin"))
-    except SystemExit as e:
-        shutil.rmtree(work, ignore_errors=True)
-        zp.log(f"FAIL R1 set-up: {e}")
-        zp.log("0 passed, 1 failed")
-        return 1
-    srv = zp.Server(binary, root, zp.free_port(), os.path.join(work, "server.log"))
+    seed, rng, res, built, binary, work, root, srv = run.seed, run.rng, run.res, run.built, run.binary, run.work, run.root, run.srv
     zp.log(f"R1: {args.kills} kills, uploads {args.min_mb:g}-{args.max_mb:g} MB, seed {seed}, deadline {args.deadline:g} s")
     zp.log(f"R1: binary {built} (run from a copy), data root {root}, port {srv.port}")
 
@@ -372,14 +348,7 @@ def main():
            f"blob files seen without a row right after a restart: {stats['orphan_files_seen']} (allowed; the re-upload records them)")
     zp.log(f"R1: {n} kills, {stats['correct']}/{args.kills} sha256 correct, {len(stats['partial'])} partial blobs, "
            f"{len(stats['orphans'])} orphan rows, {elapsed:.1f} s (seed {seed})")
-    if res.failed:
-        zp.log("server log tail:\n" + srv.log_tail(30))
-    if args.keep or (res.failed and os.environ.get("ZYK_KEEP_ON_FAILURE")):
-        zp.log(f"kept {work}")
-    else:
-        shutil.rmtree(work, ignore_errors=True)
-    zp.log(res.closing_line())
-    return 1 if res.failed else 0
+    return run.finish(args.keep)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Process-level reliability tests: R1 (kill -9 during plain uploads) and R6 (disk full), then
-# wire_and_cli.py (bad input over a real socket, the CLI) when it is present.
+# Process-level reliability tests: R1 (kill -9 during plain uploads), R2 (kill -9 during
+# version / publish / restore traffic) and R6 (disk full), then wire_and_cli.py (bad input over
+# a real socket, the CLI) when it is present.
 #
-#   Tests/process/run.sh [--only r1|r6|wire] [flags]
+#   Tests/process/run.sh [--only r1|r2|r6|wire] [flags]
 #
 # Runs after `swift build`; the server binary is ${ZYK_BIN:-.build/debug/zyk}, relative to the
 # repository root. Flags are passed through to the script that knows them:
 #   all:     --bin PATH
-#   R1, R6:  --seed N  --deadline SECONDS  --keep
-#   R1:      --kills N  --min-mb MB  --max-mb MB  --workdir DIR
+#   R1, R2, R6: --seed N  --deadline SECONDS  --keep
+#   R1, R2:  --kills N  --workdir DIR
+#   R1:      --min-mb MB  --max-mb MB
 #   R6:      --size-mb MB  --big-mb MB  --rounds N  --request-timeout SECONDS
 # Prints each script's output, then the combined closing line "N passed, M failed".
 # Exits non-zero if any script fails (R6 skips, and counts as passing, only where mounting a
@@ -19,11 +21,12 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 cd "$repo"
 
-usage() { sed -n '2,15p' "$here/run.sh" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,17p' "$here/run.sh" | sed 's/^# \{0,1\}//'; }
 
 only=all
 bin="${ZYK_BIN:-.build/debug/zyk}"
 r1_args=()
+kill_args=()
 r6_args=()
 both_args=()
 while (($#)); do
@@ -50,14 +53,15 @@ while (($#)); do
                 --only) only="$value" ;;
                 --bin) bin="$value" ;;
                 --seed | --deadline) both_args+=("$arg" "$value") ;;
-                --kills | --min-mb | --max-mb | --workdir) r1_args+=("$arg" "$value") ;;
+                --kills | --workdir) kill_args+=("$arg" "$value") ;;
+                --min-mb | --max-mb) r1_args+=("$arg" "$value") ;;
                 *) r6_args+=("$arg" "$value") ;;
             esac
             ;;
         *) echo "run.sh: unknown flag $arg (see --help)" >&2; exit 64 ;;
     esac
 done
-case "$only" in all | r1 | r6 | wire) ;; *) echo "run.sh: --only takes r1, r6 or wire" >&2; exit 64 ;; esac
+case "$only" in all | r1 | r2 | r6 | wire) ;; *) echo "run.sh: --only takes r1, r2, r6 or wire" >&2; exit 64 ;; esac
 
 if [[ "$bin" != /* ]]; then bin="$repo/$bin"; fi
 if [[ ! -x "$bin" ]]; then
@@ -95,7 +99,10 @@ run_one() {
 }
 
 if [[ "$only" == all || "$only" == r1 ]]; then
-    run_one r1 "$here/r1_kill_uploads.py" --bin "$bin" ${both_args[@]+"${both_args[@]}"} ${r1_args[@]+"${r1_args[@]}"}
+    run_one r1 "$here/r1_kill_uploads.py" --bin "$bin" ${both_args[@]+"${both_args[@]}"} ${kill_args[@]+"${kill_args[@]}"} ${r1_args[@]+"${r1_args[@]}"}
+fi
+if [[ "$only" == all || "$only" == r2 ]]; then
+    run_one r2 "$here/r2_kill_workflow.py" --bin "$bin" ${both_args[@]+"${both_args[@]}"} ${kill_args[@]+"${kill_args[@]}"}
 fi
 if [[ "$only" == all || "$only" == r6 ]]; then
     run_one r6 "$here/r6_disk_full.py" --bin "$bin" ${both_args[@]+"${both_args[@]}"} ${r6_args[@]+"${r6_args[@]}"}

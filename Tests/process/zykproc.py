@@ -197,6 +197,66 @@ def cli(binary, *args, timeout=60):
     return r.stdout.decode()
 
 
+class KillRun:
+    """The common start of a kill -9 script: seed and random generator, Results, signal
+    handlers with a backstop alarm, a temporary work folder holding a snapshot of the binary
+    (so a rebuild cannot swap it mid-run) and the Server. `space_needed(work)` may return a
+    complaint (str) when the work folder lacks room. `failed` is set (after printing the FAIL
+    set-up line and the closing line) when the run cannot start."""
+
+    @staticmethod
+    def add_arguments(ap):
+        """The arguments every kill script takes (its own come after)."""
+        ap.add_argument("--kills", type=int, default=200, help="number of kill -9 rounds (default 200)")
+        ap.add_argument("--deadline", type=float, default=420.0, help="seconds for the whole run; hitting it fails (default 420)")
+        ap.add_argument("--seed", type=int, default=None, help="random seed (default: from the clock; printed)")
+        ap.add_argument("--bin", default=None, help="zyk binary (default $ZYK_BIN or .build/debug/zyk)")
+        ap.add_argument("--workdir", default=None, help="parent folder for the temporary data root")
+        ap.add_argument("--keep", action="store_true", help="keep the data root and server log")
+
+    def __init__(self, name, args, space_needed=None):
+        import random
+        import shutil
+        import tempfile
+        self.name = name
+        self.seed = args.seed if args.seed is not None else int(time.time() * 1000) % (2 ** 31)
+        self.rng = random.Random(self.seed)
+        self.built = find_binary(args.bin)
+        self.res = Results(name)
+        self.failed = False
+        signal.signal(signal.SIGTERM, on_term)
+        signal.signal(signal.SIGALRM, on_alarm)
+        signal.alarm(int(args.deadline) + 120)  # backstop if something hangs beyond all timeouts
+        self.work = tempfile.mkdtemp(prefix=f"zyk-{name.lower()}-", dir=args.workdir)
+        self.root = os.path.join(self.work, "data")
+        problem = space_needed(self.work) if space_needed else None
+        if problem is None:
+            try:
+                self.binary = snapshot_binary(self.built, os.path.join(self.work, "bin"))
+            except SystemExit as e:
+                problem = str(e)
+        if problem is not None:
+            shutil.rmtree(self.work, ignore_errors=True)
+            log(f"FAIL {name} set-up: {problem}")
+            log("0 passed, 1 failed")
+            self.failed = True
+            return
+        self.srv = Server(self.binary, self.root, free_port(), os.path.join(self.work, "server.log"))
+
+    def finish(self, keep):
+        """The common end: the server log tail on failure, the work folder kept (--keep, or
+        ZYK_KEEP_ON_FAILURE after a failure) or removed, the closing line. Returns the exit code."""
+        import shutil
+        if self.res.failed:
+            log("server log tail:\n" + self.srv.log_tail(30))
+        if keep or (self.res.failed and os.environ.get("ZYK_KEEP_ON_FAILURE")):
+            log(f"kept {self.work}")
+        else:
+            shutil.rmtree(self.work, ignore_errors=True)
+        log(self.res.closing_line())
+        return 1 if self.res.failed else 0
+
+
 def make_teacher(binary, data_root, org="康复职业技术学院", name="王老师"):
     """Creates the organization (if needed) and a teacher; returns the teacher's token."""
     r = subprocess.run([binary, "org", "add", org, "--kind", "higherVocational", "--data-root", data_root], capture_output=True, timeout=60)
