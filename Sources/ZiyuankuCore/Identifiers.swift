@@ -35,6 +35,11 @@ public enum Identifiers {
         return true
     }
 
+    /// The SHA-256 of some bytes, as 64 lower-case hex digits.
+    public static func sha256Hex(_ bytes: [UInt8]) -> String {
+        Array(SHA256.hash(data: bytes)).hexString
+    }
+
     public static func isSHA256Hex(_ s: String) -> Bool {
         let u = s.utf8
         return u.count == 64 && u.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }

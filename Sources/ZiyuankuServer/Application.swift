@@ -56,6 +56,9 @@ public func openServices(config: ServerConfig, logger: Logger) throws -> AppServ
     let services = AppServices(config: config, catalog: catalog)
     let removed = services.blobs.removeStaleTemporaryFiles()
     if removed > 0 { logger.notice("removed \(removed) temporary upload file(s) left by an interrupted process") }
+    // A run still marked running was cut short (a CLI run that is in fact still going records
+    // its real outcome when it ends).
+    try catalog.markInterruptedRuns()
     if let token = try catalog.bootstrapAdminIfNeeded() {
         try writeSecretFile(path: root.adminTokenPath, contents: token.secret + "\n")
         logger.notice("created the first admin user; its token is in \(root.adminTokenPath) (readable by this user only)")
@@ -88,6 +91,7 @@ public func buildRouter(services: AppServices, routes: RouteTable = RouteTable()
     BlobRoutes(services: services).register(r)
     ResourceRoutes(services: services).register(r)
     WorkflowRoutes(services: services).register(r)
+    JobRoutes(services: services).register(r)
     return router
 }
 
@@ -99,7 +103,7 @@ public func buildApplication(services: AppServices, logger: Logger) -> some Appl
         router: router,
         server: ZykHTTP1Channel.builder(maxBodyBytes: limit),
         configuration: .init(address: .hostname(services.config.host, port: services.config.port), serverName: "ziyuanku"),
-        services: [DownloadFlushService(counter: services.downloads, logger: logger)],
+        services: [DownloadFlushService(counter: services.downloads, logger: logger), JobScheduler(services: services, logger: logger)],
         logger: logger)
 }
 

@@ -20,6 +20,17 @@ public struct ServerConfig: Sendable, Equatable {
     public var logLevel: Logger.Level = .info
     /// Days an admin can still restore a deleted resource (`ZYK_DELETED_RETENTION_DAYS`).
     public var deletedRetentionDays = 30
+    /// Upkeep schedule inside the server, in minutes between runs (0: off). Heavy jobs are off
+    /// by default (`ZYK_FIXITY_INTERVAL_MINUTES`, `ZYK_GC_INTERVAL_MINUTES`,
+    /// `ZYK_VERIFY_INTERVAL_MINUTES`); optimize runs daily (`ZYK_OPTIMIZE_INTERVAL_MINUTES`).
+    public var fixityIntervalMinutes = 0
+    public var gcIntervalMinutes = 0
+    public var verifyIntervalMinutes = 0
+    public var optimizeIntervalMinutes = 1440
+    /// Seconds one scheduled fixity slice may take (`ZYK_FIXITY_BUDGET_SECONDS`).
+    public var fixityBudgetSeconds = 600
+    /// Hours an unused blob, trash or partial upload is kept before gc removes it (`ZYK_GC_GRACE_HOURS`).
+    public var gcGraceHours: Double = 24
 
     public init() {}
 
@@ -32,6 +43,12 @@ public struct ServerConfig: Sendable, Equatable {
         ("allow_anonymous", "ZYK_ALLOW_ANONYMOUS", "anonymous read access to public published resources; default true"),
         ("log_level", "ZYK_LOG_LEVEL", "trace|debug|info|notice|warning|error|critical; default info"),
         ("deleted_retention_days", "ZYK_DELETED_RETENTION_DAYS", "days a deleted resource can be restored by an admin; default 30"),
+        ("fixity_interval_minutes", "ZYK_FIXITY_INTERVAL_MINUTES", "minutes between scheduled fixity slices; default 0 (off)"),
+        ("fixity_budget_seconds", "ZYK_FIXITY_BUDGET_SECONDS", "seconds one scheduled fixity slice may take; default 600"),
+        ("gc_interval_minutes", "ZYK_GC_INTERVAL_MINUTES", "minutes between scheduled gc runs; default 0 (off)"),
+        ("gc_grace_hours", "ZYK_GC_GRACE_HOURS", "hours unused blobs, trash and partial uploads are kept; default 24"),
+        ("verify_interval_minutes", "ZYK_VERIFY_INTERVAL_MINUTES", "minutes between scheduled verify runs; default 0 (off)"),
+        ("optimize_interval_minutes", "ZYK_OPTIMIZE_INTERVAL_MINUTES", "minutes between scheduled optimize runs; default 1440 (daily), 0 off"),
     ]
 
     public struct Invalid: Error, CustomStringConvertible {
@@ -67,6 +84,20 @@ public struct ServerConfig: Sendable, Equatable {
         case "log_level":
             guard let l = Logger.Level(rawValue: v.lowercased()) else { throw bad("must be one of trace, debug, info, notice, warning, error, critical") }
             logLevel = l
+        case "fixity_interval_minutes", "gc_interval_minutes", "verify_interval_minutes", "optimize_interval_minutes":
+            guard let n = Int(v), (0...525_600).contains(n) else { throw bad("must be minutes 0–525600 (0 turns the job off)") }
+            switch key {
+            case "fixity_interval_minutes": fixityIntervalMinutes = n
+            case "gc_interval_minutes": gcIntervalMinutes = n
+            case "verify_interval_minutes": verifyIntervalMinutes = n
+            default: optimizeIntervalMinutes = n
+            }
+        case "fixity_budget_seconds":
+            guard let n = Int(v), (1...86_400).contains(n) else { throw bad("must be seconds 1–86400") }
+            fixityBudgetSeconds = n
+        case "gc_grace_hours":
+            guard let n = Double(v), n >= 1, n <= 8760 else { throw bad("must be hours 1–8760") }
+            gcGraceHours = n
         case "deleted_retention_days":
             guard let n = Int(v), (1...3650).contains(n) else { throw bad("must be a number of days 1–3650") }
             deletedRetentionDays = n

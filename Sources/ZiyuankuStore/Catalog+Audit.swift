@@ -35,7 +35,7 @@ public struct AuditEntry: Sendable, Equatable, Codable {
     }
 
     static func hash(_ input: String) -> String {
-        Array(SHA256.hash(data: Data(input.utf8))).hexString
+        Identifiers.sha256Hex(Array(input.utf8))
     }
 
     /// Whether the row's own hash matches its fields and `prevHash`.

@@ -70,7 +70,10 @@ extension Catalog {
 
     /// Creates a resource as a `draft` at version 1.
     public func createResource(owner: Principal, metadata: ResourceMetadata, files: [NewFile], changeNote: String) throws -> ResourceView {
-        let id = try pool.write { db in try Self.insertResource(db, owner: owner, metadata: metadata, files: files, changeNote: changeNote) }
+        let id = try pool.write { db in
+            try ensureBlobs(files)
+            return try Self.insertResource(db, owner: owner, metadata: metadata, files: files, changeNote: changeNote)
+        }
         guard let view = try view(id: id, version: 1) else { throw AppError(.internal, "resource vanished after creation") }
         return view
     }
@@ -81,6 +84,9 @@ extension Catalog {
         _ items: [(owner: Principal, metadata: ResourceMetadata, files: [NewFile])], changeNote: String, publish: Bool
     ) throws -> [String] {
         try pool.write { db in
+            var distinct: [String: NewFile] = [:]
+            for item in items { for f in item.files { distinct[f.sha256] = f } }
+            try ensureBlobs(Array(distinct.values))
             let ids = try items.map { item in
                 let id = try Self.insertResource(db, owner: item.owner, metadata: item.metadata, files: item.files, changeNote: changeNote, index: false)
                 if publish {
@@ -156,6 +162,7 @@ extension Catalog {
             try Self.checkEditable(state)
             guard let base = try Self.version(db, id: id, number: source ?? state.currentVersion) else { throw AppError.notFound("version") }
             let (metadata, files) = try change(base)
+            try ensureBlobs(files)
             let n = state.currentVersion + 1
             try Self.insertVersion(
                 db, resourceId: id, number: n, metadata: try Self.encodeMetadata(metadata), files: files, authorId: author.userId,

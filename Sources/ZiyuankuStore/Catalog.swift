@@ -14,7 +14,11 @@ public final class Catalog: Sendable {
     /// Versions are immutable, so decoded ones are kept (bounded) and never re-read.
     let versions = VersionCache(capacity: 20_000)
 
-    public init(path: String) throws {
+    /// The data root, when opened through one: saves then check that their blobs are in place.
+    let dataRoot: DataRoot?
+
+    public init(path: String, root: DataRoot? = nil) throws {
+        dataRoot = root
         var config = Configuration()
         config.foreignKeysEnabled = true
         config.busyMode = .timeout(15)
@@ -31,7 +35,7 @@ public final class Catalog: Sendable {
     /// Opens the catalog of a data root and applies pending migrations.
     public static func open(root: DataRoot) throws -> Catalog {
         try root.prepare()
-        let catalog = try Catalog(path: root.catalogPath)
+        let catalog = try Catalog(path: root.catalogPath, root: root)
         try catalog.migrate()
         try catalog.reindexIfTokenizerChanged()
         return catalog

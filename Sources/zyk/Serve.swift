@@ -98,20 +98,8 @@ struct Reindex: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        try await cli {
-            let (catalog, _) = try root.openCatalog()
-            let bar = ProgressBar(total: 1, label: "reindexing")
-            let start = Date()
-            let n = try catalog.reindex { done, total in bar.update(done, of: total) }
-            bar.finish()
-            let seconds = Date().timeIntervalSince(start)
-            let counts = try catalog.searchIndexCounts()
-            if output.json {
-                try Output.json(["indexed": AnyEncodable(n), "seconds": AnyEncodable(seconds), "inIndex": AnyEncodable(counts.indexed)])
-            } else {
-                print(String(format: "indexed %d resources in %.1f s", n, seconds))
-            }
-            if counts.indexed != counts.expected { throw CLIError("the index holds \(counts.indexed) rows but \(counts.expected) resources exist", code: 1) }
+        try await runJob(.reindex, root: root, output: output, label: "reindexing", { u, p in try u.reindex(progress: p) }) { r in
+            print("indexed \(r.indexed) resources")
         }
     }
 }

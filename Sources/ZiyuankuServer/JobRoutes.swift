@@ -1,0 +1,121 @@
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import Synchronization
+import ZiyuankuCore
+import ZiyuankuStore
+
+/// `GET /v1/admin/jobs` (the recent runs of the upkeep jobs) and `GET /v1/admin/report` (the
+/// library report), for admins.
+struct JobRoutes {
+    let services: AppServices
+
+    func register(_ r: Routes) {
+        r.on(.get, "/v1/admin/jobs") { req, ctx in
+            _ = try ctx.requireAdmin()
+            var q = QueryReader(req, allowed: ["kind", "limit"])
+            let kind: JobKind? = q.enumValue("kind")
+            let limit = q.int("limit", default: 20, range: 1...1000)
+            try q.check()
+            return try JSONResponse.make(JobsPage(items: try services.catalog.jobRuns(kind: kind, limit: limit), last: try services.catalog.lastRuns()))
+        }
+        r.on(.get, "/v1/admin/report") { req, ctx in
+            _ = try ctx.requireAdmin()
+            var q = QueryReader(req, allowed: ["from", "to"])
+            let toDay = q.day("to")
+            let fromDay = q.day("from")
+            try q.check()
+            let to = toDay.flatMap { Timestamp.parse($0 + "T00:00:00Z") } ?? Date()
+            let from = fromDay.flatMap { Timestamp.parse($0 + "T00:00:00Z") } ?? to.addingTimeInterval(-365 * 86_400)
+            guard from < to else { throw AppError.validation([.init(field: "from", message: "must be before 'to'")]) }
+            let upkeep = Upkeep(catalog: services.catalog, root: services.root)
+            let (_, report) = try services.catalog.recordRun(.report, trigger: .api) { try upkeep.report(from: from, to: to) }
+            return try JSONResponse.make(report)
+        }
+    }
+}
+
+struct JobsPage: Encodable {
+    /// Newest first.
+    var items: [JobRun]
+    /// The last finished run of each job.
+    var last: [JobRun]
+}
+
+/// Prometheus lines for the upkeep jobs, read from the run rows at scrape time, so runs from
+/// the CLI count as well as the scheduler's.
+enum JobMetrics {
+    static func text(_ catalog: Catalog) -> String {
+        guard let runs = try? catalog.lastRuns(), let totals = try? catalog.jobRunTotals() else { return "" }
+        var out = "# HELP zyk_job_runs_total Finished upkeep job runs by job and outcome.\n# TYPE zyk_job_runs_total counter\n"
+        for t in totals { out += "zyk_job_runs_total{job=\"\(t.kind)\",outcome=\"\(t.outcome)\"} \(t.count)\n" }
+        out += "# HELP zyk_job_last_run_timestamp_seconds When the last run of each job ended.\n# TYPE zyk_job_last_run_timestamp_seconds gauge\n"
+        for r in runs { out += "zyk_job_last_run_timestamp_seconds{job=\"\(r.kind.rawValue)\"} \(Timestamp.parse(r.endedAt ?? "")?.timeIntervalSince1970 ?? 0)\n" }
+        out += "# HELP zyk_job_last_run_ok Whether the last run of each job found nothing wrong (1) or not (0).\n# TYPE zyk_job_last_run_ok gauge\n"
+        for r in runs { out += "zyk_job_last_run_ok{job=\"\(r.kind.rawValue)\"} \(r.outcome == .ok ? 1 : 0)\n" }
+        out += "# HELP zyk_job_last_run_count The counts the last run of each job reported.\n# TYPE zyk_job_last_run_count gauge\n"
+        for r in runs {
+            for (k, v) in r.counts.sorted(by: { $0.key < $1.key }) { out += "zyk_job_last_run_count{job=\"\(r.kind.rawValue)\",count=\"\(k)\"} \(v)\n" }
+        }
+        return out
+    }
+}
+
+/// Runs the upkeep jobs on their configured intervals inside the server (off when the interval
+/// is 0). Runs one job at a time, on a thread of its own, and stops between jobs at shutdown;
+/// a fixity slice is bounded by its time budget.
+struct JobScheduler: Service {
+    let services: AppServices
+    let logger: Logger
+
+    func run() async throws {
+        let c = services.config
+        let plan: [(JobKind, Int)] = [(.fixity, c.fixityIntervalMinutes), (.gc, c.gcIntervalMinutes), (.verify, c.verifyIntervalMinutes), (.optimize, c.optimizeIntervalMinutes)]
+            .filter { $0.1 > 0 }
+        guard !plan.isEmpty else { return }
+        let stop = StopFlag()
+        await withGracefulShutdownHandler {
+            while !stop.isSet && !Task.isCancelled {
+                for (kind, minutes) in plan {
+                    if stop.isSet || Task.isCancelled { return }
+                    let last = (try? services.catalog.jobRuns(kind: kind, limit: 1).first).flatMap { $0 }
+                    let lastTime = last.flatMap { Timestamp.parse($0.endedAt ?? $0.startedAt) } ?? .distantPast
+                    guard last?.outcome != .running, Date().timeIntervalSince(lastTime) >= Double(minutes) * 60 else { continue }
+                    await runOnce(kind, stop: stop)
+                }
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(30)) }
+            }
+        } onGracefulShutdown: {
+            stop.set()
+        }
+    }
+
+    /// Set at graceful shutdown; a fixity slice stops at the next blob.
+    final class StopFlag: Sendable {
+        private let value = Mutex(false)
+        var isSet: Bool { value.withLock { $0 } }
+        func set() { value.withLock { $0 = true } }
+    }
+
+    func runOnce(_ kind: JobKind, stop: StopFlag = StopFlag()) async {
+        let upkeep = Upkeep(catalog: services.catalog, root: services.root)
+        let c = services.config
+        let started = Date()
+        do {
+            let outcome: JobOutcome = try await Task.detached {
+                switch kind {
+                case .fixity:
+                    try services.catalog.recordRun(kind, trigger: .schedule) { try upkeep.fixity(budget: Double(c.fixityBudgetSeconds), shouldStop: { stop.isSet }) }.0.outcome
+                case .gc: try services.catalog.recordRun(kind, trigger: .schedule) { try upkeep.gc(grace: c.gcGraceHours * 3600, dryRun: false) }.0.outcome
+                case .verify: try services.catalog.recordRun(kind, trigger: .schedule) { try upkeep.verify() }.0.outcome
+                default: try services.catalog.recordRun(kind, trigger: .schedule) { try upkeep.optimize() }.0.outcome
+                }
+            }.value
+            let level: Logger.Level = outcome == .ok ? .info : .error
+            logger.log(level: level, "scheduled job finished", metadata: ["job": "\(kind.rawValue)", "outcome": "\(outcome.rawValue)", "seconds": "\(Int(Date().timeIntervalSince(started)))"])
+        } catch {
+            logger.error("scheduled job failed", metadata: ["job": "\(kind.rawValue)", "error": "\(error)"])
+        }
+    }
+}

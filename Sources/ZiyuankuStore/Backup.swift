@@ -1,0 +1,238 @@
+import Crypto
+import Foundation
+import GRDB
+import ZiyuankuCore
+
+/// What a backup folder holds, written last (`manifest.json`): a backup without it is incomplete.
+public struct BackupManifest: Sendable, Codable, Equatable {
+    public var format = 1
+    public var createdAt: String
+    public var sourceRoot: String
+    public var catalogFile = "catalog.sqlite"
+    public var catalogSHA256: String
+    public var catalogBytes: Int64
+    public var migrations: [String]
+    /// `blobs.txt`: one `sha256 size` line per blob the catalog snapshot knows.
+    public var blobList = "blobs.txt"
+    public var blobListSHA256: String
+    public var blobCount: Int
+    public var blobBytes: Int64
+}
+
+public struct BackupReport: JobReport {
+    public var target: String
+    public var catalogBytes: Int64 = 0
+    public var blobs = 0
+    public var blobBytes: Int64 = 0
+    /// New in this backup (hard-linked or copied); the rest were already in the folder.
+    public var linked = 0
+    public var copied = 0
+    public var alreadyThere = 0
+    /// Referenced blobs whose files could not be found (a fixity problem of the source).
+    public var missing: [String] = []
+    public var seconds = 0.0
+    public var problemCount: Int { missing.count }
+    public var counts: [String: Int64] {
+        [
+            "catalogBytes": catalogBytes, "blobs": Int64(blobs), "blobBytes": blobBytes, "linked": Int64(linked), "copied": Int64(copied),
+            "alreadyThere": Int64(alreadyThere), "missing": Int64(missing.count),
+        ]
+    }
+}
+
+public struct RestoreReport: JobReport {
+    public var source: String
+    public var blobs = 0
+    public var bytes: Int64 = 0
+    public var fixity: FixityReport?
+    public var verify: VerifyReport?
+    public var problemCount: Int { (fixity?.problemCount ?? 0) + (verify?.problemCount ?? 0) }
+    public var counts: [String: Int64] {
+        ["blobs": Int64(blobs), "bytes": bytes, "fixityProblems": Int64(fixity?.problemCount ?? 0), "verifyProblems": Int64(verify?.problemCount ?? 0)]
+    }
+}
+
+extension Upkeep {
+    /// A consistent backup while the server runs: the catalog through SQLite's online backup API
+    /// (one snapshot, fsynced, then renamed into place), every blob that snapshot knows (hard
+    /// links on the same filesystem, copies otherwise; blobs already in the folder are kept, so
+    /// later backups to the same folder only add what is new), and a manifest with digests,
+    /// written last.
+    public func backup(to target: String, progress: (Int64, Int64) -> Void = { _, _ in }) throws -> BackupReport {
+        let start = Date()
+        var report = BackupReport(target: target)
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: target + "/blobs", withIntermediateDirectories: true)
+        // A new manifest is written at the end; until then the folder says it is incomplete.
+        unlink(target + "/manifest.json")
+        let snapshot = target + "/catalog.sqlite.partial"
+        unlink(snapshot)
+        do {
+            let destination = try DatabaseQueue(path: snapshot)
+            try catalog.pool.backup(to: destination)
+            try destination.close()
+        }
+        try Self.fsyncFile(snapshot)
+        let migrations = try DatabaseQueue(path: snapshot, configuration: Self.readOnly).read { db in
+            try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY identifier")
+        }
+        let list = try DatabaseQueue(path: snapshot, configuration: Self.readOnly).read { db in
+            try Row.fetchAll(db, sql: "SELECT sha256, size FROM blobs ORDER BY sha256").map { ($0[0] as String, $0[1] as Int64) }
+        }
+        let referenced = try DatabaseQueue(path: snapshot, configuration: Self.readOnly).read { db in
+            Set(try String.fetchAll(db, sql: "SELECT DISTINCT sha256 FROM version_files"))
+        }
+        let total = list.reduce(Int64(0)) { $0 + $1.1 }
+        var done: Int64 = 0
+        var lines = ""
+        for (sha, size) in list {
+            let rel = blobs.relativePath(sha)
+            let dst = target + "/blobs/" + rel
+            var st = stat()
+            if stat(dst, &st) == 0 && Int64(st.st_size) == size {
+                report.alreadyThere += 1
+            } else {
+                // The live file, or the trash copy if gc moved it after the snapshot was taken.
+                let candidates = [blobs.path(of: sha), root.trashPath + "/" + sha]
+                guard let src = candidates.first(where: { access($0, R_OK) == 0 }) else {
+                    if referenced.contains(sha) { report.missing.append(sha) }
+                    continue
+                }
+                try fm.createDirectory(atPath: (dst as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                unlink(dst)
+                if link(src, dst) == 0 {
+                    report.linked += 1
+                } else {
+                    try Self.copyFile(src, dst)
+                    report.copied += 1
+                }
+            }
+            lines += sha + " " + String(size) + "\n"
+            report.blobs += 1
+            report.blobBytes += size
+            done += size
+            progress(done, total)
+        }
+        try Data(lines.utf8).write(to: URL(fileURLWithPath: target + "/blobs.txt"))
+        try Self.fsyncFile(target + "/blobs.txt")
+        let catalogFile = target + "/catalog.sqlite"
+        if rename(snapshot, catalogFile) != 0 { throw AppError(.internal, "cannot move the catalog snapshot into place: errno \(errno)") }
+        report.catalogBytes = Self.fileSize(catalogFile)
+        let manifest = BackupManifest(
+            createdAt: Timestamp.now(), sourceRoot: root.path, catalogSHA256: try Self.sha256(ofFile: catalogFile), catalogBytes: report.catalogBytes,
+            migrations: migrations, blobListSHA256: Identifiers.sha256Hex(Array(lines.utf8)), blobCount: report.blobs, blobBytes: report.blobBytes)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try encoder.encode(manifest).write(to: URL(fileURLWithPath: target + "/manifest.json.partial"))
+        try Self.fsyncFile(target + "/manifest.json.partial")
+        if rename(target + "/manifest.json.partial", target + "/manifest.json") != 0 { throw AppError(.internal, "cannot write the manifest: errno \(errno)") }
+        BlobWriter.fsyncDirectory(target)
+        report.seconds = Date().timeIntervalSince(start)
+        return report
+    }
+
+    /// Restores a backup into an empty data root, then checks it: fixity over every blob and
+    /// verify over the catalog. Refuses a data root that holds anything.
+    public static func restore(from source: String, into root: DataRoot, progress: (Int64, Int64) -> Void = { _, _ in }) throws -> (Catalog, RestoreReport) {
+        let fm = FileManager.default
+        let existing = (try? fm.contentsOfDirectory(atPath: root.path)) ?? []
+        if !existing.isEmpty {
+            throw AppError(.conflict, "\(root.path) is not empty (\(existing.sorted().prefix(5).joined(separator: ", "))); restore only into an empty or new folder.")
+        }
+        guard let data = fm.contents(atPath: source + "/manifest.json"),
+            let manifest = try? JSONDecoder().decode(BackupManifest.self, from: data)
+        else { throw AppError(.validation, "\(source) has no readable manifest.json: it is not a complete backup.") }
+        let catalogSource = source + "/" + manifest.catalogFile
+        guard try sha256(ofFile: catalogSource) == manifest.catalogSHA256 else {
+            throw AppError(.validation, "The catalog in \(source) does not match its manifest's SHA-256; the backup is damaged.")
+        }
+        guard let listData = fm.contents(atPath: source + "/" + manifest.blobList), Identifiers.sha256Hex(Array(listData)) == manifest.blobListSHA256 else {
+            throw AppError(.validation, "The blob list in \(source) is missing or does not match its manifest; the backup is damaged.")
+        }
+        try root.prepare()
+        try copyFile(catalogSource, root.catalogPath)
+        var report = RestoreReport(source: source)
+        let store = FileBlobStore(root: root)
+        let entries = String(decoding: listData, as: UTF8.self).split(separator: "\n").compactMap { line -> (String, Int64)? in
+            let parts = line.split(separator: " ")
+            guard parts.count == 2, let size = Int64(parts[1]) else { return nil }
+            return (String(parts[0]), size)
+        }
+        for (sha, size) in entries {
+            let src = source + "/blobs/" + store.relativePath(sha)
+            let dst = store.path(of: sha)
+            try fm.createDirectory(atPath: (dst as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            if link(src, dst) != 0 {
+                if access(src, R_OK) != 0 { continue }  // fixity reports it missing
+                try copyFile(src, dst)
+            }
+            report.blobs += 1
+            report.bytes += size
+            progress(report.bytes, manifest.blobBytes)
+        }
+        BlobWriter.fsyncDirectory(root.blobsPath)
+        let catalog = try Catalog.open(root: root)
+        let upkeep = Upkeep(catalog: catalog, root: root)
+        report.fixity = try upkeep.fixity()
+        report.verify = try upkeep.verify()
+        return (catalog, report)
+    }
+
+    static let readOnly: Configuration = {
+        var c = Configuration()
+        c.readonly = true
+        return c
+    }()
+
+    static func fsyncFile(_ path: String) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw AppError(.internal, "cannot open \(path) to flush it: errno \(errno)") }
+        defer { close(fd) }
+        if fsync(fd) != 0 { throw AppError(.insufficientStorage, "cannot flush \(path) to disk: errno \(errno)") }
+    }
+
+    /// Streams a file to a new path and fsyncs it (no whole file in memory).
+    static func copyFile(_ src: String, _ dst: String) throws {
+        let input = open(src, O_RDONLY | O_CLOEXEC)
+        guard input >= 0 else { throw AppError(.internal, "cannot read \(src): errno \(errno)") }
+        defer { close(input) }
+        let tmp = dst + ".partial"
+        let output = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard output >= 0 else { throw AppError(.internal, "cannot create \(tmp): errno \(errno)") }
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 64)
+        defer { buffer.deallocate() }
+        var ok = true
+        while ok {
+            let n = read(input, buffer, 1 << 20)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 {
+                ok = n == 0
+                break
+            }
+            var off = 0
+            while off < n {
+                let w = write(output, buffer + off, n - off)
+                if w < 0 && errno == EINTR { continue }
+                if w <= 0 {
+                    ok = false
+                    break
+                }
+                off += w
+            }
+        }
+        let synced = fsync(output) == 0
+        close(output)
+        guard ok, synced, rename(tmp, dst) == 0 else {
+            unlink(tmp)
+            throw AppError(.insufficientStorage, "cannot copy \(src) to \(dst) (errno \(errno))")
+        }
+    }
+
+    static func sha256(ofFile path: String) throws -> String {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 << 20, alignment: 64)
+        defer { buffer.deallocate() }
+        let (result, digest, _) = hashFile(path, buffer: buffer)
+        guard result == .read else { throw AppError(.internal, "cannot read \(path)") }
+        return digest
+    }
+}

@@ -1,0 +1,134 @@
+import Foundation
+import GRDB
+import ZiyuankuCore
+
+public enum JobKind: String, Sendable, CaseIterable, Codable {
+    case fixity, gc, verify, optimize, reindex, backup, restore, report
+}
+
+public enum JobTrigger: String, Sendable, Codable {
+    case cli, schedule, api
+}
+
+public enum JobOutcome: String, Sendable, Codable {
+    /// Still running (or killed: marked `interrupted` when jobs next start).
+    case running
+    /// Finished and found nothing wrong.
+    case ok
+    /// Finished and found something wrong (see counts and details); the CLI exits non-zero.
+    case problems
+    /// Could not finish (an error).
+    case failed
+    case interrupted
+}
+
+/// One recorded run of an upkeep job.
+public struct JobRun: Sendable, Codable, Equatable {
+    public var id: Int64
+    public var kind: JobKind
+    public var trigger: JobTrigger
+    public var startedAt: String
+    public var endedAt: String?
+    public var outcome: JobOutcome
+    public var counts: [String: Int64]
+    /// The job's report (JSON), capped in size.
+    public var details: JSONValue
+
+    init(row: Row) {
+        id = row["id"]
+        kind = JobKind(rawValue: row["kind"]) ?? .verify
+        trigger = JobTrigger(rawValue: row["trigger"]) ?? .cli
+        startedAt = row["started_at"]
+        endedAt = row["ended_at"]
+        outcome = JobOutcome(rawValue: row["outcome"]) ?? .failed
+        counts = (try? JSONDecoder().decode([String: Int64].self, from: Data((row["counts"] as String).utf8))) ?? [:]
+        details = (try? JSONValue.parse(Array((row["details"] as String).utf8))) ?? .object([:])
+    }
+}
+
+/// What a job reports: whether it found problems, its counts (also shown as metrics), and
+/// its details for the run row.
+public protocol JobReport: Encodable, Sendable {
+    var problemCount: Int { get }
+    var counts: [String: Int64] { get }
+}
+
+extension Catalog {
+    /// Records the start of a run; returns its id.
+    func startRun(_ kind: JobKind, trigger: JobTrigger) throws -> Int64 {
+        try pool.write { db in
+            try db.execute(
+                sql: "INSERT INTO job_runs (kind, trigger, started_at, outcome) VALUES (?, ?, ?, 'running')",
+                arguments: [kind.rawValue, trigger.rawValue, Timestamp.now()])
+            return db.lastInsertedRowID
+        }
+    }
+
+    func finishRun(_ id: Int64, outcome: JobOutcome, counts: [String: Int64], details: JSONValue) throws {
+        var text = Catalog.canonicalJSON(details)
+        if text.utf8.count > 256 * 1024 { text = Catalog.canonicalJSON(.object(["truncated": .bool(true), "bytes": .number(Double(text.utf8.count))])) }
+        let countsText = String(decoding: try JSONEncoder().encode(counts), as: UTF8.self)
+        try pool.write { db in
+            try db.execute(
+                sql: "UPDATE job_runs SET ended_at = ?, outcome = ?, counts = ?, details = ? WHERE id = ?",
+                arguments: [Timestamp.now(), outcome.rawValue, countsText, text, id])
+        }
+    }
+
+    /// Runs left `running` by a process that died are marked `interrupted` (called when the
+    /// server starts; a run that is in fact still going overwrites this when it ends).
+    public func markInterruptedRuns() throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE job_runs SET outcome = 'interrupted', ended_at = ? WHERE outcome = 'running'", arguments: [Timestamp.now()])
+        }
+    }
+
+    /// The newest runs, of one kind or all.
+    public func jobRuns(kind: JobKind? = nil, limit: Int = 50) throws -> [JobRun] {
+        try pool.read { db in
+            if let kind {
+                return try Row.fetchAll(db, sql: "SELECT * FROM job_runs WHERE kind = ? ORDER BY id DESC LIMIT ?", arguments: [kind.rawValue, limit])
+                    .map(JobRun.init(row:))
+            }
+            return try Row.fetchAll(db, sql: "SELECT * FROM job_runs ORDER BY id DESC LIMIT ?", arguments: [limit]).map(JobRun.init(row:))
+        }
+    }
+
+    /// The last finished run of each kind (for metrics and the admin page).
+    public func lastRuns() throws -> [JobRun] {
+        try pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM job_runs WHERE id IN (SELECT max(id) FROM job_runs WHERE outcome <> 'running' GROUP BY kind) ORDER BY kind
+                    """
+            ).map(JobRun.init(row:))
+        }
+    }
+
+    /// Finished runs by kind and outcome (for metrics).
+    public func jobRunTotals() throws -> [(kind: String, outcome: String, count: Int)] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT kind, outcome, count(*) FROM job_runs WHERE outcome <> 'running' GROUP BY kind, outcome ORDER BY kind, outcome")
+                .map { ($0[0], $0[1], $0[2]) }
+        }
+    }
+
+    /// Runs `body` as a recorded job: a run row when it starts, its outcome, counts and report
+    /// when it ends (`failed` with the error when it throws, and the error is rethrown).
+    public func recordRun<R: JobReport>(_ kind: JobKind, trigger: JobTrigger, _ body: () throws -> R) throws -> (JobRun, R) {
+        let id = try startRun(kind, trigger: trigger)
+        let report: R
+        do {
+            report = try body()
+        } catch {
+            let message = (error as? AppError)?.detail ?? "\(error)"
+            try? finishRun(id, outcome: .failed, counts: [:], details: .object(["error": .string(message)]))
+            throw error
+        }
+        let details = (try? JSONValue.parse(Array(JSONEncoder().encode(report)))) ?? .object([:])
+        try finishRun(id, outcome: report.problemCount > 0 ? .problems : .ok, counts: report.counts, details: details)
+        guard let run = try jobRuns(kind: kind, limit: 5).first(where: { $0.id == id }) else { throw AppError(.internal, "the job run vanished") }
+        return (run, report)
+    }
+}

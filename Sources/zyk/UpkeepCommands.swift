@@ -1,0 +1,294 @@
+import ArgumentParser
+import Foundation
+import ZiyuankuCore
+import ZiyuankuStore
+
+/// Runs one upkeep job as a recorded run, with a progress bar, then prints the summary (or
+/// JSON) and exits 1 when the job found problems.
+func runJob<R: JobReport>(
+    _ kind: JobKind, root: RootOptions, output: OutputOptions, label: String,
+    _ body: (Upkeep, @escaping (Int64, Int64) -> Void) throws -> R, summary: (R) -> Void
+) async throws {
+    try await cli {
+        let (catalog, dataRoot) = try root.openCatalog()
+        let upkeep = Upkeep(catalog: catalog, root: dataRoot)
+        let bar = ProgressBar(total: 1, label: label)
+        let (run, report) = try catalog.recordRun(kind, trigger: .cli) {
+            try body(upkeep) { done, total in bar.update(Int(clamping: done), of: Int(clamping: total)) }
+        }
+        bar.finish()
+        if output.json {
+            try Output.json(JobOutput(run: run, report: report))
+        } else {
+            summary(report)
+            print("run \(run.id): \(run.outcome.rawValue)")
+        }
+        if run.outcome == .problems { throw ExitCode(1) }
+    }
+}
+
+struct JobOutput<R: Encodable>: Encodable {
+    var run: JobRun
+    var report: R
+}
+
+func formatBytes(_ n: Int64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    var v = Double(n)
+    var u = 0
+    while v >= 1024 && u < units.count - 1 {
+        v /= 1024
+        u += 1
+    }
+    return u == 0 ? "\(n) B" : String(format: "%.1f %@", v, units[u])
+}
+
+struct Fixity: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Re-hash stored files and compare them with their names (exit 1 on any mismatch or missing file).",
+        discussion: """
+            Blobs are checked least recently verified first; each result is recorded, so time-budgeted
+            runs cover the whole store over several runs. Problems are listed with the resources and
+            versions that use the blob. Safe while the server runs.
+
+            Examples:
+              zyk fixity                       # everything
+              zyk fixity --budget 600          # at most 10 minutes, oldest checks first
+              zyk fixity --json
+            """)
+    @OptionGroup var root: RootOptions
+    @OptionGroup var output: OutputOptions
+    @Option(help: "Stop after this many seconds (the rest is checked first next time).") var budget: Double?
+
+    func run() async throws {
+        if let budget, !(budget > 0) { throw ValidationError("--budget must be a positive number of seconds") }
+        try await runJob(.fixity, root: root, output: output, label: "fixity", { u, p in try u.fixity(budget: budget, progress: p) }) { r in
+            print("checked \(r.checked) blobs (\(formatBytes(r.bytes))) in \(String(format: "%.1f", r.seconds)) s: \(r.ok) ok, \(r.problems.count) problems"
+                + (r.remaining > 0 ? ", \(r.remaining) left for the next run" : ""))
+            if !r.problems.isEmpty {
+                Output.table(
+                    ["sha256", "result", "size", "used by"],
+                    r.problems.map { p in
+                        [p.sha256, p.result, String(p.size), p.references.map { "\($0.resourceId) v\($0.version) \($0.name)" }.joined(separator: "; ")]
+                    })
+            }
+        }
+    }
+}
+
+struct GC: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gc",
+        abstract: "Remove stored files no version uses, old trash and abandoned partial uploads.",
+        discussion: """
+            Only what is older than the grace period goes, so uploads in flight and files just
+            uploaded for a resource not yet saved are kept. Removed blobs wait in trash/ for one more
+            grace period before they are deleted. Safe while the server runs.
+
+            Examples:
+              zyk gc --dry-run                 # list what would go and the bytes freed
+              zyk gc
+              zyk gc --grace-hours 72 --json
+            """)
+    @OptionGroup var root: RootOptions
+    @OptionGroup var output: OutputOptions
+    @Flag(help: "List what would be removed without removing anything.") var dryRun = false
+    @Option(help: "Keep anything younger than this many hours (default 24).") var graceHours: Double = 24
+
+    func run() async throws {
+        guard graceHours >= 0 else { throw ValidationError("--grace-hours must not be negative") }
+        try await runJob(.gc, root: root, output: output, label: "gc", { u, p in try u.gc(grace: graceHours * 3600, dryRun: dryRun, progress: p) }) { r in
+            print("\(r.dryRun ? "would remove" : "removed") \(r.removed.count) unused blobs (\(formatBytes(r.bytesFreed))), "
+                + "\(r.trashPurged) old trash files, \(r.tmpRemoved) abandoned partial uploads"
+                + (r.keptInUse > 0 ? "; \(r.keptInUse) kept because a save started using them" : ""))
+            if r.dryRun && !r.removed.isEmpty { Output.table(["sha256", "size"], r.removed.prefix(200).map { [$0.sha256, String($0.size)] }) }
+        }
+    }
+}
+
+struct Verify: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check the catalog, its blobs, the search index and the audit chain (exit 1 on any problem).",
+        discussion: """
+            Runs PRAGMA integrity_check and foreign_key_check, checks that every blob a version uses
+            exists with the right size, that the search index holds exactly the visible resources, and
+            that the audit log's hash chain is intact. Safe while the server runs.
+
+            Examples:
+              zyk verify
+              zyk verify --json
+            """)
+    @OptionGroup var root: RootOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await runJob(.verify, root: root, output: output, label: "verify", { u, p in try u.verify(progress: p) }) { r in
+            print("integrity \(r.integrity), \(r.foreignKeyViolations) foreign key violations, \(r.referencedBlobs) referenced blobs, "
+                + "search index \(r.searchIndexed)/\(r.searchExpected), audit log \(r.auditEntries) entries")
+            if !r.findings.isEmpty { Output.table(["check", "problem"], r.findings.map { [$0.check, $0.message] }) }
+        }
+    }
+}
+
+struct Optimize: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Merge the search index, refresh SQLite's statistics and truncate the write-ahead log.",
+        discussion: """
+            Examples:
+              zyk optimize
+              zyk optimize --json
+            """)
+    @OptionGroup var root: RootOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await runJob(.optimize, root: root, output: output, label: "optimize", { u, _ in try u.optimize() }) { r in
+            print("catalog \(formatBytes(r.catalogBytesBefore)) → \(formatBytes(r.catalogBytesAfter)) (with its log)"
+                + (r.walBusy ? "; the log could not be truncated while readers were active (retried next time)" : ""))
+        }
+    }
+}
+
+struct Jobs: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List recent runs of the upkeep jobs.",
+        discussion: """
+            Examples:
+              zyk jobs
+              zyk jobs --kind fixity --limit 5 --json
+            """)
+    @OptionGroup var root: RootOptions
+    @OptionGroup var output: OutputOptions
+    @Option(help: "Only this job: \(JobKind.allCases.map(\.rawValue).joined(separator: ", ")).") var kind: String?
+    @Option(help: "How many runs (1–1000).") var limit: Int = 20
+
+    func run() async throws {
+        try await cli {
+            guard (1...1000).contains(limit) else { throw CLIError("--limit must be 1–1000", code: 64) }
+            var k: JobKind?
+            if let kind {
+                guard let parsed = JobKind(rawValue: kind) else {
+                    throw CLIError("--kind must be one of \(JobKind.allCases.map(\.rawValue).joined(separator: ", "))", code: 64)
+                }
+                k = parsed
+            }
+            let (catalog, _) = try root.openCatalog()
+            let runs = try catalog.jobRuns(kind: k, limit: limit)
+            if output.json { try Output.json(runs) } else {
+                Output.table(
+                    ["id", "job", "trigger", "started", "ended", "outcome", "counts"],
+                    runs.map { r in
+                        [String(r.id), r.kind.rawValue, r.trigger.rawValue, r.startedAt, r.endedAt ?? "-", r.outcome.rawValue,
+                         r.counts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")]
+                    })
+            }
+        }
+    }
+}
+
+struct Backup: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Back up the catalog and its blobs to a folder, while the server runs.",
+        discussion: """
+            The catalog is copied through SQLite's online backup API (one consistent snapshot, even
+            while teachers upload), the blobs it knows are hard-linked (same filesystem) or copied,
+            and manifest.json with digests is written last. Backing up to the same folder again only
+            adds new blobs. Restore with `zyk restore`.
+
+            Examples:
+              zyk backup /srv/backups/zyk-2026-11-30
+              zyk backup /mnt/usb/zyk --json
+            """)
+    @OptionGroup var root: RootOptions
+    @OptionGroup var output: OutputOptions
+    @Argument(help: "The backup folder (created if needed).") var target: String
+
+    func run() async throws {
+        let target = URL(fileURLWithPath: target).standardizedFileURL.path
+        try await runJob(.backup, root: root, output: output, label: "backup", { u, p in
+            if target == u.root.path || target.hasPrefix(u.root.path + "/") && !target.hasPrefix(u.root.backupsPath + "/") {
+                throw CLIError("back up to a folder outside the data root (or under its backups/ folder)", code: 64)
+            }
+            return try u.backup(to: target, progress: p)
+        }) { r in
+            print("backed up the catalog (\(formatBytes(r.catalogBytes))) and \(r.blobs) blobs (\(formatBytes(r.blobBytes))) to \(r.target) in "
+                + String(format: "%.1f s", r.seconds) + ": \(r.linked) linked, \(r.copied) copied, \(r.alreadyThere) already there")
+            if !r.missing.isEmpty { print("MISSING in the data root (run zyk fixity): \(r.missing.prefix(20).joined(separator: ", "))") }
+        }
+    }
+}
+
+struct Restore: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Restore a backup into an empty data root, then check it (fixity and verify).",
+        discussion: """
+            Refuses a data root that holds anything. Exits 1 when the restored library fails fixity
+            or verify.
+
+            Examples:
+              zyk restore /srv/backups/zyk-2026-11-30 --data-root /srv/zyk-restored
+              zyk restore /mnt/usb/zyk --data-root ./storage --json
+            """)
+    @OptionGroup var root: RootOptions
+    @OptionGroup var output: OutputOptions
+    @Argument(help: "The backup folder (with manifest.json).") var source: String
+
+    func run() async throws {
+        try await cli {
+            let dataRoot = DataRoot(path: try root.serverConfig().dataRoot)
+            let bar = ProgressBar(total: 1, label: "restore")
+            let (catalog, report) = try Upkeep.restore(from: source, into: dataRoot) { done, total in bar.update(Int(clamping: done), of: Int(clamping: total)) }
+            bar.finish()
+            let (run, _) = try catalog.recordRun(.restore, trigger: .cli) { report }
+            if output.json { try Output.json(JobOutput(run: run, report: report)) } else {
+                print("restored \(report.blobs) blobs (\(formatBytes(report.bytes))) into \(dataRoot.path)")
+                print("fixity: \(report.fixity?.ok ?? 0) ok, \(report.fixity?.problems.count ?? 0) problems; verify: \(report.verify?.findings.count ?? 0) problems")
+                for f in report.verify?.findings ?? [] { print("  \(f.check): \(f.message)") }
+                for p in report.fixity?.problems ?? [] { print("  \(p.result): \(p.sha256)") }
+            }
+            if run.outcome == .problems { throw ExitCode(1) }
+        }
+    }
+}
+
+struct Report: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The library report: resources by type, major, organization and level, updates, downloads, storage.",
+        discussion: """
+            Downloads and active teachers are counted over --since … --until (default: the last 365
+            days). Exits 1 when fewer than 10% of the resources were added or updated in the last 12
+            months (the Ministry's yearly rule).
+
+            Examples:
+              zyk report
+              zyk report --since 2026-01-01 --until 2027-01-01 --json
+            """)
+    @OptionGroup var root: RootOptions
+    @OptionGroup var output: OutputOptions
+    @Option(help: "Start of the period (YYYY-MM-DD or RFC 3339, default 365 days ago).") var since: String?
+    @Option(help: "End of the period, exclusive (default now).") var until: String?
+
+    static func parseDay(_ s: String, _ flag: String) throws -> Date {
+        if let d = Timestamp.parse(s) { return d }
+        if let d = Timestamp.parse(s + "T00:00:00Z") { return d }
+        throw CLIError("\(flag) must be a day like 2026-01-01 or an RFC 3339 time", code: 64)
+    }
+
+    func run() async throws {
+        let to = try until.map { try Self.parseDay($0, "--until") } ?? Date()
+        let from = try since.map { try Self.parseDay($0, "--since") } ?? to.addingTimeInterval(-365 * 86_400)
+        guard from < to else { throw ValidationError("--since must be before --until") }
+        try await runJob(.report, root: root, output: output, label: "report", { u, _ in try u.report(from: from, to: to) }) { r in
+            print("资源库报告 library report, \(r.from) – \(r.to)")
+            print("resources \(r.resources) (published \(r.published)); non-text \(r.nonText) (\(String(format: "%.1f%%", r.nonTextShare * 100)))")
+            print("added or updated in the last 12 months: \(r.updatedLast12Months) (\(String(format: "%.1f%%", r.updatedShare * 100))) — "
+                + (r.meetsYearlyUpdateRule ? "meets the ≥ 10% yearly rule" : "BELOW the ≥ 10% yearly rule"))
+            print("downloads \(r.downloads), active teachers \(r.activeTeachers)")
+            print("storage \(formatBytes(r.storedBytes)) in \(r.storedBlobs) blobs; deduplication saves \(formatBytes(r.savedByDeduplication))")
+            for (title, buckets) in [("type", r.byType), ("level", r.byLevel), ("organization", r.byOrganization), ("大类", r.byMajorCategory), ("类", r.byMajorClass)] {
+                print("")
+                Output.table([title, "name", "resources"], buckets.prefix(30).map { [$0.key, $0.name ?? "", String($0.count)] })
+            }
+        }
+    }
+}
