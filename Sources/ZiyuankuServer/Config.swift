@@ -31,6 +31,14 @@ public struct ServerConfig: Sendable, Equatable {
     public var fixityBudgetSeconds = 600
     /// Hours an unused blob, trash or partial upload is kept before gc removes it (`ZYK_GC_GRACE_HOURS`).
     public var gcGraceHours: Double = 24
+    /// Scheduled backups (`ZYK_BACKUP_INTERVAL_MINUTES`, off by default) go to this folder
+    /// (`ZYK_BACKUP_DIR`, default `backups/latest` in the data root), incrementally.
+    public var backupIntervalMinutes = 0
+    public var backupDir: String?
+    /// Scheduled library reports and search index rebuilds (`ZYK_REPORT_INTERVAL_MINUTES`,
+    /// `ZYK_REINDEX_INTERVAL_MINUTES`; off by default).
+    public var reportIntervalMinutes = 0
+    public var reindexIntervalMinutes = 0
 
     public init() {}
 
@@ -49,6 +57,10 @@ public struct ServerConfig: Sendable, Equatable {
         ("gc_grace_hours", "ZYK_GC_GRACE_HOURS", "hours unused blobs, trash and partial uploads are kept; default 24"),
         ("verify_interval_minutes", "ZYK_VERIFY_INTERVAL_MINUTES", "minutes between scheduled verify runs; default 0 (off)"),
         ("optimize_interval_minutes", "ZYK_OPTIMIZE_INTERVAL_MINUTES", "minutes between scheduled optimize runs; default 1440 (daily), 0 off"),
+        ("backup_interval_minutes", "ZYK_BACKUP_INTERVAL_MINUTES", "minutes between scheduled backups; default 0 (off)"),
+        ("backup_dir", "ZYK_BACKUP_DIR", "folder for scheduled backups; default backups/latest in the data root"),
+        ("report_interval_minutes", "ZYK_REPORT_INTERVAL_MINUTES", "minutes between scheduled library reports; default 0 (off)"),
+        ("reindex_interval_minutes", "ZYK_REINDEX_INTERVAL_MINUTES", "minutes between scheduled search index rebuilds; default 0 (off)"),
     ]
 
     public struct Invalid: Error, CustomStringConvertible {
@@ -84,14 +96,21 @@ public struct ServerConfig: Sendable, Equatable {
         case "log_level":
             guard let l = Logger.Level(rawValue: v.lowercased()) else { throw bad("must be one of trace, debug, info, notice, warning, error, critical") }
             logLevel = l
-        case "fixity_interval_minutes", "gc_interval_minutes", "verify_interval_minutes", "optimize_interval_minutes":
+        case "fixity_interval_minutes", "gc_interval_minutes", "verify_interval_minutes", "optimize_interval_minutes", "backup_interval_minutes",
+            "report_interval_minutes", "reindex_interval_minutes":
             guard let n = Int(v), (0...525_600).contains(n) else { throw bad("must be minutes 0–525600 (0 turns the job off)") }
             switch key {
             case "fixity_interval_minutes": fixityIntervalMinutes = n
             case "gc_interval_minutes": gcIntervalMinutes = n
             case "verify_interval_minutes": verifyIntervalMinutes = n
+            case "backup_interval_minutes": backupIntervalMinutes = n
+            case "report_interval_minutes": reportIntervalMinutes = n
+            case "reindex_interval_minutes": reindexIntervalMinutes = n
             default: optimizeIntervalMinutes = n
             }
+        case "backup_dir":
+            guard !v.isEmpty else { throw bad("must not be empty") }
+            backupDir = v
         case "fixity_budget_seconds":
             guard let n = Int(v), (1...86_400).contains(n) else { throw bad("must be seconds 1–86400") }
             fixityBudgetSeconds = n

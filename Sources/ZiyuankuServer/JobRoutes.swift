@@ -71,8 +71,10 @@ struct JobScheduler: Service {
 
     func run() async throws {
         let c = services.config
-        let plan: [(JobKind, Int)] = [(.fixity, c.fixityIntervalMinutes), (.gc, c.gcIntervalMinutes), (.verify, c.verifyIntervalMinutes), (.optimize, c.optimizeIntervalMinutes)]
-            .filter { $0.1 > 0 }
+        let plan: [(JobKind, Int)] = [
+            (.fixity, c.fixityIntervalMinutes), (.gc, c.gcIntervalMinutes), (.verify, c.verifyIntervalMinutes), (.optimize, c.optimizeIntervalMinutes),
+            (.backup, c.backupIntervalMinutes), (.report, c.reportIntervalMinutes), (.reindex, c.reindexIntervalMinutes),
+        ].filter { $0.1 > 0 }
         guard !plan.isEmpty else { return }
         let stop = StopFlag()
         await withGracefulShutdownHandler {
@@ -109,7 +111,15 @@ struct JobScheduler: Service {
                     try services.catalog.recordRun(kind, trigger: .schedule) { try upkeep.fixity(budget: Double(c.fixityBudgetSeconds), shouldStop: { stop.isSet }) }.0.outcome
                 case .gc: try services.catalog.recordRun(kind, trigger: .schedule) { try upkeep.gc(grace: c.gcGraceHours * 3600, dryRun: false) }.0.outcome
                 case .verify: try services.catalog.recordRun(kind, trigger: .schedule) { try upkeep.verify() }.0.outcome
-                default: try services.catalog.recordRun(kind, trigger: .schedule) { try upkeep.optimize() }.0.outcome
+                case .backup:
+                    try services.catalog.recordRun(kind, trigger: .schedule) {
+                        try upkeep.backup(to: c.backupDir ?? (services.root.backupsPath + "/latest"))
+                    }.0.outcome
+                case .report:
+                    try services.catalog.recordRun(kind, trigger: .schedule) { try upkeep.report(from: Date().addingTimeInterval(-365 * 86_400), to: Date()) }.0.outcome
+                case .reindex: try services.catalog.recordRun(kind, trigger: .schedule) { try upkeep.reindex() }.0.outcome
+                case .restore: .ok  // never scheduled
+                case .optimize: try services.catalog.recordRun(kind, trigger: .schedule) { try upkeep.optimize() }.0.outcome
                 }
             }.value
             let level: Logger.Level = outcome == .ok ? .info : .error

@@ -285,19 +285,21 @@ import ZiyuankuStore
     @Test func theSchedulerRunsDueJobs() async throws {
         let env = try TestEnv { c in
             c.verifyIntervalMinutes = 1
+            c.backupIntervalMinutes = 1
             c.optimizeIntervalMinutes = 0
         }
         let scheduler = JobScheduler(services: env.services, logger: .init(label: "test"))
         let task = Task { try await scheduler.run() }
         var runs: [JobRun] = []
         for _ in 0..<100 {
-            runs = try env.services.catalog.jobRuns(kind: .verify)
-            if runs.contains(where: { $0.outcome != .running }) { break }
+            runs = try env.services.catalog.jobRuns()
+            if Set(runs.filter { $0.outcome != .running }.map(\.kind)) == [.verify, .backup] { break }
             try await Task.sleep(for: .milliseconds(100))
         }
         task.cancel()
-        #expect(runs.first?.trigger == .schedule && runs.first?.outcome == .ok)
-        #expect(try env.services.catalog.jobRuns(kind: .optimize).isEmpty)
+        #expect(Set(runs.map(\.kind)) == [.verify, .backup])
+        #expect(runs.allSatisfy { $0.trigger == .schedule && $0.outcome == .ok }, "\(runs)")
+        #expect(FileManager.default.fileExists(atPath: env.services.root.backupsPath + "/latest/manifest.json"))
     }
 }
 
