@@ -20,6 +20,9 @@ public struct AppError: Error, Sendable, CustomStringConvertible {
         case rangeNotSatisfiable = "range-not-satisfiable"
         case insufficientStorage = "insufficient-storage"
         case unavailable = "service-unavailable"
+        case gone = "gone"
+        case locked = "locked"
+        case checksumMismatch = "checksum-mismatch"
         case `internal` = "internal-error"
 
         public var status: Int {
@@ -38,6 +41,9 @@ public struct AppError: Error, Sendable, CustomStringConvertible {
             case .rangeNotSatisfiable: 416
             case .insufficientStorage: 507
             case .unavailable: 503
+            case .gone: 410
+            case .locked: 423
+            case .checksumMismatch: 460  // tus 1.0 checksum extension
             case .internal: 500
             }
         }
@@ -62,6 +68,9 @@ public struct AppError: Error, Sendable, CustomStringConvertible {
             case .rangeNotSatisfiable: "Range not satisfiable"
             case .insufficientStorage: "Insufficient storage"
             case .unavailable: "Service unavailable"
+            case .gone: "Gone"
+            case .locked: "Locked"
+            case .checksumMismatch: "Checksum mismatch"
             case .internal: "Internal error"
             }
         }
@@ -87,6 +96,9 @@ public struct AppError: Error, Sendable, CustomStringConvertible {
             case .rangeNotSatisfiable: "请求的字节范围无效"
             case .insufficientStorage: "存储空间不足"
             case .unavailable: "服务暂不可用"
+            case .gone: "已过期或已删除"
+            case .locked: "另一个请求正在写入"
+            case .checksumMismatch: "校验和不一致，本段数据已丢弃"
             case .internal: "服务器内部错误"
             }
         }

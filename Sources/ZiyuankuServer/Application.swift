@@ -14,6 +14,7 @@ public struct AppServices: Sendable {
     public let blobs: FileBlobStore
     public let metrics: ServerMetrics
     public let downloads: DownloadCounter
+    let tus = TusState()
 
     public init(config: ServerConfig, catalog: Catalog, metrics: ServerMetrics = ServerMetrics()) {
         self.config = config
@@ -92,6 +93,7 @@ public func buildRouter(services: AppServices, routes: RouteTable = RouteTable()
     ResourceRoutes(services: services).register(r)
     WorkflowRoutes(services: services).register(r)
     JobRoutes(services: services).register(r)
+    TusRoutes(services: services).register(r)
     return router
 }
 

@@ -149,6 +149,21 @@ struct BlobRoutes {
     let services: AppServices
 
     func register(_ r: Routes) {
+        // Instant upload (秒传): attach bytes the library already has, without sending them.
+        r.on(.post, "/v1/blobs/lookup") { req, ctx in
+            let p = try ctx.requireAuthor()
+            let body = try await BodyReader.jsonObject(req, limit: services.config.maxJSONBytes)
+            var f = FieldReader(object: body)
+            var errors = body.keys.filter { !["sha256", "size"].contains($0) }.sorted().map { FieldError(field: $0, message: "unknown field") }
+            let sha = f.text("sha256", required: true, max: 64)?.lowercased()
+            let size = f.integer("size", required: true, range: 0...Int(clamping: services.config.maxUploadBytes))
+            errors += f.errors
+            if let sha, !Identifiers.isSHA256Hex(sha) { errors.append(.init(field: "sha256", message: "must be 64 hex digits")) }
+            guard errors.isEmpty, let sha, let size else { throw AppError.validation(errors) }
+            let available = try services.catalog.claimBlob(sha256: sha, size: Int64(size), by: p, allowAnonymous: services.config.allowAnonymous)
+            // The same answer for unknown bytes and for bytes only others may read.
+            return try JSONResponse.make(["sha256": .string(sha), "size": .number(Double(size)), "available": .bool(available)] as [String: JSONValue])
+        }
         r.on(.post, "/v1/blobs") { req, ctx in
             let p = try ctx.requireAuthor()
             if let type = BodyReader.mediaType(req), type.hasPrefix("multipart/") {

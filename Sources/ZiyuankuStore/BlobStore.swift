@@ -264,7 +264,7 @@ public final class BlobWriter {
         unlink(tmpPath)
     }
 
-    static func fsyncDirectory(_ path: String) {
+    public static func fsyncDirectory(_ path: String) {
         let dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if dfd >= 0 {
             fsync(dfd)

@@ -310,6 +310,37 @@ public final class Catalog: Sendable {
         try db.cachedStatement(sql: "INSERT INTO blobs (sha256, size, created_at) VALUES (?, ?, ?) ON CONFLICT (sha256) DO NOTHING").execute(arguments: [sha256, size, Timestamp.now()])
     }
 
+    /// Instant upload (秒传): whether `p` may attach these bytes without sending them. Yes only
+    /// when a version the caller may read already uses a blob with this digest and size (a
+    /// known digest alone must not reveal a private file); the caller is then recorded as
+    /// having the bytes, so a save may reference them.
+    public func claimBlob(sha256: String, size: Int64, by p: Principal, allowAnonymous: Bool) throws -> Bool {
+        let (visible, visibleArgs) = Self.whereClause(ResourceQuery(), viewer: p, allowAnonymous: allowAnonymous)
+        var versionRule = "f.version <= coalesce(r.published_version, 0)"
+        var ruleArgs: [any DatabaseValueConvertible] = []
+        switch p.role {
+        case .admin: versionRule = "1"
+        case .reviewer:
+            versionRule += " OR r.owner_id = ? OR r.organization_id = ?"
+            ruleArgs = [p.userId, p.organizationId]
+        default:
+            versionRule += " OR r.owner_id = ?"
+            ruleArgs = [p.userId]
+        }
+        return try pool.write { db in
+            let readable = try Bool.fetchOne(
+                db,
+                sql: """
+                    SELECT 1 FROM version_files f JOIN resources r ON r.id = f.resource_id
+                    WHERE f.sha256 = ? AND f.size = ? AND \(visible) AND (\(versionRule)) LIMIT 1
+                    """, arguments: StatementArguments([sha256, size] + visibleArgs + ruleArgs)) ?? false
+            guard readable else { return false }
+            try db.cachedStatement(sql: "INSERT INTO blob_uploads (sha256, user_id, uploaded_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING").execute(arguments: [sha256, p.userId, Timestamp.now()])
+            try Self.audit(db, actor: p.userId, action: "blob.upload", details: ["sha256": .string(sha256), "size": .number(Double(size)), "instant": .bool(true)])
+            return true
+        }
+    }
+
     /// The size of a blob this user uploaded, or nil.
     public func blobUploaded(sha256: String, by userId: String) throws -> Int64? {
         try pool.read { db in

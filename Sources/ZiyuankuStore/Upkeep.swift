@@ -267,10 +267,19 @@ public struct Upkeep: Sendable {
                 progress(Int64(min((k + 1) * 200, candidates.count)), Int64(candidates.count))
             }
         }
+        // Resumable uploads past their expiry (rows and bytes), and their files without a row.
+        if !dryRun {
+            for id in try catalog.expiredTusUploads(before: Date()) {
+                unlink(root.tmpPath + "/tus-" + id)
+                try catalog.deleteTusUpload(id: id)
+                report.tmpRemoved += 1
+            }
+        }
         // Trash and abandoned temporary uploads older than the grace period.
         let fm = FileManager.default
         for (folder, isTmp) in [(root.trashPath, false), (root.tmpPath, true)] {
-            for name in (try? fm.contentsOfDirectory(atPath: folder)) ?? [] where !isTmp || name.hasPrefix("upload-") {
+            for name in (try? fm.contentsOfDirectory(atPath: folder)) ?? [] where !isTmp || name.hasPrefix("upload-") || name.hasPrefix("tus-") {
+                if name.hasPrefix("tus-"), try catalog.tusUpload(id: String(name.dropFirst(4))) != nil { continue }  // still resumable
                 let path = folder + "/" + name
                 var st = stat()
                 guard stat(path, &st) == 0, Double(st.st_mtim.tv_sec) < cutoffDate.timeIntervalSince1970 else { continue }

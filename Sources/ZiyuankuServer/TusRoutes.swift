@@ -1,0 +1,344 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import NIOPosix
+import Synchronization
+import ZiyuankuCore
+import ZiyuankuStore
+
+extension HTTPField.Name {
+    static let tusResumable = HTTPField.Name("Tus-Resumable")!
+    static let tusVersion = HTTPField.Name("Tus-Version")!
+    static let tusExtension = HTTPField.Name("Tus-Extension")!
+    static let tusMaxSize = HTTPField.Name("Tus-Max-Size")!
+    static let tusChecksumAlgorithm = HTTPField.Name("Tus-Checksum-Algorithm")!
+    static let uploadLength = HTTPField.Name("Upload-Length")!
+    static let uploadOffset = HTTPField.Name("Upload-Offset")!
+    static let uploadMetadata = HTTPField.Name("Upload-Metadata")!
+    static let uploadExpires = HTTPField.Name("Upload-Expires")!
+    static let uploadChecksum = HTTPField.Name("Upload-Checksum")!
+    static let uploadDeferLength = HTTPField.Name("Upload-Defer-Length")!
+    static let uploadSHA256 = HTTPField.Name("Upload-Sha256")!
+}
+
+/// The in-memory side of resumable uploads: which uploads a PATCH is writing right now (a second
+/// one answers 423), and the running SHA-256 of each upload's accepted bytes (rebuilt from the
+/// file after a restart, so the whole file is never read twice in one process).
+final class TusState: Sendable {
+    /// A value (the hash state is copied in and out under the lock).
+    struct Running: @unchecked Sendable {
+        var offset: Int64
+        var hasher: SHA256
+    }
+    private let locked = Mutex<Set<String>>([])
+    private let hashers = Mutex<[String: Running]>([:])
+
+    func lock(_ id: String) -> Bool { locked.withLock { $0.insert(id).inserted } }
+    func unlock(_ id: String) { _ = locked.withLock { $0.remove(id) } }
+    func hasher(_ id: String, at offset: Int64) -> SHA256? { hashers.withLock { $0[id].flatMap { $0.offset == offset ? $0.hasher : nil } } }
+    func store(_ id: String, _ r: Running?) { hashers.withLock { $0[id] = r } }
+}
+
+/// tus 1.0.0 at `/v1/uploads` (https://tus.io/protocols/resumable-upload): core, creation,
+/// creation-with-upload, expiration, checksum (sha1, sha256) and termination. Every request is
+/// authenticated; an upload belongs to the user who created it (others get 404). The offset only
+/// advances over bytes already fsynced; a finished upload becomes a blob (its SHA-256 computed
+/// while the bytes arrived) that its uploader can attach to a resource by digest.
+struct TusRoutes {
+    let services: AppServices
+    static let version = "1.0.0"
+    static let expiry: TimeInterval = 24 * 3600
+    static let offsetType = "application/offset+octet-stream"
+
+    var catalog: Catalog { services.catalog }
+    var state: TusState { services.tus }
+
+    func register(_ r: Routes) {
+        r.on(.options, "/v1/uploads") { _, _ in
+            Response(status: .noContent, headers: commonHeaders().merging([
+                .tusVersion: Self.version, .tusExtension: "creation,creation-with-upload,expiration,checksum,termination",
+                .tusMaxSize: String(services.config.maxUploadBytes), .tusChecksumAlgorithm: "sha1,sha256",
+            ]))
+        }
+        r.on(.post, "/v1/uploads") { req, ctx in try await create(req, ctx) }
+        r.on(.head, "/v1/uploads/:id") { req, ctx in
+            let upload = try owned(req, ctx)
+            var h = commonHeaders()
+            h[.uploadOffset] = String(upload.received)
+            h[.uploadLength] = String(upload.length)
+            h[.cacheControl] = "no-store"
+            h[.uploadExpires] = HTTPDate.format(Timestamp.parse(upload.expiresAt) ?? Date())
+            if !upload.metadata.isEmpty { h[.uploadMetadata] = upload.metadata }
+            if let sha = upload.sha256 { h[.uploadSHA256] = sha }
+            return Response(status: .ok, headers: h)
+        }
+        r.on(.get, "/v1/uploads/:id") { req, ctx in
+            let upload = try owned(req, ctx, requireTus: false)
+            var body: [String: JSONValue] = [
+                "id": .string(upload.id), "length": .number(Double(upload.length)), "offset": .number(Double(upload.received)),
+                "expiresAt": .string(upload.expiresAt), "complete": .bool(upload.sha256 != nil),
+            ]
+            if let f = upload.filename { body["filename"] = .string(f) }
+            if let sha = upload.sha256 { body["sha256"] = .string(sha) }
+            return try JSONResponse.make(body, headers: [.cacheControl: "no-store"])
+        }
+        r.on(.patch, "/v1/uploads/:id") { req, ctx in
+            let upload = try owned(req, ctx)
+            guard BodyReader.mediaType(req) == Self.offsetType else {
+                throw AppError(.unsupportedMediaType, "PATCH takes the bytes as \(Self.offsetType).")
+            }
+            guard let raw = req.headers[.uploadOffset], let offset = Int64(raw), offset >= 0 else {
+                throw AppError(.badRequest, "Upload-Offset must be the number of bytes already received.")
+            }
+            return try await receive(req, upload: upload, offset: offset, status: .noContent)
+        }
+        r.on(.delete, "/v1/uploads/:id") { req, ctx in
+            let upload = try owned(req, ctx)
+            guard state.lock(upload.id) else { throw AppError(.locked, "A request is still writing to this upload.") }
+            defer { state.unlock(upload.id) }
+            unlink(path(upload.id))
+            state.store(upload.id, nil)
+            try catalog.deleteTusUpload(id: upload.id)
+            return Response(status: .noContent, headers: commonHeaders())
+        }
+    }
+
+    func commonHeaders() -> HTTPFields { [.tusResumable: Self.version] }
+
+    func path(_ id: String) -> String { services.root.tmpPath + "/tus-" + id }
+
+    func checkVersion(_ req: Request) throws {
+        guard req.headers[.tusResumable] == Self.version else {
+            var e = AppError(.preconditionFailed, "Send Tus-Resumable: \(Self.version) (the tus protocol version this server speaks).")
+            e.headers = [("Tus-Version", Self.version)]
+            throw e
+        }
+    }
+
+    /// The upload in the path, if the caller created it; 404 otherwise, 410 once expired.
+    func owned(_ req: Request, _ ctx: ZykContext, requireTus: Bool = true) throws -> TusUpload {
+        let p = try ctx.requireUser()
+        if requireTus { try checkVersion(req) }
+        let id = try ctx.parameters.require("id")
+        guard Identifiers.isUUID(id), let upload = try catalog.tusUpload(id: id), upload.userId == p.userId else { throw AppError.notFound("upload") }
+        if upload.isExpired && upload.sha256 == nil { throw AppError(.gone, "This upload expired; start a new one.") }
+        return upload
+    }
+
+    func create(_ req: Request, _ ctx: ZykContext) async throws -> Response {
+        let p = try ctx.requireAuthor()
+        try checkVersion(req)
+        if req.headers[.uploadDeferLength] != nil {
+            throw AppError(.badRequest, "Upload-Defer-Length is not supported: send Upload-Length.")
+        }
+        guard let raw = req.headers[.uploadLength], let length = Int64(raw), length >= 0 else {
+            throw AppError(.badRequest, "Upload-Length must be the file's size in bytes.")
+        }
+        if length > services.config.maxUploadBytes {
+            throw AppError(.payloadTooLarge, "Uploads are limited to \(services.config.maxUploadBytes) bytes; this one declares \(length).",
+                extra: ["limit": .number(Double(services.config.maxUploadBytes))])
+        }
+        let metadata = req.headers[.uploadMetadata] ?? ""
+        let filename = try Self.filename(fromMetadata: metadata)
+        let upload = try catalog.createTusUpload(userId: p.userId, length: length, metadata: metadata, filename: filename, expiresIn: Self.expiry)
+        let fd = open(path(upload.id), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw AppError(.insufficientStorage, "Cannot create the upload's file (errno \(errno)).") }
+        fsync(fd)
+        close(fd)
+        var response: Response
+        if BodyReader.mediaType(req) == Self.offsetType {
+            response = try await receive(req, upload: upload, offset: 0, status: .created)
+        } else {
+            if length == 0 { try await finish(upload, hasher: SHA256()) }
+            response = Response(status: .created, headers: commonHeaders())
+            response.headers[.uploadOffset] = "0"
+        }
+        response.headers[.location] = "/v1/uploads/\(upload.id)"
+        response.headers[.uploadExpires] = HTTPDate.format(Date().addingTimeInterval(Self.expiry))
+        return response
+    }
+
+    /// `Upload-Metadata`: comma-separated `key base64value` pairs; `filename` (or `name`) names
+    /// the file. Malformed metadata is refused rather than guessed at.
+    static func filename(fromMetadata header: String) throws -> String? {
+        guard !header.isEmpty else { return nil }
+        guard header.utf8.count <= 4096 else { throw AppError(.badRequest, "Upload-Metadata is limited to 4096 bytes.") }
+        var found: String?
+        for pair in header.split(separator: ",") {
+            let parts = pair.trimmingCharacters(in: .whitespaces).split(separator: " ", omittingEmptySubsequences: true)
+            guard parts.count == 1 || parts.count == 2, !parts[0].isEmpty else {
+                throw AppError(.badRequest, "Upload-Metadata must be comma-separated 'key base64value' pairs.")
+            }
+            var value: String?
+            if parts.count == 2 {
+                guard let data = Data(base64Encoded: String(parts[1])), let text = String(data: data, encoding: .utf8) else {
+                    throw AppError(.badRequest, "Upload-Metadata value of '\(parts[0])' is not base64-encoded UTF-8.")
+                }
+                value = text
+            }
+            if parts[0] == "filename" || (parts[0] == "name" && found == nil), let v = value {
+                guard let name = Filenames.clean(v), !name.isEmpty, name.utf8.count <= 255 else { throw AppError(.badRequest, "The filename in Upload-Metadata is empty or too long.") }
+                found = name
+            }
+        }
+        return found
+    }
+
+    /// Appends the body at `offset`: streamed to the file, checksummed when `Upload-Checksum`
+    /// is sent (a mismatch discards the chunk: 460), fsynced, then recorded. Without a checksum,
+    /// bytes of a body cut short are kept (fsynced and recorded) so the client resumes after them.
+    func receive(_ req: Request, upload: TusUpload, offset: Int64, status: HTTPResponse.Status) async throws -> Response {
+        guard upload.sha256 == nil else { throw AppError(.conflict, "This upload is already complete.", extra: ["offset": .number(Double(upload.received))]) }
+        guard offset == upload.received else {
+            throw AppError(.conflict, "Upload-Offset \(offset) does not match the bytes received so far (\(upload.received)).",
+                extra: ["offset": .number(Double(upload.received))])
+        }
+        var checksum: (algorithm: String, digest: Data)?
+        if let header = req.headers[.uploadChecksum] {
+            let parts = header.split(separator: " ")
+            guard parts.count == 2, let digest = Data(base64Encoded: String(parts[1])) else {
+                throw AppError(.badRequest, "Upload-Checksum must be 'algorithm base64digest'.")
+            }
+            guard ["sha1", "sha256"].contains(parts[0].lowercased()) else {
+                throw AppError(.badRequest, "Upload-Checksum algorithm \(parts[0]) is not supported; use sha1 or sha256.")
+            }
+            checksum = (parts[0].lowercased(), digest)
+        }
+        guard state.lock(upload.id) else { throw AppError(.locked, "Another request is writing to this upload; retry after it ends.") }
+        defer { state.unlock(upload.id) }
+        // Re-read under the lock: another request may have finished just before.
+        guard let current = try catalog.tusUpload(id: upload.id), current.received == offset, current.sha256 == nil else {
+            throw AppError(.conflict, "The upload moved on meanwhile; ask HEAD for the offset.")
+        }
+        let fd = open(path(upload.id), O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw AppError(.gone, "The upload's bytes are gone (expired or cleaned up); start a new one.") }
+        defer { close(fd) }
+        var hasher = try state.hasher(upload.id, at: offset) ?? rebuildHasher(upload.id, upTo: offset)
+        var sha1 = Insecure.SHA1()
+        var sha256 = SHA256()
+        var written: Int64 = 0
+        var cutShort: Error?
+        do {
+            for try await chunk in req.body {
+                guard offset + written + Int64(chunk.readableBytes) <= upload.length else {
+                    throw AppError(.payloadTooLarge, "The bytes sent go past Upload-Length (\(upload.length)).")
+                }
+                try chunk.withUnsafeReadableBytes { bytes in
+                    var done = 0
+                    while done < bytes.count {
+                        let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset + written) + off_t(done))
+                        if n < 0 && errno == EINTR { continue }
+                        guard n > 0 else {
+                            throw errno == ENOSPC || errno == EDQUOT
+                                ? AppError(.insufficientStorage, "The disk is full; the chunk was not kept.") : AppError(.internal, "Cannot write the upload (errno \(errno)).")
+                        }
+                        done += n
+                    }
+                    hasher.update(bufferPointer: bytes)
+                    if checksum?.algorithm == "sha1" { sha1.update(bufferPointer: bytes) } else if checksum != nil { sha256.update(bufferPointer: bytes) }
+                }
+                written += Int64(chunk.readableBytes)
+            }
+        } catch let e as AppError {
+            _ = ftruncate(fd, off_t(offset))
+            throw e
+        } catch {
+            cutShort = error  // the client went away: keep what arrived, unless it was checksummed
+        }
+        if let checksum, cutShort == nil {
+            let actual = checksum.algorithm == "sha1" ? Data(sha1.finalize()) : Data(sha256.finalize())
+            if actual != checksum.digest {
+                _ = ftruncate(fd, off_t(offset))
+                throw AppError(.checksumMismatch, "The chunk's \(checksum.algorithm) does not match Upload-Checksum; it was discarded. Send it again.")
+            }
+        }
+        if cutShort != nil && checksum != nil {
+            _ = ftruncate(fd, off_t(offset))
+            throw cutShort!
+        }
+        try await NIOThreadPool.singleton.runIfActive {
+            if fsync(fd) != 0 { throw AppError(.insufficientStorage, "Cannot flush the upload to disk (errno \(errno)).") }
+        }
+        let newOffset = offset + written
+        guard try catalog.advanceTusUpload(id: upload.id, from: offset, to: newOffset, expiresIn: Self.expiry) else {
+            throw AppError(.conflict, "The upload moved on meanwhile; ask HEAD for the offset.")
+        }
+        state.store(upload.id, TusState.Running(offset: newOffset, hasher: hasher))
+        if let cutShort { throw cutShort }
+        var h = commonHeaders()
+        h[.uploadOffset] = String(newOffset)
+        h[.uploadExpires] = HTTPDate.format(Date().addingTimeInterval(Self.expiry))
+        if newOffset == upload.length {
+            let sha = try await finish(upload, hasher: hasher)
+            h[.uploadSHA256] = sha
+        }
+        return Response(status: status, headers: h)
+    }
+
+    /// After a restart the running digest is rebuilt once from the bytes already received.
+    func rebuildHasher(_ id: String, upTo offset: Int64) throws -> SHA256 {
+        var hasher = SHA256()
+        guard offset > 0 else { return hasher }
+        let fd = open(path(id), O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw AppError(.gone, "The upload's bytes are gone; start a new one.") }
+        defer { close(fd) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
+        defer { buffer.deallocate() }
+        var done: Int64 = 0
+        while done < offset {
+            let n = pread(fd, buffer.baseAddress, Int(min(Int64(buffer.count), offset - done)), off_t(done))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw AppError(.internal, "Cannot read the upload back (errno \(errno)).") }
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            done += Int64(n)
+        }
+        return hasher
+    }
+
+    /// Moves the finished file into the blob store under its digest and records the blob.
+    @discardableResult
+    func finish(_ upload: TusUpload, hasher: SHA256) async throws -> String {
+        let sha = Array(hasher.finalize()).hexString
+        let store = services.blobs
+        let tmp = path(upload.id)
+        let final = store.path(of: sha)
+        let rel = store.relativePath(sha)
+        let blobs = services.root.blobsPath
+        let head: [UInt8] = try await NIOThreadPool.singleton.runIfActive {
+            var head = [UInt8](repeating: 0, count: MediaSniffer.headLength)
+            let fd = open(tmp, O_RDONLY | O_CLOEXEC)
+            if fd >= 0 {
+                let n = pread(fd, &head, head.count, 0)
+                head = Array(head.prefix(max(0, n)))
+                close(fd)
+            }
+            for d in [blobs + "/" + String(rel.prefix(2)), blobs + "/" + String(rel.prefix(5))] where mkdir(d, 0o755) != 0 && errno != EEXIST {
+                throw AppError(.internal, "Cannot create a blob folder (errno \(errno)).")
+            }
+            if access(final, F_OK) == 0 {
+                unlink(tmp)  // identical bytes are stored once
+            } else {
+                chmod(tmp, 0o444)
+                guard rename(tmp, final) == 0 else { throw AppError(.internal, "Cannot move the upload into the blob store (errno \(errno)).") }
+                BlobWriter.fsyncDirectory(blobs + "/" + String(rel.prefix(5)))
+                BlobWriter.fsyncDirectory(services.root.tmpPath)
+            }
+            return head
+        }
+        try catalog.completeTusUpload(id: upload.id, blob: BlobInfo(sha256: sha, size: upload.length, head: head), userId: upload.userId)
+        state.store(upload.id, nil)
+        services.metrics.uploadBytes.increment(by: upload.length)
+        services.metrics.uploadsCompleted.increment()
+        return sha
+    }
+}
+
+extension HTTPFields {
+    func merging(_ other: HTTPFields) -> HTTPFields {
+        var out = self
+        for f in other { out[f.name] = f.value }
+        return out
+    }
+}

@@ -1,0 +1,87 @@
+import Foundation
+import GRDB
+import ZiyuankuCore
+
+/// A resumable (tus) upload.
+public struct TusUpload: Sendable, Equatable {
+    public var id: String
+    public var userId: String
+    public var length: Int64
+    /// Bytes received and fsynced.
+    public var received: Int64
+    public var metadata: String
+    public var filename: String?
+    public var createdAt: String
+    public var expiresAt: String
+    /// Set when the upload is complete and its bytes are a blob.
+    public var sha256: String?
+
+    init(row: Row) {
+        id = row["id"]
+        userId = row["user_id"]
+        length = row["length"]
+        received = row["received"]
+        metadata = row["metadata"]
+        filename = row["filename"]
+        createdAt = row["created_at"]
+        expiresAt = row["expires_at"]
+        sha256 = row["sha256"]
+    }
+
+    public var isExpired: Bool { (Timestamp.parse(expiresAt) ?? .distantPast) < Date() }
+}
+
+extension Catalog {
+    public func createTusUpload(userId: String, length: Int64, metadata: String, filename: String?, expiresIn: TimeInterval) throws -> TusUpload {
+        let id = Identifiers.uuidV7()
+        let now = Date()
+        try pool.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO tus_uploads (id, user_id, length, metadata, filename, created_at, expires_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [id, userId, length, metadata, filename, Timestamp.format(now), Timestamp.format(now.addingTimeInterval(expiresIn))])
+        }
+        return try tusUpload(id: id)!
+    }
+
+    public func tusUpload(id: String) throws -> TusUpload? {
+        try pool.read { db in try Row.fetchOne(db, sql: "SELECT * FROM tus_uploads WHERE id = ?", arguments: [id]).map(TusUpload.init(row:)) }
+    }
+
+    /// Records bytes fsynced from `from` to `to`; fails (returns false) when another request
+    /// moved the offset meanwhile. Each accepted chunk extends the expiry.
+    public func advanceTusUpload(id: String, from: Int64, to: Int64, expiresIn: TimeInterval) throws -> Bool {
+        try pool.write { db in
+            try db.execute(
+                sql: "UPDATE tus_uploads SET received = ?, expires_at = ? WHERE id = ? AND received = ? AND sha256 IS NULL",
+                arguments: [to, Timestamp.format(Date().addingTimeInterval(expiresIn)), id, from])
+            return db.changesCount == 1
+        }
+    }
+
+    /// The upload's bytes are in the blob store now: record the blob for its uploader (who may
+    /// then attach it to a resource) and mark the upload complete, in one transaction.
+    public func completeTusUpload(id: String, blob: BlobInfo, userId: String) throws {
+        try pool.write { db in
+            try Self.insertBlob(db, sha256: blob.sha256, size: blob.size)
+            try db.execute(
+                sql: "INSERT INTO blob_uploads (sha256, user_id, uploaded_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                arguments: [blob.sha256, userId, Timestamp.now()])
+            try db.execute(sql: "UPDATE tus_uploads SET sha256 = ?, completed_at = ? WHERE id = ?", arguments: [blob.sha256, Timestamp.now(), id])
+            try Self.audit(
+                db, actor: userId, action: "blob.upload",
+                details: ["sha256": .string(blob.sha256), "size": .number(Double(blob.size)), "tus": .string(id)])
+        }
+    }
+
+    public func deleteTusUpload(id: String) throws {
+        try pool.write { db in try db.execute(sql: "DELETE FROM tus_uploads WHERE id = ?", arguments: [id]) }
+    }
+
+    /// Uploads whose expiry has passed (for gc).
+    public func expiredTusUploads(before: Date) throws -> [String] {
+        try pool.read { db in try String.fetchAll(db, sql: "SELECT id FROM tus_uploads WHERE expires_at < ?", arguments: [Timestamp.format(before)]) }
+    }
+}
