@@ -27,7 +27,9 @@ struct Downloads {
         let etag = "\"\(file.sha256)\""
         let lastModified = Timestamp.parse(view.version.createdAt) ?? Date(timeIntervalSince1970: 0)
         let lastModifiedText = HTTPDate.format(lastModified)
-        let publicResource = state.visibility == .public && version <= (state.publishedVersion ?? 0)
+        // Public: the live version of a public resource (older published versions are served
+        // privately and audited).
+        let publicResource = state.visibility == .public && version == state.publishedVersion
 
         var headers: HTTPFields = [
             .eTag: etag,
@@ -58,7 +60,8 @@ struct Downloads {
         let isHead = req.method == .head
         let parsedRange = ByteRangeRequest.parse(rangeHeader, size: size)
         // A download counts once per fetch from the start (players fetch the rest by ranges),
-        // and once per client and file within 30 s. Downloads of what is not public are audited.
+        // and once per client and file within 30 s. Any fetch of what is not public is audited
+        // (once per client and file within 30 s, whatever the range).
         if !isHead {
             let fromStart: Bool
             switch parsedRange {
@@ -66,7 +69,8 @@ struct Downloads {
             case .ranges(let r): fromStart = r.first?.lowerBound == 0
             default: fromStart = false
             }
-            if fromStart, services.downloads.record(resourceId: state.id, file: file.name, client: ctx.clientKey(req)), !publicResource {
+            let seen = services.downloads.record(resourceId: state.id, file: file.name, client: ctx.clientKey(req), fromStart: fromStart)
+            if seen.first && !publicResource {
                 try services.catalog.audit(
                     actor: ctx.principal?.userId, action: "resource.download", resourceId: state.id, version: version,
                     details: ["file": .string(file.name), "sha256": .string(file.sha256)])

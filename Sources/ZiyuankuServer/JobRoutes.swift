@@ -83,7 +83,10 @@ struct JobScheduler: Service {
                     if stop.isSet || Task.isCancelled { return }
                     let last = (try? services.catalog.jobRuns(kind: kind, limit: 1).first).flatMap { $0 }
                     let lastTime = last.flatMap { Timestamp.parse($0.endedAt ?? $0.startedAt) } ?? .distantPast
-                    guard last?.outcome != .running, Date().timeIntervalSince(lastTime) >= Double(minutes) * 60 else { continue }
+                    // A run still marked running blocks this kind for 6 hours at most (a CLI run
+                    // killed with Ctrl-C never records its end).
+                    let busy = last?.outcome == .running && Date().timeIntervalSince(lastTime) < 6 * 3600
+                    guard !busy, Date().timeIntervalSince(lastTime) >= Double(minutes) * 60 else { continue }
                     await runOnce(kind, stop: stop)
                 }
                 try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(30)) }

@@ -23,12 +23,11 @@ struct ResourceRoutes {
         r.on(.post, "/v1/resources/:id/files") { req, ctx in try await addFiles(req, ctx) }
         r.on(.get, "/v1/resources/:id/versions") { _, ctx in
             let (state, privileged) = try visible(ctx)
-            let upTo = privileged ? state.currentVersion : (state.publishedVersion ?? 0)
-            return try JSONResponse.make(["items": try catalog.versionSummaries(id: state.id, upTo: upTo)])
+            return try JSONResponse.make(["items": try catalog.versionSummaries(id: state.id, readable: privileged ? nil : try catalog.readerVersions(id: state.id))])
         }
         r.on(.get, "/v1/resources/:id/versions/:n") { _, ctx in
             let (state, _) = try visible(ctx)
-            let n = try versionNumber(ctx, state)
+            let n = try versionNumber(ctx, state, published: try catalog.readerVersions(id: state.id))
             guard let view = try catalog.view(id: state.id, version: n) else { throw AppError.notFound("version") }
             return try JSONResponse.make(VersionDTO(resourceId: state.id, version: view.version))
         }
@@ -39,7 +38,9 @@ struct ResourceRoutes {
                 return try await downloads.serve(req, ctx, view: view)
             }
             r.on(method, "/v1/resources/:id/versions/:n/files/:name") { req, ctx in
-                let view = try visibleView(ctx) { try versionNumber(ctx, $0) }
+                // Read before the view's own transaction (GRDB reads do not nest).
+                let published = try catalog.readerVersions(id: try ctx.parameters.require("id"))
+                let view = try visibleView(ctx) { try versionNumber(ctx, $0, published: published) }
                 return try await downloads.serve(req, ctx, view: view)
             }
         }
@@ -72,9 +73,9 @@ struct ResourceRoutes {
         return view
     }
 
-    func versionNumber(_ ctx: ZykContext, _ state: ResourceState) throws -> Int {
+    func versionNumber(_ ctx: ZykContext, _ state: ResourceState, published: Set<Int>) throws -> Int {
         guard let raw = ctx.parameters.get("n"), let n = Int(raw),
-            Access.canReadVersion(ctx.principal, state, n, allowAnonymous: allowAnonymous)
+            Access.canReadVersion(ctx.principal, state, n, published: published, allowAnonymous: allowAnonymous)
         else { throw AppError.notFound("version") }
         return n
     }

@@ -23,9 +23,11 @@ struct WorkflowRoutes {
             return Response(status: .noContent)
         }
         r.on(.get, "/v1/resources/:id/versions/:n/diff/:b") { _, ctx in
-            let (state, _) = try resources.visible(ctx)
+            let (state, privileged) = try resources.visible(ctx)
+            let published = privileged ? [] : try catalog.readerVersions(id: state.id)
             func number(_ key: String) throws -> Int {
-                guard let raw = ctx.parameters.get(key), let n = Int(raw), Access.canReadVersion(ctx.principal, state, n, allowAnonymous: allowAnonymous)
+                guard let raw = ctx.parameters.get(key), let n = Int(raw),
+                    Access.canReadVersion(ctx.principal, state, n, published: published, allowAnonymous: allowAnonymous)
                 else { throw AppError.notFound("version") }
                 return n
             }
@@ -35,6 +37,7 @@ struct WorkflowRoutes {
         r.on(.post, "/v1/resources/:id/versions/:n/restore") { req, ctx in
             let p = try ctx.requireUser()
             let (state, _) = try resources.visible(ctx)
+            try resources.authorizeEdit(p)(state)  // before the range check: readers learn nothing about drafts
             guard let raw = ctx.parameters.get("n"), let n = Int(raw), n >= 1, n <= state.currentVersion else { throw AppError.notFound("version") }
             let view = try catalog.restoreVersion(
                 id: state.id, number: n, by: p, expectedVersion: try resources.expectedVersion(req), authorize: resources.authorizeEdit(p))

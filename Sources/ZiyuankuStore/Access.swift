@@ -31,11 +31,12 @@ public enum Access {
         isPrivileged(p, r) ? r.currentVersion : (r.publishedVersion ?? r.currentVersion)
     }
 
-    /// Versions a caller may read: all for privileged callers, else those up to the published one.
-    public static func canReadVersion(_ p: Principal?, _ r: ResourceState, _ n: Int, allowAnonymous: Bool) -> Bool {
+    /// Versions a caller may read: all for privileged callers; for readers of a live resource,
+    /// the versions published and not withdrawn since (`published`, from the catalog).
+    public static func canReadVersion(_ p: Principal?, _ r: ResourceState, _ n: Int, published: Set<Int>, allowAnonymous: Bool) -> Bool {
         if isPrivileged(p, r) { return n >= 1 && n <= r.currentVersion }
-        guard canReadPublished(p, r, allowAnonymous: allowAnonymous), let pub = r.publishedVersion else { return false }
-        return n >= 1 && n <= pub
+        guard canReadPublished(p, r, allowAnonymous: allowAnonymous) else { return false }
+        return published.contains(n)
     }
 
     /// Edit metadata and files: the owner (while they may still author) and admins.

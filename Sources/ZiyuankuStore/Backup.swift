@@ -8,11 +8,11 @@ public struct BackupManifest: Sendable, Codable, Equatable {
     public var format = 1
     public var createdAt: String
     public var sourceRoot: String
-    public var catalogFile = "catalog.sqlite"
+    public var catalogFile = "catalog.sqlite"  // named per backup: catalog-<time>.sqlite
     public var catalogSHA256: String
     public var catalogBytes: Int64
     public var migrations: [String]
-    /// `blobs.txt`: one `sha256 size` line per blob the catalog snapshot knows.
+    /// `blobs-<time>.txt`: one `sha256 size` line per blob the catalog snapshot knows.
     public var blobList = "blobs.txt"
     public var blobListSHA256: String
     public var blobCount: Int
@@ -60,18 +60,28 @@ extension Upkeep {
     /// written last.
     public func backup(to target: String, progress: (Int64, Int64) -> Void = { _, _ in }) throws -> BackupReport {
         let start = Date()
+        let target = URL(fileURLWithPath: target).standardizedFileURL.path
+        if target == root.path || (target.hasPrefix(root.path + "/") && !target.hasPrefix(root.backupsPath + "/")) {
+            throw AppError(.validation, "Back up to a folder outside the data root (or under its backups/ folder), not \(target).")
+        }
         var report = BackupReport(target: target)
         let fm = FileManager.default
-        try fm.createDirectory(atPath: target + "/blobs", withIntermediateDirectories: true)
-        // A new manifest is written at the end; until then the folder says it is incomplete.
-        unlink(target + "/manifest.json")
-        let snapshot = target + "/catalog.sqlite.partial"
+        // Private: the catalog holds unpublished metadata, the audit log and token digests.
+        try fm.createDirectory(atPath: target + "/blobs", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        chmod(target, 0o700)
+        // The previous backup in this folder stays valid until the new manifest replaces it: the
+        // new catalog and blob list get names of their own, and the old ones go afterwards.
+        let stamp = Timestamp.now().replacingOccurrences(of: ":", with: "").replacingOccurrences(of: ".", with: "")
+        let catalogName = "catalog-\(stamp).sqlite"
+        let listName = "blobs-\(stamp).txt"
+        let snapshot = target + "/" + catalogName + ".partial"
         unlink(snapshot)
         do {
             let destination = try DatabaseQueue(path: snapshot)
             try catalog.pool.backup(to: destination)
             try destination.close()
         }
+        chmod(snapshot, 0o600)
         try Self.fsyncFile(snapshot)
         let migrations = try DatabaseQueue(path: snapshot, configuration: Self.readOnly).read { db in
             try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY identifier")
@@ -113,20 +123,28 @@ extension Upkeep {
             done += size
             progress(done, total)
         }
-        try Data(lines.utf8).write(to: URL(fileURLWithPath: target + "/blobs.txt"))
-        try Self.fsyncFile(target + "/blobs.txt")
-        let catalogFile = target + "/catalog.sqlite"
+        try Data(lines.utf8).write(to: URL(fileURLWithPath: target + "/" + listName))
+        try Self.fsyncFile(target + "/" + listName)
+        let catalogFile = target + "/" + catalogName
         if rename(snapshot, catalogFile) != 0 { throw AppError(.internal, "cannot move the catalog snapshot into place: errno \(errno)") }
+        BlobWriter.fsyncDirectory(target + "/blobs")
         report.catalogBytes = Self.fileSize(catalogFile)
-        let manifest = BackupManifest(
+        var manifest = BackupManifest(
             createdAt: Timestamp.now(), sourceRoot: root.path, catalogSHA256: try Self.sha256(ofFile: catalogFile), catalogBytes: report.catalogBytes,
             migrations: migrations, blobListSHA256: Identifiers.sha256Hex(Array(lines.utf8)), blobCount: report.blobs, blobBytes: report.blobBytes)
+        manifest.catalogFile = catalogName
+        manifest.blobList = listName
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         try encoder.encode(manifest).write(to: URL(fileURLWithPath: target + "/manifest.json.partial"))
         try Self.fsyncFile(target + "/manifest.json.partial")
         if rename(target + "/manifest.json.partial", target + "/manifest.json") != 0 { throw AppError(.internal, "cannot write the manifest: errno \(errno)") }
         BlobWriter.fsyncDirectory(target)
+        // The previous catalog and blob list are no longer referenced.
+        for name in (try? fm.contentsOfDirectory(atPath: target)) ?? []
+        where (name.hasPrefix("catalog") && name != catalogName) || (name.hasPrefix("blobs-") && name != listName) {
+            unlink(target + "/" + name)
+        }
         report.seconds = Date().timeIntervalSince(start)
         return report
     }
@@ -155,7 +173,7 @@ extension Upkeep {
         let store = FileBlobStore(root: root)
         let entries = String(decoding: listData, as: UTF8.self).split(separator: "\n").compactMap { line -> (String, Int64)? in
             let parts = line.split(separator: " ")
-            guard parts.count == 2, let size = Int64(parts[1]) else { return nil }
+            guard parts.count == 2, let size = Int64(parts[1]), Identifiers.isSHA256Hex(String(parts[0])) else { return nil }
             return (String(parts[0]), size)
         }
         for (sha, size) in entries {

@@ -92,6 +92,7 @@ extension Catalog {
                 if publish {
                     let now = Timestamp.now()
                     try db.cachedStatement(sql: "UPDATE resources SET status = 'published', published_version = 1, published_at = ? WHERE id = ?").execute(arguments: [now, id])
+                    try Self.recordPublication(db, id: id, version: 1, at: now)
                     try Self.audit(db, actor: item.owner.userId, action: "resource.publish", resourceId: id, version: 1, details: ["from": .string("draft"), "to": .string("published"), "bulk": .bool(true)])
                 }
                 return id
@@ -167,7 +168,7 @@ extension Catalog {
             try Self.insertVersion(
                 db, resourceId: id, number: n, metadata: try Self.encodeMetadata(metadata), files: files, authorId: author.userId,
                 note: changeNote, now: now)
-            try db.cachedStatement(sql: "UPDATE resources SET current_version = ?, status = 'draft', review_reason = NULL, updated_at = ? WHERE id = ?").execute(arguments: [n, now, id])
+            try db.cachedStatement(sql: "UPDATE resources SET current_version = ?, status = 'draft', updated_at = ? WHERE id = ?").execute(arguments: [n, now, id])
             if state.publishedVersion == nil {
                 // Not yet visible to readers: the listing columns follow the newest version.
                 try Self.denormalize(db, id: id, metadata: metadata)
@@ -250,6 +251,11 @@ extension Catalog {
             guard let s = try Self.state(db, id: id), let v = try Self.version(db, id: id, number: version, cache: versions) else { return nil }
             return ResourceView(state: s, version: v)
         }
+    }
+
+    /// The history: every version for privileged callers (`readable` nil), else only those in `readable`.
+    public func versionSummaries(id: String, readable: Set<Int>?) throws -> [VersionSummary] {
+        try versionSummaries(id: id, upTo: Int.max).filter { readable?.contains($0.number) ?? true }
     }
 
     public func versionSummaries(id: String, upTo: Int) throws -> [VersionSummary] {

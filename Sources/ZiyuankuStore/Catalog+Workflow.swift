@@ -158,15 +158,20 @@ extension Catalog {
                     """).execute(arguments: [now, now, actor, now, id])
             guard let v = try version(db, id: id, number: state.currentVersion) else { throw AppError.notFound() }
             try denormalize(db, id: id, metadata: v.metadata)
+            try recordPublication(db, id: id, version: state.currentVersion, at: now)
         case .reject:
             to = .rejected
             try db.cachedStatement(sql: """
                     UPDATE resources SET status = 'rejected', reviewed_at = ?, reviewed_by = ?, review_reason = ?, updated_at = ? WHERE id = ?
                     """).execute(arguments: [now, actor, reason, now, id])
         case .withdraw:
-            to = .withdrawn
-            try db.cachedStatement(sql: "UPDATE resources SET status = 'withdrawn', published_version = NULL, updated_at = ? WHERE id = ?")
-                .execute(arguments: [now, id])
+            // A newer version still being drafted or reviewed keeps its own status; only the
+            // published one goes.
+            let pending = state.publishedVersion.map { $0 < state.currentVersion } ?? false
+            to = pending ? state.status : .withdrawn
+            try db.cachedStatement(sql: "UPDATE resources SET status = ?, published_version = NULL, updated_at = ? WHERE id = ?")
+                .execute(arguments: [to.rawValue, now, id])
+            try db.cachedStatement(sql: "UPDATE publications SET withdrawn_at = ? WHERE resource_id = ? AND withdrawn_at IS NULL").execute(arguments: [now, id])
             // Nothing is published now: the listing columns and the index follow the newest version.
             guard let v = try version(db, id: id, number: state.currentVersion) else { throw AppError.notFound() }
             try denormalize(db, id: id, metadata: v.metadata)
@@ -175,6 +180,20 @@ extension Catalog {
         if let reason, action == .reject { details["reason"] = .string(reason) }
         if action == .withdraw, let pub = state.publishedVersion { details["publishedVersion"] = .number(Double(pub)) }
         try audit(db, actor: actor, action: "resource.\(action.rawValue)", resourceId: id, version: state.currentVersion, details: details)
+    }
+
+    static func recordPublication(_ db: Database, id: String, version: Int, at now: String) throws {
+        try db.cachedStatement(sql: """
+                INSERT INTO publications (resource_id, version, published_at) VALUES (?, ?, ?)
+                ON CONFLICT (resource_id, version) DO UPDATE SET published_at = excluded.published_at, withdrawn_at = NULL
+                """).execute(arguments: [id, version, now])
+    }
+
+    /// The versions readers may read: published and not withdrawn since.
+    public func readerVersions(id: String) throws -> Set<Int> {
+        try pool.read { db in
+            Set(try Int.fetchAll(db.cachedStatement(sql: "SELECT version FROM publications WHERE resource_id = ? AND withdrawn_at IS NULL"), arguments: [id]))
+        }
     }
 
     /// The review queue: resources in `status` (normally inReview) of one organization, or of

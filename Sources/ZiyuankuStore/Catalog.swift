@@ -301,13 +301,15 @@ public final class Catalog: Sendable {
     public func recordBlobUpload(_ blob: BlobInfo, userId: String) throws {
         try pool.write { db in
             try Self.insertBlob(db, sha256: blob.sha256, size: blob.size)
-            try db.cachedStatement(sql: "INSERT INTO blob_uploads (sha256, user_id, uploaded_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING").execute(arguments: [blob.sha256, userId, Timestamp.now()])
+            try db.cachedStatement(sql: "INSERT INTO blob_uploads (sha256, user_id, uploaded_at) VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET uploaded_at = excluded.uploaded_at").execute(arguments: [blob.sha256, userId, Timestamp.now()])
             try Self.audit(db, actor: userId, action: "blob.upload", details: ["sha256": .string(blob.sha256), "size": .number(Double(blob.size))])
         }
     }
 
+    /// Records a blob; an existing row's time is refreshed, so gc's grace period runs from the
+    /// newest upload or use of these bytes.
     static func insertBlob(_ db: Database, sha256: String, size: Int64) throws {
-        try db.cachedStatement(sql: "INSERT INTO blobs (sha256, size, created_at) VALUES (?, ?, ?) ON CONFLICT (sha256) DO NOTHING").execute(arguments: [sha256, size, Timestamp.now()])
+        try db.cachedStatement(sql: "INSERT INTO blobs (sha256, size, created_at) VALUES (?, ?, ?) ON CONFLICT (sha256) DO UPDATE SET created_at = excluded.created_at").execute(arguments: [sha256, size, Timestamp.now()])
     }
 
     /// Instant upload (秒传): whether `p` may attach these bytes without sending them. Yes only

@@ -8,13 +8,20 @@ import Synchronization
 /// video players and download managers ask for many ranges of one file.
 public final class DownloadCounter: Sendable {
     public static let window: TimeInterval = 30
-    /// Above this many remembered recent downloads the oldest are forgotten (memory stays bounded
-    /// even under a flood; the price is that such a flood may count a few repeats).
-    static let recentLimit = 100_000
+    /// Recent fetches are remembered in two generations of at most this many entries each (a
+    /// fixed-size hash per client and file), so memory stays bounded under any flood; the price
+    /// of a flood is that a few repeats may count twice.
+    static let generationLimit = 200_000
 
+    struct Entry {
+        var firstSeen: TimeInterval
+        var counted: Bool
+    }
     struct State {
         var pending: [Key: Int] = [:]
-        var recent: [String: TimeInterval] = [:]
+        var current: [Int: Entry] = [:]
+        var previous: [Int: Entry] = [:]
+        var generationStart: TimeInterval = 0
     }
     struct Key: Hashable {
         var resourceId: String
@@ -25,25 +32,40 @@ public final class DownloadCounter: Sendable {
 
     public init(catalog: Catalog) { self.catalog = catalog }
 
-    /// Counts one download of `file` of a resource by `client` (a token id, or the address and
-    /// user agent of an anonymous client). Returns false when it repeats one counted less than
-    /// `window` ago.
+    /// Notes one fetch of `file` of a resource by `client` (a token id, or the address and user
+    /// agent of an anonymous client). `first`: no fetch of this file by this client in the last
+    /// `window` (non-public downloads are audited then, whatever the range). `counted`: this
+    /// fetch counts as a download — it starts at byte 0 and none was counted in the window.
     @discardableResult
-    public func record(resourceId: String, file: String, client: String, now: Date = Date()) -> Bool {
+    public func record(resourceId: String, file: String, client: String, fromStart: Bool = true, now: Date = Date()) -> (first: Bool, counted: Bool) {
         let t = now.timeIntervalSince1970
-        let recentKey = resourceId + "\u{0}" + file + "\u{0}" + client
+        var hasher = Hasher()
+        hasher.combine(resourceId)
+        hasher.combine(file)
+        hasher.combine(client.prefix(512))
+        let key = hasher.finalize()
         let day = Self.day(now)
         return state.withLock { s in
-            if let last = s.recent[recentKey], t - last < Self.window { return false }
-            if s.recent.count >= Self.recentLimit {
-                s.recent = s.recent.filter { t - $0.value < Self.window }
-                if s.recent.count >= Self.recentLimit { s.recent.removeAll(keepingCapacity: true) }
+            if t - s.generationStart >= Self.window || s.current.count >= Self.generationLimit {
+                s.previous = s.current
+                s.current = [:]
+                s.generationStart = t
             }
-            s.recent[recentKey] = t
-            s.pending[Key(resourceId: resourceId, day: day), default: 0] += 1
-            return true
+            let known = (s.current[key] ?? s.previous[key]).flatMap { t - $0.firstSeen < Self.window ? $0 : nil }
+            var entry = known ?? Entry(firstSeen: t, counted: false)
+            var counted = false
+            if fromStart && !entry.counted {
+                entry.counted = true
+                counted = true
+                s.pending[Key(resourceId: resourceId, day: day), default: 0] += 1
+            }
+            s.current[key] = entry
+            return (known == nil, counted)
         }
     }
+
+    /// How many recent fetches are remembered (bounded by two generations).
+    public var rememberedCount: Int { state.withLock { $0.current.count + $0.previous.count } }
 
     /// The calendar day in China Standard Time (UTC+8), as YYYY-MM-DD.
     public static func day(_ date: Date) -> String {

@@ -69,24 +69,34 @@ enum SearchIndex {
 }
 
 extension Catalog {
-    /// Rebuilds the whole search index from the catalog in batches (each batch one
-    /// transaction); `progress(done, total)` after each batch. Returns the number indexed.
+    /// Rebuilds the whole search index from the catalog in batches, each one transaction that
+    /// replaces the index rows of its range (saves meanwhile keep their own rows right, and
+    /// search keeps answering); `progress(done, total)` after each batch. The tokenizer version
+    /// is set to 'rebuilding' first, so a rebuild cut short is redone on the next open.
     @discardableResult
     public func reindex(batchSize: Int = 2000, progress: (Int, Int) -> Void = { _, _ in }) throws -> Int {
-        let ids = try pool.read { db in try Int64.fetchAll(db, sql: "SELECT rowid FROM resources WHERE deleted_at IS NULL ORDER BY rowid") }
-        try pool.write { db in try db.execute(sql: "DELETE FROM resource_search") }
+        try pool.write { db in
+            try db.execute(sql: "INSERT INTO settings (key, value) VALUES ('search.tokenizer', 'rebuilding') ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+        }
+        let maxRowid = try pool.read { db in try Int64.fetchOne(db, sql: "SELECT max(rowid) FROM resources") ?? 0 }
+        let total = try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM resources WHERE deleted_at IS NULL") ?? 0 }
         var done = 0
-        for chunk in stride(from: 0, to: ids.count, by: batchSize).map({ Array(ids[$0..<min($0 + batchSize, ids.count)]) }) {
+        var lo: Int64 = 0
+        while lo <= maxRowid {
+            let hi = lo + Int64(batchSize) - 1
             try pool.write { db in
+                try db.execute(sql: "DELETE FROM resource_search WHERE rowid BETWEEN ? AND ?", arguments: [lo, hi])
                 try db.execute(
                     sql: "INSERT INTO resource_search (rowid, \(SearchIndex.columns)) \(SearchIndex.selectRows) AND r.rowid BETWEEN ? AND ?",
-                    arguments: [chunk.first!, chunk.last!])
+                    arguments: [lo, hi])
+                done += db.changesCount
             }
-            done += chunk.count
-            progress(done, ids.count)
+            progress(min(done, total), total)
+            lo = hi + 1
         }
         try pool.write { db in
-            try db.execute(sql: "INSERT INTO resource_search (resource_search) VALUES ('optimize')")
+            // Index rows past the last resource (none normally) go too.
+            try db.execute(sql: "DELETE FROM resource_search WHERE rowid > ?", arguments: [maxRowid])
             try db.execute(
                 sql: "INSERT INTO settings (key, value) VALUES ('search.tokenizer', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 arguments: [String(SearchText.version)])

@@ -88,6 +88,7 @@ public struct VerifyReport: JobReport {
 }
 
 public struct OptimizeReport: JobReport {
+    public var mergeSteps = 0
     public var walPagesCheckpointed = 0
     public var walBusy = false
     public var catalogBytesBefore: Int64 = 0
@@ -360,8 +361,16 @@ public struct Upkeep: Sendable {
     public func optimize() throws -> OptimizeReport {
         var report = OptimizeReport()
         report.catalogBytesBefore = Self.fileSize(root.catalogPath) + Self.fileSize(root.catalogPath + "-wal")
-        try catalog.pool.write { db in
-            try db.execute(sql: "INSERT INTO resource_search (resource_search) VALUES ('optimize')")
+        // Merge the index segments in short steps (FTS5 'optimize' would hold the write lock
+        // for the whole merge and stall uploads and saves meanwhile).
+        for _ in 0..<1000 {
+            let changed = try catalog.pool.write { db -> Int in
+                let before = db.totalChangesCount
+                try db.execute(sql: "INSERT INTO resource_search (resource_search, rank) VALUES ('merge', 256)")
+                return db.totalChangesCount - before
+            }
+            report.mergeSteps += 1
+            if changed < 2 { break }
         }
         try catalog.pool.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA optimize")

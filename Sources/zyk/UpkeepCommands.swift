@@ -96,7 +96,7 @@ struct GC: AsyncParsableCommand {
     @Option(help: "Keep anything younger than this many hours (default 24).") var graceHours: Double = 24
 
     func run() async throws {
-        guard graceHours >= 0 else { throw ValidationError("--grace-hours must not be negative") }
+        guard graceHours >= 1 else { throw ValidationError("--grace-hours must be at least 1 (uploads in flight are younger)") }
         try await runJob(.gc, root: root, output: output, label: "gc", { u, p in try u.gc(grace: graceHours * 3600, dryRun: dryRun, progress: p) }) { r in
             print("\(r.dryRun ? "would remove" : "removed") \(r.removed.count) unused blobs (\(formatBytes(r.bytesFreed))), "
                 + "\(r.trashPurged) old trash files, \(r.tmpRemoved) abandoned partial uploads"
@@ -205,12 +205,7 @@ struct Backup: AsyncParsableCommand {
 
     func run() async throws {
         let target = URL(fileURLWithPath: target).standardizedFileURL.path
-        try await runJob(.backup, root: root, output: output, label: "backup", { u, p in
-            if target == u.root.path || target.hasPrefix(u.root.path + "/") && !target.hasPrefix(u.root.backupsPath + "/") {
-                throw CLIError("back up to a folder outside the data root (or under its backups/ folder)", code: 64)
-            }
-            return try u.backup(to: target, progress: p)
-        }) { r in
+        try await runJob(.backup, root: root, output: output, label: "backup", { u, p in try u.backup(to: target, progress: p) }) { r in
             print("backed up the catalog (\(formatBytes(r.catalogBytes))) and \(r.blobs) blobs (\(formatBytes(r.blobBytes))) to \(r.target) in "
                 + String(format: "%.1f s", r.seconds) + ": \(r.linked) linked, \(r.copied) copied, \(r.alreadyThere) already there")
             if !r.missing.isEmpty { print("MISSING in the data root (run zyk fixity): \(r.missing.prefix(20).joined(separator: ", "))") }

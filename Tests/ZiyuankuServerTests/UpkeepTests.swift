@@ -221,7 +221,7 @@ import ZiyuankuStore
         try await Task.sleep(for: .milliseconds(100))
         let before = try await DatabaseQueue(path: env.services.root.catalogPath).read { db in Set(try String.fetchAll(db, sql: "SELECT id FROM resources")) }
         let upkeep = Upkeep(catalog: catalog, root: env.services.root)
-        let target = env.dir.appendingPathComponent("backup-1").path
+        let target = env.services.root.backupsPath + "/backup-1"
         let (run, report) = try catalog.recordRun(.backup, trigger: .cli) { try upkeep.backup(to: target) }
         try await Task.sleep(for: .milliseconds(100))
         stop.withLock { $0 = true }
@@ -244,7 +244,10 @@ import ZiyuankuStore
         #expect(try restored.searchIndexCounts().indexed == after.count)
         print("R8: backup of \(report.blobs) blobs while \(written.withLock { $0 }) resources were being added; restored \(after.count) resources (\(before.count) committed before the backup), fixity and verify clean")
         // A damaged backup is refused.
-        let cat = target + "/catalog.sqlite"
+        let manifest = try JSONDecoder().decode(BackupManifest.self, from: Data(contentsOf: URL(fileURLWithPath: target + "/manifest.json")))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: target).filter { $0.hasPrefix("catalog") } == [manifest.catalogFile], "old catalogs are removed")
+        #expect(throws: AppError.self) { try upkeep.backup(to: env.services.root.path + "/blobs") }
+        let cat = target + "/" + manifest.catalogFile
         var bytes = try Data(contentsOf: URL(fileURLWithPath: cat))
         bytes[bytes.count / 2] ^= 0xFF
         try bytes.write(to: URL(fileURLWithPath: cat))

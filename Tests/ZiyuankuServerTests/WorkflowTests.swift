@@ -108,6 +108,19 @@ import ZiyuankuServer
             #expect(r.json["version"] as? Int == 4)
             r = try await Self.get(client, env, "/v1/resources?q=\(percentEncoded("第二版"))", as: "readerB")
             #expect(r.json["total"] as? Int == 1)
+            // Readers get the published versions only (3 and 4), never the rejected v2 or the draft v1.
+            r = try await Self.get(client, env, "/v1/resources/\(id)/versions", as: "readerB")
+            #expect(((r.json["items"] as? [[String: Any]]) ?? []).compactMap { $0["number"] as? Int } == [3, 4])
+            for n in [1, 2] {
+                #expect(try await Self.get(client, env, "/v1/resources/\(id)/versions/\(n)", as: "readerB").status == .notFound)
+                #expect(try await Self.get(client, env, "/v1/resources/\(id)/versions/\(n)/files/\(percentEncoded("康复训练示范.mp4"))", as: nil).status == .notFound)
+                #expect(try await Self.get(client, env, "/v1/resources/\(id)/versions/\(n)/diff/4", as: "readerB").status == .notFound)
+            }
+            // Restoring is the owner's: a reader learns nothing about which versions exist.
+            var rh = env.auth("readerB")
+            rh[.ifMatch] = "\"v4\""
+            #expect(try await client.execute(uri: "/v1/resources/\(id)/versions/2/restore", method: .post, headers: rh).status == .forbidden)
+            #expect(try await client.execute(uri: "/v1/resources/\(id)/versions/99/restore", method: .post, headers: rh).status == .forbidden)
             // Restore v2 as v5 (a stale If-Match is refused first).
             var h = env.auth("owner")
             h[.ifMatch] = "\"v3\""
@@ -134,6 +147,8 @@ import ZiyuankuServer
                 actions == [
                     "resource.create", "resource.version", "resource.submit", "resource.reject", "resource.version", "resource.submit",
                     "resource.approve", "resource.version", "resource.submit", "resource.approve", "resource.restore",
+                    // The reader's download of v3, no longer the live version, is audited.
+                    "resource.download",
                 ], "\(actions)")
             #expect(try await Self.get(client, env, "/v1/audit", as: "owner").status == .forbidden)
             r = try await Self.get(client, env, "/v1/audit/verify", as: "admin")
@@ -161,6 +176,18 @@ import ZiyuankuServer
             // Re-publish.
             try await client.publish(env, id, as: "reviewerA")
             #expect(try await Self.get(client, env, "/v1/resources/\(id)", as: "readerB").status == .ok)
+            // Withdrawing a published resource whose newer version is in review keeps that review.
+            #expect(try await Self.patch(client, env, id, ["title": "撤回测试 二"]).status == .ok)
+            #expect(try await Self.act(client, env, id, "submit", as: "owner").status == .ok)
+            r = try await Self.act(client, env, id, "withdraw", as: "reviewerA")
+            #expect(r.status == .ok && r.json["status"] as? String == "inReview" && r.json["publishedVersion"] is NSNull)
+            #expect(try await Self.get(client, env, "/v1/resources/\(id)", as: "readerB").status == .notFound)
+            r = try await Self.get(client, env, "/v1/reviews", as: "reviewerA")
+            #expect(((r.json["items"] as? [[String: Any]]) ?? []).compactMap { $0["id"] as? String } == [id])
+            #expect(try await Self.act(client, env, id, "approve", as: "reviewerA").status == .ok)
+            // Only the newly approved version is readable; the withdrawn v1 stays down.
+            r = try await Self.get(client, env, "/v1/resources/\(id)/versions", as: "readerB")
+            #expect(((r.json["items"] as? [[String: Any]]) ?? []).compactMap { $0["number"] as? Int } == [2])
             // Soft delete: another teacher may not; the owner may; hidden everywhere.
             #expect(try await client.execute(uri: "/v1/resources/\(id)", method: .delete, headers: env.auth("teacherA")).status == .forbidden)
             #expect(try await client.execute(uri: "/v1/resources/\(id)", method: .delete, headers: env.auth("owner")).status == .noContent)
@@ -236,11 +263,19 @@ import ZiyuankuServer
         // The 30-second window itself.
         let counter = DownloadCounter(catalog: env.services.catalog)
         let t0 = Date()
-        #expect(counter.record(resourceId: "r", file: "a", client: "c", now: t0))
-        #expect(!counter.record(resourceId: "r", file: "a", client: "c", now: t0.addingTimeInterval(29)))
-        #expect(counter.record(resourceId: "r", file: "b", client: "c", now: t0.addingTimeInterval(29)))
-        #expect(counter.record(resourceId: "r", file: "a", client: "d", now: t0.addingTimeInterval(29)))
-        #expect(counter.record(resourceId: "r", file: "a", client: "c", now: t0.addingTimeInterval(31)))
+        #expect(counter.record(resourceId: "r", file: "a", client: "c", now: t0) == (true, true))
+        #expect(counter.record(resourceId: "r", file: "a", client: "c", now: t0.addingTimeInterval(29)) == (false, false))
+        #expect(counter.record(resourceId: "r", file: "b", client: "c", now: t0.addingTimeInterval(29)) == (true, true))
+        #expect(counter.record(resourceId: "r", file: "a", client: "d", now: t0.addingTimeInterval(29)) == (true, true))
+        #expect(counter.record(resourceId: "r", file: "a", client: "c", now: t0.addingTimeInterval(31)) == (true, true))
+        // A range not from the start is seen (and audited when not public) but not counted; the
+        // first fetch from the start within the window is.
+        #expect(counter.record(resourceId: "r", file: "z", client: "c", fromStart: false, now: t0) == (true, false))
+        #expect(counter.record(resourceId: "r", file: "z", client: "c", fromStart: true, now: t0.addingTimeInterval(1)) == (false, true))
+        #expect(counter.record(resourceId: "r", file: "z", client: "c", fromStart: true, now: t0.addingTimeInterval(2)) == (false, false))
+        // A flood of distinct clients stays bounded.
+        for i in 0..<450_000 { counter.record(resourceId: "r", file: "a", client: "flood \(i)", now: t0.addingTimeInterval(40)) }
+        #expect(counter.rememberedCount <= 2 * 200_000)
         // 2025-12-01 00:00 in China is 2025-11-30 16:00 UTC.
         #expect(DownloadCounter.day(Date(timeIntervalSince1970: 1764518400)) == "2025-12-01")
         #expect(DownloadCounter.day(Date(timeIntervalSince1970: 1764518400 - 1)) == "2025-11-30")
