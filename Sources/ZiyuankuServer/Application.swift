@@ -60,6 +60,7 @@ public func openServices(config: ServerConfig, logger: Logger) throws -> AppServ
     // A run still marked running was cut short (a CLI run that is in fact still going records
     // its real outcome when it ends).
     try catalog.markInterruptedRuns()
+    try catalog.markInterruptedImports()
     if let token = try catalog.bootstrapAdminIfNeeded() {
         try writeSecretFile(path: root.adminTokenPath, contents: token.secret + "\n")
         logger.notice("created the first admin user; its token is in \(root.adminTokenPath) (readable by this user only)")
@@ -94,6 +95,7 @@ public func buildRouter(services: AppServices, routes: RouteTable = RouteTable()
     WorkflowRoutes(services: services).register(r)
     JobRoutes(services: services).register(r)
     TusRoutes(services: services).register(r)
+    ImportRoutes(services: services).register(r)
     return router
 }
 

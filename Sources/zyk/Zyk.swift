@@ -21,7 +21,7 @@ struct Zyk: AsyncParsableCommand {
             """,
         subcommands: [
             Serve.self, Migrate.self, OrgCommand.self, UserCommand.self, TokenCommand.self, VocabCommand.self, Reindex.self, AuditCommand.self,
-            Fixity.self, GC.self, Verify.self, Optimize.self, Backup.self, Restore.self, Report.self, Jobs.self,
+            Fixity.self, GC.self, Verify.self, Optimize.self, Backup.self, Restore.self, Report.self, Jobs.self, Import.self,
         ]
     )
 }

@@ -1,0 +1,63 @@
+import Foundation
+import Hummingbird
+import Logging
+import ZiyuankuCore
+import ZiyuankuStore
+
+/// Bulk import over HTTP: `POST /v1/imports` takes a manifest (.csv or .jsonl) and a .zip of
+/// files as two `file` parts, answers 202 with a job to poll at `GET /v1/imports/{id}`.
+struct ImportRoutes {
+    let services: AppServices
+
+    func register(_ r: Routes) {
+        r.on(.post, "/v1/imports") { req, ctx in
+            let p = try ctx.requireAuthor()
+            guard BodyReader.mediaType(req) == "multipart/form-data" else {
+                throw AppError(.unsupportedMediaType, "Send the manifest (.csv or .jsonl) and the files (.zip) as two 'file' parts of multipart/form-data.")
+            }
+            let uploader = Uploader(services: services)
+            let received = try await uploader.receiveMultipart(req, jsonParts: []) { _, _ in }
+            func ext(_ name: String) -> String { Filenames.fileExtension(name).lowercased() }
+            let manifests = received.filter { ["csv", "jsonl", "json", "txt"].contains(ext($0.name)) }
+            let zips = received.filter { ext($0.name) == "zip" }
+            guard manifests.count == 1, zips.count == 1, received.count == 2 else {
+                for f in received { f.writer.abort() }
+                throw AppError.validation([.init(field: "file", message: "send exactly two files: one manifest (.csv or .jsonl) and one .zip")])
+            }
+            let blobs = try await uploader.commit(received)
+            let manifestPath = services.blobs.path(of: blobs.first { $0.name == manifests[0].name }!.blob.sha256)
+            let zipPath = services.blobs.path(of: blobs.first { $0.name == zips[0].name }!.blob.sha256)
+            // Extension-less blob paths: the importer reads CSV or JSON lines by content.
+            let job = try services.catalog.createImportJob(userId: p.userId)
+            let services = self.services
+            let logger = ctx.logger
+            Task.detached {
+                do {
+                    try services.catalog.updateImportJob(id: job.id, status: "running")
+                    let summary = try await Importer(services: services).run(manifest: manifestPath, files: zipPath, owner: p, dryRun: false)
+                    let text = String(decoding: try JSONEncoder().encode(summary), as: UTF8.self)
+                    try services.catalog.updateImportJob(id: job.id, status: "done", summary: text)
+                } catch {
+                    let message = (error as? AppError)?.detail ?? "\(error)"
+                    try? services.catalog.updateImportJob(id: job.id, status: "failed", error: message)
+                    logger.warning("import failed", metadata: ["job": "\(job.id)", "error": "\(message)"])
+                }
+            }
+            return try JSONResponse.make(
+                ["id": .string(job.id), "status": .string("queued"), "location": .string("/v1/imports/\(job.id)")] as [String: JSONValue],
+                status: .accepted, headers: [.location: "/v1/imports/\(job.id)"])
+        }
+        r.on(.get, "/v1/imports/:id") { _, ctx in
+            let p = try ctx.requireUser()
+            let id = try ctx.parameters.require("id")
+            guard Identifiers.isUUID(id), let job = try services.catalog.importJob(id: id), job.userId == p.userId || p.role == .admin else {
+                throw AppError.notFound("import")
+            }
+            var body: [String: JSONValue] = ["id": .string(job.id), "status": .string(job.status), "createdAt": .string(job.createdAt)]
+            if let f = job.finishedAt { body["finishedAt"] = .string(f) }
+            if let s = job.summary, let v = try? JSONValue.parse(Array(s.utf8)) { body["summary"] = v }
+            if let e = job.error { body["error"] = .string(e) }
+            return try JSONResponse.make(body, headers: [.cacheControl: "no-store"])
+        }
+    }
+}

@@ -1,0 +1,356 @@
+import Foundation
+import ZIPFoundation
+import ZiyuankuCore
+import ZiyuankuStore
+
+/// One problem with one manifest row (row numbers count the header as row 1 in CSV, lines in
+/// JSON lines).
+public struct ImportProblem: Sendable, Codable, Equatable {
+    public var row: Int
+    public var key: String?
+    public var field: String
+    public var message: String
+}
+
+public struct ImportSummary: Sendable, Codable, Equatable {
+    public var rows = 0
+    public var created = 0
+    /// Rows whose key this owner had imported before (a re-run, or a resume after a crash).
+    public var alreadyImported = 0
+    public var failed = 0
+    public var dryRun = false
+    public var problems: [ImportProblem] = []
+    public var seconds = 0.0
+}
+
+/// Limits for reading a zip of files, enforced while extracting (the sizes a zip declares are
+/// not trusted).
+public struct ZipLimits: Sendable {
+    public var maxEntries = 10_000
+    public var maxTotalBytes: Int64 = 8 << 30
+    /// Uncompressed bytes per compressed byte, per entry (a zip bomb inflates by far more).
+    public var maxRatio: Int64 = 200
+    public init() {}
+}
+
+/// Bulk import (PRODUCT.md §3): a manifest (CSV, UTF-8 with or without a BOM, or JSON lines),
+/// one row per resource with its metadata, its files (paths in a folder or a zip) and an import
+/// key. Rows are checked first; rows with problems are skipped and reported; the others become
+/// drafts of `owner`, each in its own transaction with its key, so a re-run skips what is done.
+public struct Importer: Sendable {
+    let services: AppServices
+
+    public init(services: AppServices) { self.services = services }
+
+    static let listSeparators: Set<Character> = [";", "；", "、", "\n"]
+    static let listFields: Set<String> = ["keywords", "knowledgePoints", "majorCodes", "audience"]
+
+    struct Row {
+        var number: Int
+        var key: String?
+        var object: [String: JSONValue]
+        var files: [(path: String, role: String?)]
+    }
+
+    public func run(
+        manifest: String, files: String, owner: Principal, dryRun: Bool, limits: ZipLimits = ZipLimits(),
+        progress: (Int, Int) -> Void = { _, _ in }
+    ) async throws -> ImportSummary {
+        let start = Date()
+        var summary = ImportSummary(dryRun: dryRun)
+        let rows = try Self.readManifest(manifest, problems: &summary.problems)
+        summary.rows = rows.count
+        // Files: a folder as is, or a zip extracted (with limits) into temporary space.
+        var base = URL(fileURLWithPath: files).standardizedFileURL.path
+        var extracted: String?
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: base, isDirectory: &isDir) else {
+            throw AppError(.validation, "\(files) does not exist.", errors: [.init(field: "files", message: "not found")])
+        }
+        if !isDir.boolValue {
+            let dir = services.root.tmpPath + "/import-\(getpid())-\(Identifiers.uuidV7())"
+            try Self.extractZip(base, into: dir, limits: limits)
+            extracted = dir
+            base = dir
+        }
+        defer { if let extracted { try? FileManager.default.removeItem(atPath: extracted) } }
+
+        let done = try services.catalog.importedKeys(owner: owner.userId)
+        let routes = ResourceRoutes(services: services)
+        var seenKeys: [String: Int] = [:]
+        var valid: [(Row, ResourceMetadata, [(path: String, name: String, role: FileRole, size: Int64)])] = []
+        for row in rows {
+            var problems: [ImportProblem] = []
+            func problem(_ field: String, _ message: String) { problems.append(ImportProblem(row: row.number, key: row.key, field: field, message: message)) }
+            guard let key = row.key, !key.isEmpty, key.count <= 200 else {
+                problem("key", "every row needs an import key (1–200 characters)")
+                summary.problems += problems
+                summary.failed += 1
+                continue
+            }
+            if let first = seenKeys[key] {
+                problem("key", "the key \(key) is also used by row \(first)")
+            } else {
+                seenKeys[key] = row.number
+            }
+            if done.contains(key) && problems.isEmpty {
+                summary.alreadyImported += 1
+                continue
+            }
+            var metadata: ResourceMetadata?
+            do { metadata = try routes.validateMetadata(row.object) } catch let e as AppError {
+                for f in e.errors { problem(f.field, f.message) }
+                if e.errors.isEmpty { problem("metadata", e.detail) }
+            }
+            var resolved: [(path: String, name: String, role: FileRole, size: Int64)] = []
+            if row.files.isEmpty { problem("files", "a resource needs at least one file") }
+            for (i, f) in row.files.enumerated() {
+                let field = "files[\(i)]"
+                guard let path = Self.safePath(f.path, under: base) else {
+                    problem(field, "\(f.path) is not a plain relative path inside the files (no .., no absolute paths, no links)")
+                    continue
+                }
+                var st = stat()
+                guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+                    problem(field, "\(f.path) is not a file in \(files)")
+                    continue
+                }
+                guard Int64(st.st_size) <= services.config.maxUploadBytes else {
+                    problem(field, "\(f.path) is larger than the upload limit")
+                    continue
+                }
+                var role: FileRole?
+                if let r = f.role {
+                    role = FileRole(rawValue: r)
+                    if role == nil { problem(field, "role must be one of \(FileRole.allCases.map(\.rawValue).joined(separator: ", "))") }
+                }
+                guard let name = Filenames.clean((f.path as NSString).lastPathComponent) else {
+                    problem(field, "\(f.path) has no usable file name")
+                    continue
+                }
+                resolved.append((path, name, role ?? ResourceRoutes.defaultRole(for: name, hasPrimary: resolved.contains { $0.role == .primary }), Int64(st.st_size)))
+            }
+            if let metadata, problems.isEmpty {
+                // Media types are sniffed from the bytes, as for an upload.
+                let manifestFiles = resolved.map { f in
+                    NewFile(name: f.name, sha256: "", size: f.size, mediaType: MediaSniffer.mediaType(head: Self.head(f.path), filename: f.name), role: f.role)
+                }
+                do { try ResourceRoutes.checkManifest(manifestFiles, resourceType: metadata.resourceType) } catch let e as AppError {
+                    for f in e.errors { problem(f.field, f.message) }
+                }
+                if problems.isEmpty { valid.append((row, metadata, resolved)) }
+            }
+            if !problems.isEmpty {
+                summary.problems += problems
+                summary.failed += 1
+            }
+        }
+        progress(0, valid.count)
+        if dryRun {
+            summary.created = valid.count
+            summary.seconds = Date().timeIntervalSince(start)
+            return summary
+        }
+        for (k, (row, metadata, resolved)) in valid.enumerated() {
+            var newFiles: [NewFile] = []
+            for f in resolved {
+                let blob = try await Self.store(f.path, services: services)
+                newFiles.append(NewFile(name: f.name, sha256: blob.sha256, size: blob.size, mediaType: MediaSniffer.mediaType(head: blob.head, filename: f.name), role: f.role))
+            }
+            if try services.catalog.createImported(owner: owner, key: row.key!, metadata: metadata, files: newFiles) != nil {
+                summary.created += 1
+            } else {
+                summary.alreadyImported += 1
+            }
+            progress(k + 1, valid.count)
+        }
+        summary.seconds = Date().timeIntervalSince(start)
+        return summary
+    }
+
+    // MARK: manifest
+
+    static func readManifest(_ path: String, problems: inout [ImportProblem]) throws -> [Row] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw AppError(.validation, "Cannot read the manifest \(path).", errors: [.init(field: "manifest", message: "not readable")])
+        }
+        var bytes = Array(data)
+        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }  // Excel on Chinese Windows writes a BOM
+        guard String(validating: bytes, as: UTF8.self) != nil else {
+            throw AppError(.validation, "The manifest is not UTF-8 (save it as “CSV UTF-8” in Excel, or as JSON lines).")
+        }
+        let first = bytes.first { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }
+        return first == UInt8(ascii: "{") ? try jsonLines(bytes) : try csv(bytes, problems: &problems)
+    }
+
+    static func csv(_ bytes: [UInt8], problems: inout [ImportProblem]) throws -> [Row] {
+        let table: [[String]]
+        do { table = try CSV.parse(bytes) } catch { throw AppError(.validation, "The manifest is not valid CSV: line \(error.line): \(error.reason).") }
+        guard let header = table.first?.map({ $0.trimmingCharacters(in: .whitespaces) }), header.contains("key") else {
+            throw AppError(.validation, "The manifest's first row must name the columns, including key and files.")
+        }
+        var rows: [Row] = []
+        for (i, cells) in table.dropFirst().enumerated() where !cells.allSatisfy({ $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
+            var object: [String: JSONValue] = [:]
+            var key: String?
+            var files: [(String, String?)] = []
+            for (c, name) in header.enumerated() where c < cells.count {
+                let value = cells[c].trimmingCharacters(in: .whitespacesAndNewlines)
+                if value.isEmpty { continue }
+                switch name {
+                case "key": key = value
+                case "files":
+                    files = split(value).map { item in
+                        let parts = item.split(separator: "|", maxSplits: 1).map { String($0).trimmingCharacters(in: .whitespaces) }
+                        return (parts[0], parts.count > 1 ? parts[1] : nil)
+                    }
+                case "authors":
+                    object["authors"] = .array(split(value).map { item in
+                        let parts = item.split(separator: "|", maxSplits: 1).map { String($0).trimmingCharacters(in: .whitespaces) }
+                        return .object(["name": .string(parts[0]), "role": .string(parts.count > 1 ? parts[1] : "author")])
+                    })
+                case let list where listFields.contains(list): object[list] = .array(split(value).map { .string($0) })
+                default: object[name] = .string(value)
+                }
+            }
+            rows.append(Row(number: i + 2, key: key, object: object, files: files))
+        }
+        return rows
+    }
+
+    static func split(_ s: String) -> [String] {
+        s.split(whereSeparator: { listSeparators.contains($0) }).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    static func jsonLines(_ bytes: [UInt8]) throws -> [Row] {
+        var rows: [Row] = []
+        for (i, line) in bytes.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
+            let trimmed = line.drop { $0 == 0x20 || $0 == 0x0D || $0 == 0x09 }
+            if trimmed.isEmpty || trimmed.allSatisfy({ $0 == 0x20 || $0 == 0x0D || $0 == 0x09 }) { continue }
+            var object: [String: JSONValue]
+            do { object = try BodyReader.parseObject(Array(trimmed)) } catch let e as AppError {
+                rows.append(Row(number: i + 1, key: nil, object: ["_error": .string(e.detail)], files: []))
+                continue
+            }
+            var key: String?
+            if case .string(let k)? = object.removeValue(forKey: "key") { key = k }
+            var files: [(String, String?)] = []
+            if case .array(let items)? = object.removeValue(forKey: "files") {
+                for item in items {
+                    switch item {
+                    case .string(let p): files.append((p, nil))
+                    case .object(let o):
+                        if case .string(let p)? = o["path"] {
+                            var role: String?
+                            if case .string(let r)? = o["role"] { role = r }
+                            files.append((p, role))
+                        }
+                    default: break
+                    }
+                }
+            }
+            rows.append(Row(number: i + 1, key: key, object: object, files: files))
+        }
+        return rows
+    }
+
+    // MARK: files
+
+    /// The absolute path of `relative` inside `base`, or nil when it is absolute, climbs out
+    /// with `..`, or passes through a symbolic link.
+    static func safePath(_ relative: String, under base: String) -> String? {
+        let parts = relative.replacingOccurrences(of: "\\", with: "/").split(separator: "/").map(String.init)
+        guard !relative.hasPrefix("/"), !parts.isEmpty, !parts.contains(".."), !parts.contains(where: { $0.contains("\u{0}") }) else { return nil }
+        var path = base
+        for part in parts where part != "." {
+            path += "/" + part
+            var st = stat()
+            if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK { return nil }
+        }
+        return path
+    }
+
+    static func head(_ path: String) -> [UInt8] {
+        guard let h = FileHandle(forReadingAtPath: path) else { return [] }
+        defer { try? h.close() }
+        return Array((try? h.read(upToCount: MediaSniffer.headLength)) ?? Data())
+    }
+
+    /// Streams a file into the blob store (hashed while copied, fsynced, renamed).
+    static func store(_ path: String, services: AppServices) async throws -> BlobInfo {
+        let writer = try services.blobs.makeWriter(maxSize: services.config.maxUploadBytes)
+        guard let h = FileHandle(forReadingAtPath: path) else { throw AppError(.internal, "cannot read \(path)") }
+        defer { try? h.close() }
+        do {
+            while let chunk = try h.read(upToCount: 1 << 20), !chunk.isEmpty {
+                try await writer.write(Array(chunk))
+            }
+            return try await writer.finish()
+        } catch {
+            writer.abort()
+            throw error
+        }
+    }
+
+    /// Extracts a zip with limits checked while extracting: at most `maxEntries` entries (counted
+    /// before anything is written), only plain files and folders (no links), no absolute paths
+    /// or `..`, at most `maxTotalBytes` in all and `maxRatio` bytes out per byte in per entry.
+    /// Anything refused leaves nothing behind.
+    static func extractZip(_ zip: String, into dir: String, limits: ZipLimits) throws {
+        let archive: Archive
+        do { archive = try Archive(url: URL(fileURLWithPath: zip), accessMode: .read) } catch {
+            throw AppError(.validation, "\(zip) is neither a folder nor a readable zip file.", errors: [.init(field: "files", message: "not a zip")])
+        }
+        var entries: [Entry] = []
+        for entry in archive {
+            entries.append(entry)
+            if entries.count > limits.maxEntries {
+                throw AppError(.validation, "The zip has more than \(limits.maxEntries) entries.", errors: [.init(field: "files", message: "too many entries")])
+            }
+        }
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        do {
+            var total: Int64 = 0
+            for entry in entries {
+                let parts = entry.path.replacingOccurrences(of: "\\", with: "/").split(separator: "/").map(String.init)
+                guard !entry.path.hasPrefix("/"), !entry.path.hasPrefix("\\"), !parts.contains(".."), !parts.isEmpty,
+                    !(parts.first?.contains(":") ?? false)
+                else {
+                    throw AppError(.validation, "The zip entry \(entry.path) would land outside the import folder.", errors: [.init(field: "files", message: "unsafe path")])
+                }
+                switch entry.type {
+                case .symlink:
+                    throw AppError(.validation, "The zip entry \(entry.path) is a symbolic link; links are not imported.", errors: [.init(field: "files", message: "link")])
+                case .directory:
+                    try fm.createDirectory(atPath: dir + "/" + parts.joined(separator: "/"), withIntermediateDirectories: true)
+                    continue
+                case .file:
+                    break
+                }
+                let target = dir + "/" + parts.joined(separator: "/")
+                try fm.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                guard fm.createFile(atPath: target, contents: nil), let out = FileHandle(forWritingAtPath: target) else {
+                    throw AppError(.internal, "Cannot write \(target).")
+                }
+                defer { try? out.close() }
+                var written: Int64 = 0
+                let compressed = max(Int64(entry.compressedSize), 1)
+                _ = try archive.extract(entry, skipCRC32: false) { data in
+                    written += Int64(data.count)
+                    total += Int64(data.count)
+                    if total > limits.maxTotalBytes {
+                        throw AppError(.payloadTooLarge, "The zip unpacks to more than \(limits.maxTotalBytes) bytes.")
+                    }
+                    if written > 1 << 20 && written / compressed > limits.maxRatio {
+                        throw AppError(.validation, "The zip entry \(entry.path) inflates more than \(limits.maxRatio)× (a zip bomb?).", errors: [.init(field: "files", message: "compression ratio")])
+                    }
+                    try out.write(contentsOf: data)
+                }
+            }
+        } catch {
+            try? fm.removeItem(atPath: dir)
+            throw error
+        }
+    }
+}
