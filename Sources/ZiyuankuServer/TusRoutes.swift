@@ -62,8 +62,8 @@ struct TusRoutes {
                 .tusMaxSize: String(services.config.maxUploadBytes), .tusChecksumAlgorithm: "sha1,sha256",
             ]))
         }
-        r.on(.post, "/v1/uploads") { req, ctx in try await create(req, ctx) }
-        r.on(.head, "/v1/uploads/:id") { req, ctx in
+        r.on(.post, "/v1/uploads") { req, ctx in try await tus { try await create(req, ctx) } }
+        r.on(.head, "/v1/uploads/:id") { req, ctx in try await tus {
             let upload = try owned(req, ctx)
             var h = commonHeaders()
             h[.uploadOffset] = String(upload.received)
@@ -73,7 +73,7 @@ struct TusRoutes {
             if !upload.metadata.isEmpty { h[.uploadMetadata] = upload.metadata }
             if let sha = upload.sha256 { h[.uploadSHA256] = sha }
             return Response(status: .ok, headers: h)
-        }
+        } }
         r.on(.get, "/v1/uploads/:id") { req, ctx in
             let upload = try owned(req, ctx, requireTus: false)
             var body: [String: JSONValue] = [
@@ -84,7 +84,7 @@ struct TusRoutes {
             if let sha = upload.sha256 { body["sha256"] = .string(sha) }
             return try JSONResponse.make(body, headers: [.cacheControl: "no-store"])
         }
-        r.on(.patch, "/v1/uploads/:id") { req, ctx in
+        r.on(.patch, "/v1/uploads/:id") { req, ctx in try await tus {
             let upload = try owned(req, ctx)
             guard BodyReader.mediaType(req) == Self.offsetType else {
                 throw AppError(.unsupportedMediaType, "PATCH takes the bytes as \(Self.offsetType).")
@@ -93,8 +93,8 @@ struct TusRoutes {
                 throw AppError(.badRequest, "Upload-Offset must be the number of bytes already received.")
             }
             return try await receive(req, upload: upload, offset: offset, status: .noContent)
-        }
-        r.on(.delete, "/v1/uploads/:id") { req, ctx in
+        } }
+        r.on(.delete, "/v1/uploads/:id") { req, ctx in try await tus {
             let upload = try owned(req, ctx)
             guard state.lock(upload.id) else { throw AppError(.locked, "A request is still writing to this upload.") }
             defer { state.unlock(upload.id) }
@@ -102,10 +102,18 @@ struct TusRoutes {
             state.store(upload.id, nil)
             try catalog.deleteTusUpload(id: upload.id)
             return Response(status: .noContent, headers: commonHeaders())
-        }
+        } }
     }
 
     func commonHeaders() -> HTTPFields { [.tusResumable: Self.version] }
+
+    /// tus answers carry Tus-Resumable, problem documents included.
+    func tus(_ body: () async throws -> Response) async throws -> Response {
+        do { return try await body() } catch var e as AppError {
+            if !e.headers.contains(where: { $0.0 == "Tus-Resumable" }) { e.headers.append(("Tus-Resumable", Self.version)) }
+            throw e
+        }
+    }
 
     func path(_ id: String) -> String { services.root.tmpPath + "/tus-" + id }
 
@@ -151,9 +159,9 @@ struct TusRoutes {
         if BodyReader.mediaType(req) == Self.offsetType {
             response = try await receive(req, upload: upload, offset: 0, status: .created)
         } else {
-            if length == 0 { try await finish(upload, hasher: SHA256()) }
             response = Response(status: .created, headers: commonHeaders())
             response.headers[.uploadOffset] = "0"
+            if length == 0 { response.headers[.uploadSHA256] = try await finish(upload, hasher: SHA256()) }
         }
         response.headers[.location] = "/v1/uploads/\(upload.id)"
         response.headers[.uploadExpires] = HTTPDate.format(Date().addingTimeInterval(Self.expiry))
