@@ -61,6 +61,8 @@ public func openServices(config: ServerConfig, logger: Logger) throws -> AppServ
     // its real outcome when it ends).
     try catalog.markInterruptedRuns()
     try catalog.markInterruptedImports()
+    let repaired = try TusRoutes.recoverInterruptedUploads(services: services)
+    if repaired > 0 { logger.notice("finished \(repaired) resumable upload(s) a stop had interrupted at their last step") }
     if let token = try catalog.bootstrapAdminIfNeeded() {
         try writeSecretFile(path: root.adminTokenPath, contents: token.secret + "\n")
         logger.notice("created the first admin user; its token is in \(root.adminTokenPath) (readable by this user only)")

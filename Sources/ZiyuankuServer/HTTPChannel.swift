@@ -27,6 +27,7 @@ struct ZykHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
                 withEncoderConfiguration: .init(), withDecoderLimitConfiguration: .init())
             try ops.addHandler(HTTP1ToHTTPServerCodec(secure: false))
             try ops.addHandler(RequestEndObserver(escaper: escaper))
+            try ops.addHandler(BodyStallGuard(timeout: .seconds(120)))
             try ops.addHandler(ExpectContinueHandler(maxBodyBytes: maxBodyBytes))
             // Closes idle keep-alive connections on graceful shutdown (as Hummingbird's own channel does).
             try ops.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
@@ -88,5 +89,55 @@ final class RequestEndObserver: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if case .end = unwrapInboundIn(data) { escaper.requestEnded() }
         context.fireChannelRead(data)
+    }
+}
+
+/// Closes a connection whose request body stalls: nothing received for `timeout` while a body
+/// is still expected (a dropped school network leaves such sockets open, and a resumable upload
+/// stays locked by its PATCH until the connection goes). Idle time between requests and slow
+/// downloads are not affected.
+final class BodyStallGuard: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+
+    let timeout: TimeAmount
+    private var inBody = false
+    private var lastRead = NIODeadline.now()
+    private var check: Scheduled<Void>?
+
+    init(timeout: TimeAmount) { self.timeout = timeout }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        lastRead = .now()
+        switch unwrapInboundIn(data) {
+        case .head:
+            inBody = true
+            schedule(context)
+        case .end:
+            inBody = false
+        case .body:
+            break
+        }
+        context.fireChannelRead(data)
+    }
+
+    func schedule(_ context: ChannelHandlerContext) {
+        guard check == nil else { return }
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        check = context.eventLoop.scheduleTask(in: .nanoseconds(timeout.nanoseconds / 4)) {
+            let (guardian, context) = bound.value
+            guardian.check = nil
+            guard guardian.inBody else { return }
+            if NIODeadline.now() - guardian.lastRead >= guardian.timeout {
+                context.close(promise: nil)
+            } else {
+                guardian.schedule(context)
+            }
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        check?.cancel()
+        check = nil
     }
 }

@@ -305,15 +305,14 @@ struct TusRoutes {
         return hasher
     }
 
-    /// Moves the finished file into the blob store under its digest and records the blob.
+    /// Records the finished upload as a blob, then moves its file into the blob store under its
+    /// digest. Recording first means a crash in between leaves a row that says where the bytes
+    /// belong; `recoverInterruptedUploads` at the next start moves them (or finishes an upload
+    /// whose last bytes were recorded but whose digest was not).
     @discardableResult
     func finish(_ upload: TusUpload, hasher: SHA256) async throws -> String {
         let sha = Array(hasher.finalize()).hexString
-        let store = services.blobs
         let tmp = path(upload.id)
-        let final = store.path(of: sha)
-        let rel = store.relativePath(sha)
-        let blobs = services.root.blobsPath
         let head: [UInt8] = try await NIOThreadPool.singleton.runIfActive {
             var head = [UInt8](repeating: 0, count: MediaSniffer.headLength)
             let fd = open(tmp, O_RDONLY | O_CLOEXEC)
@@ -322,24 +321,76 @@ struct TusRoutes {
                 head = Array(head.prefix(max(0, n)))
                 close(fd)
             }
-            for d in [blobs + "/" + String(rel.prefix(2)), blobs + "/" + String(rel.prefix(5))] where mkdir(d, 0o755) != 0 && errno != EEXIST {
-                throw AppError(.internal, "Cannot create a blob folder (errno \(errno)).")
-            }
-            if access(final, F_OK) == 0 {
-                unlink(tmp)  // identical bytes are stored once
-            } else {
-                chmod(tmp, 0o444)
-                guard rename(tmp, final) == 0 else { throw AppError(.internal, "Cannot move the upload into the blob store (errno \(errno)).") }
-                BlobWriter.fsyncDirectory(blobs + "/" + String(rel.prefix(5)))
-                BlobWriter.fsyncDirectory(services.root.tmpPath)
-            }
             return head
         }
         try catalog.completeTusUpload(id: upload.id, blob: BlobInfo(sha256: sha, size: upload.length, head: head), userId: upload.userId)
+        let services = self.services
+        try await NIOThreadPool.singleton.runIfActive { try Self.place(tmp: tmp, sha: sha, services: services) }
         state.store(upload.id, nil)
         services.metrics.uploadBytes.increment(by: upload.length)
         services.metrics.uploadsCompleted.increment()
         return sha
+    }
+
+    /// Moves a finished upload's file to blobs/ab/cd/<sha256> (fsynced), or drops it when those
+    /// bytes are already stored.
+    static func place(tmp: String, sha: String, services: AppServices) throws {
+        let store = services.blobs
+        let final = store.path(of: sha)
+        let rel = store.relativePath(sha)
+        let blobs = services.root.blobsPath
+        for d in [blobs + "/" + String(rel.prefix(2)), blobs + "/" + String(rel.prefix(5))] where mkdir(d, 0o755) != 0 && errno != EEXIST {
+            throw AppError(.internal, "Cannot create a blob folder (errno \(errno)).")
+        }
+        if access(final, F_OK) == 0 {
+            unlink(tmp)  // identical bytes are stored once
+        } else if access(tmp, F_OK) == 0 {
+            chmod(tmp, 0o444)
+            guard rename(tmp, final) == 0 else { throw AppError(.internal, "Cannot move the upload into the blob store (errno \(errno)).") }
+            BlobWriter.fsyncDirectory(blobs + "/" + String(rel.prefix(5)))
+            BlobWriter.fsyncDirectory(services.root.tmpPath)
+        }
+    }
+
+    /// At start: finishes uploads a crash left between their last chunk and their blob — a
+    /// recorded digest whose file is still in tmp/ is moved into place; all bytes received but no
+    /// digest yet: the file is hashed once and recorded. Returns how many were repaired.
+    static func recoverInterruptedUploads(services: AppServices) throws -> Int {
+        var repaired = 0
+        for upload in try services.catalog.unfinishedTusCompletions() {
+            let tmp = services.root.tmpPath + "/tus-" + upload.id
+            if let sha = upload.sha256 {
+                if access(tmp, F_OK) == 0 {
+                    try place(tmp: tmp, sha: sha, services: services)
+                    repaired += 1
+                }
+                continue
+            }
+            guard access(tmp, F_OK) == 0 else { continue }
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 << 20, alignment: 64)
+            defer { buffer.deallocate() }
+            var hasher = SHA256()
+            var head: [UInt8] = []
+            let fd = open(tmp, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { continue }
+            var total: Int64 = 0
+            while total < upload.length {
+                let n = pread(fd, buffer.baseAddress, Int(min(Int64(buffer.count), upload.length - total)), off_t(total))
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+                if head.isEmpty { head = Array(chunk.prefix(MediaSniffer.headLength)) }
+                hasher.update(bufferPointer: chunk)
+                total += Int64(n)
+            }
+            close(fd)
+            guard total == upload.length else { continue }
+            let sha = Array(hasher.finalize()).hexString
+            try services.catalog.completeTusUpload(id: upload.id, blob: BlobInfo(sha256: sha, size: upload.length, head: head), userId: upload.userId)
+            try place(tmp: tmp, sha: sha, services: services)
+            repaired += 1
+        }
+        return repaired
     }
 }
 

@@ -80,6 +80,15 @@ extension Catalog {
         try pool.write { db in try db.execute(sql: "DELETE FROM tus_uploads WHERE id = ?", arguments: [id]) }
     }
 
+    /// Uploads that received all their bytes: those without a digest yet, and those with one
+    /// (whose file may still wait in tmp/ after a crash).
+    public func unfinishedTusCompletions() throws -> [TusUpload] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM tus_uploads WHERE received = length AND (sha256 IS NULL OR completed_at >= ?)", arguments: [Timestamp.format(Date().addingTimeInterval(-7 * 86_400))])
+                .map(TusUpload.init(row:))
+        }
+    }
+
     /// Uploads whose expiry has passed (for gc).
     public func expiredTusUploads(before: Date) throws -> [String] {
         try pool.read { db in try String.fetchAll(db, sql: "SELECT id FROM tus_uploads WHERE expires_at < ?", arguments: [Timestamp.format(before)]) }
