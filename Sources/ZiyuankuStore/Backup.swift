@@ -86,16 +86,22 @@ extension Upkeep {
         let migrations = try DatabaseQueue(path: snapshot, configuration: Self.readOnly).read { db in
             try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY identifier")
         }
-        let list = try DatabaseQueue(path: snapshot, configuration: Self.readOnly).read { db in
-            try Row.fetchAll(db, sql: "SELECT sha256, size FROM blobs ORDER BY sha256").map { ($0[0] as String, $0[1] as Int64) }
-        }
-        let referenced = try DatabaseQueue(path: snapshot, configuration: Self.readOnly).read { db in
-            Set(try String.fetchAll(db, sql: "SELECT DISTINCT sha256 FROM version_files"))
-        }
-        let total = list.reduce(Int64(0)) { $0 + $1.1 }
+        // The snapshot's blobs, streamed (one cursor; the blob list is written and hashed as it goes).
+        let snapshotDB = try DatabaseQueue(path: snapshot, configuration: Self.readOnly)
+        let total = try snapshotDB.read { db in try Int64.fetchOne(db, sql: "SELECT coalesce(sum(size), 0) FROM blobs") ?? 0 }
         var done: Int64 = 0
-        var lines = ""
-        for (sha, size) in list {
+        guard FileManager.default.createFile(atPath: target + "/" + listName, contents: nil, attributes: [.posixPermissions: 0o600]),
+            let listFile = FileHandle(forWritingAtPath: target + "/" + listName)
+        else { throw AppError(.internal, "cannot write the blob list in \(target)") }
+        defer { try? listFile.close() }
+        var listHasher = SHA256()
+        try snapshotDB.read { db in
+        let cursor = try Row.fetchCursor(
+            db, sql: "SELECT b.sha256, b.size, EXISTS (SELECT 1 FROM version_files f WHERE f.sha256 = b.sha256) FROM blobs b ORDER BY b.sha256")
+        while let row = try cursor.next() {
+            let sha: String = row[0]
+            let size: Int64 = row[1]
+            let isReferenced: Bool = row[2]
             let rel = blobs.relativePath(sha)
             let dst = target + "/blobs/" + rel
             var st = stat()
@@ -105,7 +111,7 @@ extension Upkeep {
                 // The live file, or the trash copy if gc moved it after the snapshot was taken.
                 let candidates = [blobs.path(of: sha), root.trashPath + "/" + sha]
                 guard let src = candidates.first(where: { access($0, R_OK) == 0 }) else {
-                    if referenced.contains(sha) { report.missing.append(sha) }
+                    if isReferenced { report.missing.append(sha) }
                     continue
                 }
                 try fm.createDirectory(atPath: (dst as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
@@ -117,21 +123,24 @@ extension Upkeep {
                     report.copied += 1
                 }
             }
-            lines += sha + " " + String(size) + "\n"
+            let line = Data((sha + " " + String(size) + "\n").utf8)
+            try listFile.write(contentsOf: line)
+            listHasher.update(data: line)
             report.blobs += 1
             report.blobBytes += size
             done += size
             progress(done, total)
         }
-        try Data(lines.utf8).write(to: URL(fileURLWithPath: target + "/" + listName))
-        try Self.fsyncFile(target + "/" + listName)
+        }
+        try snapshotDB.close()
+        try listFile.synchronize()
         let catalogFile = target + "/" + catalogName
         if rename(snapshot, catalogFile) != 0 { throw AppError(.internal, "cannot move the catalog snapshot into place: errno \(errno)") }
         BlobWriter.fsyncDirectory(target + "/blobs")
         report.catalogBytes = Self.fileSize(catalogFile)
         var manifest = BackupManifest(
             createdAt: Timestamp.now(), sourceRoot: root.path, catalogSHA256: try Self.sha256(ofFile: catalogFile), catalogBytes: report.catalogBytes,
-            migrations: migrations, blobListSHA256: Identifiers.sha256Hex(Array(lines.utf8)), blobCount: report.blobs, blobBytes: report.blobBytes)
+            migrations: migrations, blobListSHA256: Array(listHasher.finalize()).hexString, blobCount: report.blobs, blobBytes: report.blobBytes)
         manifest.catalogFile = catalogName
         manifest.blobList = listName
         let encoder = JSONEncoder()

@@ -125,10 +125,13 @@ public struct Upkeep: Sendable {
     /// `progress(bytesDone, bytesTotal)`.
     public func fixity(budget: TimeInterval? = nil, shouldStop: () -> Bool = { false }, progress: (Int64, Int64) -> Void = { _, _ in }) throws -> FixityReport {
         let start = Date()
-        let all = try catalog.pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT sha256, size FROM blobs ORDER BY coalesce(verified_at, ''), sha256").map { ($0[0] as String, $0[1] as Int64) }
+        let runStart = Timestamp.format(start.addingTimeInterval(-0.001))
+        // Pages of the least recently verified blobs; each page is recorded (verified_at ≥ the
+        // run's start) before the next is read, so memory stays flat however many blobs exist.
+        let (count, total) = try catalog.pool.read { db in
+            let row = try Row.fetchOne(db, sql: "SELECT count(*), coalesce(sum(size), 0) FROM blobs")
+            return ((row?[0] as Int?) ?? 0, (row?[1] as Int64?) ?? 0)
         }
-        let total = all.reduce(Int64(0)) { $0 + $1.1 }
         var report = FixityReport()
         var pending: [(String, String)] = []  // sha256, result
         func flush() throws {
@@ -143,36 +146,46 @@ public struct Upkeep: Sendable {
         }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 << 20, alignment: 64)
         defer { buffer.deallocate() }
-        var lastFlush = Date()
-        for (i, (sha, size)) in all.enumerated() {
-            if let budget, Date().timeIntervalSince(start) >= budget || shouldStop() {
-                report.remaining = all.count - i
-                break
+        var stopped = false
+        pages: while !stopped {
+            let page = try catalog.pool.read { db in
+                try Row.fetchAll(
+                    db, sql: "SELECT sha256, size FROM blobs WHERE coalesce(verified_at, '') < ? ORDER BY coalesce(verified_at, ''), sha256 LIMIT 2000",
+                    arguments: [runStart]
+                ).map { ($0[0] as String, $0[1] as Int64) }
             }
-            let (result, actual, read) = Self.hashFile(blobs.path(of: sha), buffer: buffer)
-            report.checked += 1
-            report.bytes += read
-            let verdict: String
-            switch result {
-            case .missing: verdict = "missing"
-            case .read where actual == sha && read == size: verdict = "ok"
-            case .read: verdict = "mismatch"
+            if page.isEmpty { break }
+            for (sha, size) in page {
+                if shouldStop() || budget.map({ Date().timeIntervalSince(start) >= $0 }) == true {
+                    stopped = true
+                    break
+                }
+                let (result, actual, read) = Self.hashFile(blobs.path(of: sha), buffer: buffer)
+                report.checked += 1
+                report.bytes += read
+                var verdict: String
+                switch result {
+                case .missing: verdict = "missing"
+                case .read where actual == sha && read == size: verdict = "ok"
+                case .read: verdict = "mismatch"
+                }
+                // gc may have moved an unused blob to the trash meanwhile: not a fixity problem.
+                if verdict == "missing", try !catalog.pool.read({ db in try Bool.fetchOne(db, sql: "SELECT 1 FROM blobs WHERE sha256 = ?", arguments: [sha]) ?? false }) {
+                    continue
+                }
+                if verdict == "ok" {
+                    report.ok += 1
+                } else {
+                    report.problems.append(
+                        BlobProblem(sha256: sha, size: size, result: verdict, actualSHA256: verdict == "mismatch" ? actual : nil, references: try references(sha)))
+                }
+                pending.append((sha, verdict))
             }
-            if verdict == "ok" {
-                report.ok += 1
-            } else {
-                report.problems.append(
-                    BlobProblem(sha256: sha, size: size, result: verdict, actualSHA256: verdict == "mismatch" ? actual : nil, references: try references(sha)))
-            }
-            pending.append((sha, verdict))
-            if pending.count >= 1000 || Date().timeIntervalSince(lastFlush) > 2 {
-                try flush()
-                lastFlush = Date()
-                progress(report.bytes, total)
-            }
+            try flush()
+            progress(report.bytes, total)
+            if page.count < 2000 && !stopped { break pages }
         }
-        try flush()
-        progress(report.bytes, total)
+        if stopped { report.remaining = max(0, count - report.checked) }
         report.seconds = Date().timeIntervalSince(start)
         return report
     }
@@ -233,9 +246,14 @@ public struct Upkeep: Sendable {
                     """, arguments: [cutoff]
             ).map { GCItem(sha256: $0[0], size: $0[1]) }
         }
-        let known = try catalog.pool.read { db in Set(try String.fetchAll(db, sql: "SELECT sha256 FROM blobs")) }
-        for (sha, size, mtime) in Self.blobFiles(root) where !known.contains(sha) && mtime < cutoffDate {
-            candidates.append(GCItem(sha256: sha, size: size))
+        // Files with no row at all, checked against the catalog a folder at a time.
+        try Self.forEachBlobFolder(root) { files in
+            let old = files.filter { $0.2 < cutoffDate }
+            guard !old.isEmpty else { return }
+            let known = try catalog.pool.read { db in
+                Set(try String.fetchAll(db, sql: "SELECT sha256 FROM blobs WHERE sha256 IN (\(old.map { _ in "?" }.joined(separator: ",")))", arguments: StatementArguments(old.map(\.0))))
+            }
+            for (sha, size, _) in old where !known.contains(sha) { candidates.append(GCItem(sha256: sha, size: size)) }
         }
         try FileManager.default.createDirectory(atPath: root.trashPath, withIntermediateDirectories: true)
         if dryRun {
@@ -291,21 +309,22 @@ public struct Upkeep: Sendable {
         return report
     }
 
-    /// Every file under blobs/ab/cd/ named like a digest: (sha256, size, modification time).
-    static func blobFiles(_ root: DataRoot) -> [(String, Int64, Date)] {
-        var out: [(String, Int64, Date)] = []
+    /// The files under each blobs/ab/cd/ folder named like a digest, a folder at a time:
+    /// (sha256, size, modification time).
+    static func forEachBlobFolder(_ root: DataRoot, _ body: ([(String, Int64, Date)]) throws -> Void) throws {
         let fm = FileManager.default
         for a in (try? fm.contentsOfDirectory(atPath: root.blobsPath)) ?? [] where a.count == 2 {
             for b in (try? fm.contentsOfDirectory(atPath: root.blobsPath + "/" + a)) ?? [] where b.count == 2 {
                 let dir = root.blobsPath + "/" + a + "/" + b
+                var out: [(String, Int64, Date)] = []
                 for name in (try? fm.contentsOfDirectory(atPath: dir)) ?? [] where Identifiers.isSHA256Hex(name) {
                     var st = stat()
                     guard stat(dir + "/" + name, &st) == 0 else { continue }
                     out.append((name, Int64(st.st_size), Date(timeIntervalSince1970: Double(st.st_mtim.tv_sec))))
                 }
+                try body(out)
             }
         }
-        return out
     }
 
     // MARK: verify
@@ -326,9 +345,9 @@ public struct Upkeep: Sendable {
             report.foreignKeyViolations = fk.count
             for row in fk.prefix(20) { find("foreignKeys", "\(row[0] as String? ?? "?") row \(row[1] as Int64? ?? 0) → \(row[2] as String? ?? "?")") }
             progress(2, 5)
-            let referenced = try Row.fetchAll(db, sql: "SELECT DISTINCT f.sha256, b.size FROM version_files f LEFT JOIN blobs b ON b.sha256 = f.sha256")
-            report.referencedBlobs = referenced.count
-            for row in referenced {
+            let referenced = try Row.fetchCursor(db, sql: "SELECT DISTINCT f.sha256, b.size FROM version_files f LEFT JOIN blobs b ON b.sha256 = f.sha256")
+            while let row = try referenced.next() {
+                report.referencedBlobs += 1
                 let sha: String = row[0]
                 var st = stat()
                 if stat(blobs.path(of: sha), &st) != 0 {
