@@ -67,6 +67,7 @@ public struct Importer: Sendable {
         guard FileManager.default.fileExists(atPath: base, isDirectory: &isDir) else {
             throw AppError(.validation, "\(files) does not exist.", errors: [.init(field: "files", message: "not found")])
         }
+        Self.removeStaleExtractions(services.root)
         if !isDir.boolValue {
             let dir = services.root.tmpPath + "/import-\(getpid())-\(Identifiers.uuidV7())"
             try Self.extractZip(base, into: dir, limits: limits)
@@ -166,6 +167,15 @@ public struct Importer: Sendable {
         }
         summary.seconds = Date().timeIntervalSince(start)
         return summary
+    }
+
+    /// Extraction folders of imports whose process is gone (killed): `import-<pid>-<uuid>`.
+    public static func removeStaleExtractions(_ root: DataRoot) {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: root.tmpPath)) ?? [] where name.hasPrefix("import-") {
+            let parts = name.split(separator: "-")
+            guard parts.count >= 2, let pid = Int32(parts[1]), pid != getpid(), kill(pid, 0) != 0 else { continue }
+            try? FileManager.default.removeItem(atPath: root.tmpPath + "/" + name)
+        }
     }
 
     // MARK: manifest
@@ -302,10 +312,21 @@ public struct Importer: Sendable {
             throw AppError(.validation, "\(zip) is neither a folder nor a readable zip file.", errors: [.init(field: "files", message: "not a zip")])
         }
         var entries: [Entry] = []
+        var declaredTotal: Int64 = 0
         for entry in archive {
             entries.append(entry)
             if entries.count > limits.maxEntries {
                 throw AppError(.validation, "The zip has more than \(limits.maxEntries) entries.", errors: [.init(field: "files", message: "too many entries")])
+            }
+            // What the zip declares is checked before anything is written; what it actually
+            // inflates to is checked again while extracting (headers can lie).
+            let declared = Int64(clamping: entry.uncompressedSize)
+            declaredTotal += declared
+            if declared > (1 << 20) && declared / max(Int64(clamping: entry.compressedSize), 1) > limits.maxRatio {
+                throw AppError(.validation, "The zip entry \(entry.path) inflates more than \(limits.maxRatio)× (a zip bomb?).", errors: [.init(field: "files", message: "compression ratio")])
+            }
+            if declaredTotal > limits.maxTotalBytes {
+                throw AppError(.payloadTooLarge, "The zip unpacks to more than \(limits.maxTotalBytes) bytes.")
             }
         }
         let fm = FileManager.default
@@ -335,15 +356,15 @@ public struct Importer: Sendable {
                 }
                 defer { try? out.close() }
                 var written: Int64 = 0
-                let compressed = max(Int64(entry.compressedSize), 1)
+                let declared = Int64(clamping: entry.uncompressedSize)
                 _ = try archive.extract(entry, skipCRC32: false) { data in
                     written += Int64(data.count)
                     total += Int64(data.count)
                     if total > limits.maxTotalBytes {
                         throw AppError(.payloadTooLarge, "The zip unpacks to more than \(limits.maxTotalBytes) bytes.")
                     }
-                    if written > 1 << 20 && written / compressed > limits.maxRatio {
-                        throw AppError(.validation, "The zip entry \(entry.path) inflates more than \(limits.maxRatio)× (a zip bomb?).", errors: [.init(field: "files", message: "compression ratio")])
+                    if written > declared {
+                        throw AppError(.validation, "The zip entry \(entry.path) inflates past the size it declares (a zip bomb?).", errors: [.init(field: "files", message: "compression ratio")])
                     }
                     try out.write(contentsOf: data)
                 }

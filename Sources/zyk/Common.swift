@@ -77,7 +77,7 @@ func cli(_ body: () async throws -> Void) async throws {
     } catch let e as AppError {
         FileHandle.standardError.write(Data("zyk: \(e.detail)\n".utf8))
         for f in e.errors { FileHandle.standardError.write(Data("  \(f.field): \(f.message)\n".utf8)) }
-        throw ExitCode(e.kind.status == 404 || e.kind.status == 422 || e.kind.status == 409 ? 65 : 1)
+        throw ExitCode([404, 409, 413, 422].contains(e.kind.status) ? 65 : 1)
     }
 }
 

@@ -16,7 +16,8 @@ struct Import: AsyncParsableCommand {
             docs/import-sample.csv. Every row is checked first; rows with problems are skipped and listed
             (row, field, reason) in the report; the others become drafts of --user, each with its key,
             so running the same import again skips what is done and resumes after a crash.
-            Exits 65 when some rows were skipped.
+            Exits 0 when every row was imported (or already was), 2 when some rows were skipped
+            (see the report), 65 when the manifest or the zip was refused as a whole.
 
             Examples:
               zyk import 资源清单.csv --files ./素材 --user 0193… --dry-run
@@ -65,7 +66,7 @@ struct Import: AsyncParsableCommand {
                     if summary.problems.count > 50 { print("… \(summary.problems.count - 50) more\(report == nil ? " (use --report FILE)" : " in \(report!)")") }
                 }
             }
-            if summary.failed > 0 { throw ExitCode(65) }
+            if summary.failed > 0 { throw ExitCode(2) }
         }
     }
 }

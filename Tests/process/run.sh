@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # Process-level reliability tests: R1 (kill -9 during plain uploads), R2 (kill -9 during
-# version / publish / restore traffic) and R6 (disk full), then wire_and_cli.py (bad input over
-# a real socket, the CLI) when it is present.
+# version / publish / restore traffic), tus (resumable uploads with the tuspy client: client and
+# server killed mid-upload, checksums, offset races) and R6 (disk full), then wire_and_cli.py
+# (bad input over a real socket, the CLI) when it is present, then import (zyk import: R13
+# hostile zips, kill -9 midway and resume, a manifest with bad rows).
 #
-#   Tests/process/run.sh [--only r1|r2|r6|wire] [flags]
+#   Tests/process/run.sh [--only r1|r2|tus|r6|wire|import] [flags]
 #
 # Runs after `swift build`; the server binary is ${ZYK_BIN:-.build/debug/zyk}, relative to the
 # repository root. Flags are passed through to the script that knows them:
 #   all:     --bin PATH
-#   R1, R2, R6: --seed N  --deadline SECONDS  --keep
-#   R1, R2:  --kills N  --workdir DIR
+#   R1, R2, tus, R6, import: --seed N  --deadline SECONDS  --keep
+#   R1, R2, tus, import: --workdir DIR
+#   R1, R2:  --kills N
 #   R1:      --min-mb MB  --max-mb MB
 #   R6:      --size-mb MB  --big-mb MB  --rounds N  --request-timeout SECONDS
+#   import:  --bomb-mb MB
 # Prints each script's output, then the combined closing line "N passed, M failed".
 # Exits non-zero if any script fails (R6 skips, and counts as passing, only where mounting a
 # tmpfs is not permitted).
@@ -21,12 +25,14 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 cd "$repo"
 
-usage() { sed -n '2,17p' "$here/run.sh" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,21p' "$here/run.sh" | sed 's/^# \{0,1\}//'; }
 
 only=all
 bin="${ZYK_BIN:-.build/debug/zyk}"
 r1_args=()
 kill_args=()
+tus_args=()
+import_args=()
 r6_args=()
 both_args=()
 while (($#)); do
@@ -40,7 +46,7 @@ while (($#)); do
     case "$arg" in
         -h | --help) usage; exit 0 ;;
         --keep) both_args+=("$arg") ;;
-        --only | --bin | --seed | --deadline | --kills | --min-mb | --max-mb | --workdir | --size-mb | --big-mb | --rounds | --request-timeout)
+        --only | --bin | --seed | --deadline | --kills | --min-mb | --max-mb | --workdir | --size-mb | --big-mb | --rounds | --request-timeout | --bomb-mb)
             if [[ -z "$value" ]]; then
                 if (($# == 0)); then
                     echo "run.sh: $arg needs a value" >&2
@@ -53,7 +59,9 @@ while (($#)); do
                 --only) only="$value" ;;
                 --bin) bin="$value" ;;
                 --seed | --deadline) both_args+=("$arg" "$value") ;;
-                --kills | --workdir) kill_args+=("$arg" "$value") ;;
+                --kills) kill_args+=("$arg" "$value") ;;
+                --workdir) kill_args+=("$arg" "$value"); tus_args+=("$arg" "$value"); import_args+=("$arg" "$value") ;;
+                --bomb-mb) import_args+=("$arg" "$value") ;;
                 --min-mb | --max-mb) r1_args+=("$arg" "$value") ;;
                 *) r6_args+=("$arg" "$value") ;;
             esac
@@ -61,7 +69,7 @@ while (($#)); do
         *) echo "run.sh: unknown flag $arg (see --help)" >&2; exit 64 ;;
     esac
 done
-case "$only" in all | r1 | r2 | r6 | wire) ;; *) echo "run.sh: --only takes r1, r2, r6 or wire" >&2; exit 64 ;; esac
+case "$only" in all | r1 | r2 | tus | r6 | wire | import) ;; *) echo "run.sh: --only takes r1, r2, tus, r6, wire or import" >&2; exit 64 ;; esac
 
 if [[ "$bin" != /* ]]; then bin="$repo/$bin"; fi
 if [[ ! -x "$bin" ]]; then
@@ -104,11 +112,17 @@ fi
 if [[ "$only" == all || "$only" == r2 ]]; then
     run_one r2 "$here/r2_kill_workflow.py" --bin "$bin" ${both_args[@]+"${both_args[@]}"} ${kill_args[@]+"${kill_args[@]}"}
 fi
+if [[ "$only" == all || "$only" == tus ]]; then
+    run_one tus "$here/tus_resumable.py" --bin "$bin" ${both_args[@]+"${both_args[@]}"} ${tus_args[@]+"${tus_args[@]}"}
+fi
 if [[ "$only" == all || "$only" == r6 ]]; then
     run_one r6 "$here/r6_disk_full.py" --bin "$bin" ${both_args[@]+"${both_args[@]}"} ${r6_args[@]+"${r6_args[@]}"}
 fi
 if [[ ("$only" == all || "$only" == wire) && -f "$here/wire_and_cli.py" ]]; then
     run_one wire "$here/wire_and_cli.py" --bin "$bin"
+fi
+if [[ "$only" == all || "$only" == import ]]; then
+    run_one import "$here/import_zip.py" --bin "$bin" ${both_args[@]+"${both_args[@]}"} ${import_args[@]+"${import_args[@]}"}
 fi
 
 echo "$passed passed, $failed failed"
