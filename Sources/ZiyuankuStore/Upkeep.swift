@@ -144,8 +144,10 @@ public struct Upkeep: Sendable {
             }
             pending.removeAll(keepingCapacity: true)
         }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 << 20, alignment: 64)
-        defer { buffer.deallocate() }
+        let workers = max(1, min(4, ProcessInfo.processInfo.activeProcessorCount))
+        let buffers = (0..<workers).map { _ in UnsafeMutableRawBufferPointer.allocate(byteCount: 4 << 20, alignment: 64) }
+        defer { for b in buffers { b.deallocate() } }
+        var lastProgress = Date.distantPast
         var stopped = false
         pages: while !stopped {
             let page = try catalog.pool.read { db in
@@ -155,31 +157,42 @@ public struct Upkeep: Sendable {
                 ).map { ($0[0] as String, $0[1] as Int64) }
             }
             if page.isEmpty { break }
-            for (sha, size) in page {
+            // Small batches hashed by one thread per core (a budget or stop is checked between
+            // batches); verdicts are recorded in order.
+            var at = 0
+            while at < page.count {
                 if shouldStop() || budget.map({ Date().timeIntervalSince(start) >= $0 }) == true {
                     stopped = true
                     break
                 }
-                let (result, actual, read) = Self.hashFile(blobs.path(of: sha), buffer: buffer)
-                report.checked += 1
-                report.bytes += read
-                var verdict: String
-                switch result {
-                case .missing: verdict = "missing"
-                case .read where actual == sha && read == size: verdict = "ok"
-                case .read: verdict = "mismatch"
+                let batch = Array(page[at..<min(page.count, at + 4 * workers)])
+                at += batch.count
+                let hashed = Self.hashFiles(batch.map { blobs.path(of: $0.0) }, buffers: buffers)
+                for ((sha, size), (result, actual, read)) in zip(batch, hashed) {
+                    report.checked += 1
+                    report.bytes += read
+                    var verdict: String
+                    switch result {
+                    case .missing: verdict = "missing"
+                    case .read where actual == sha && read == size: verdict = "ok"
+                    case .read: verdict = "mismatch"
+                    }
+                    // gc may have moved an unused blob to the trash meanwhile: not a fixity problem.
+                    if verdict == "missing", try !catalog.pool.read({ db in try Bool.fetchOne(db, sql: "SELECT 1 FROM blobs WHERE sha256 = ?", arguments: [sha]) ?? false }) {
+                        continue
+                    }
+                    if verdict == "ok" {
+                        report.ok += 1
+                    } else {
+                        report.problems.append(
+                            BlobProblem(sha256: sha, size: size, result: verdict, actualSHA256: verdict == "mismatch" ? actual : nil, references: try references(sha)))
+                    }
+                    pending.append((sha, verdict))
                 }
-                // gc may have moved an unused blob to the trash meanwhile: not a fixity problem.
-                if verdict == "missing", try !catalog.pool.read({ db in try Bool.fetchOne(db, sql: "SELECT 1 FROM blobs WHERE sha256 = ?", arguments: [sha]) ?? false }) {
-                    continue
+                if Date().timeIntervalSince(lastProgress) > 0.2 {
+                    progress(report.bytes, total)
+                    lastProgress = Date()
                 }
-                if verdict == "ok" {
-                    report.ok += 1
-                } else {
-                    report.problems.append(
-                        BlobProblem(sha256: sha, size: size, result: verdict, actualSHA256: verdict == "mismatch" ? actual : nil, references: try references(sha)))
-                }
-                pending.append((sha, verdict))
             }
             try flush()
             progress(report.bytes, total)
@@ -191,6 +204,32 @@ public struct Upkeep: Sendable {
     }
 
     enum ReadResult { case read, missing }
+
+    /// Hashes files on one thread per buffer (file i on thread i mod n); results in order.
+    static func hashFiles(_ paths: [String], buffers: [UnsafeMutableRawBufferPointer]) -> [(ReadResult, String, Int64)] {
+        /// Each slot is written by exactly one thread, and read after all of them finished.
+        final class Work: @unchecked Sendable {
+            let paths: [String]
+            let buffers: [UnsafeMutableRawBufferPointer]
+            let slots: UnsafeMutableBufferPointer<(ReadResult, String, Int64)>
+            init(_ paths: [String], _ buffers: [UnsafeMutableRawBufferPointer]) {
+                self.paths = paths
+                self.buffers = buffers
+                slots = .allocate(capacity: paths.count)
+                slots.initialize(repeating: (.missing, "", 0))
+            }
+            deinit {
+                slots.deinitialize()
+                slots.deallocate()
+            }
+        }
+        let work = Work(paths, buffers)
+        let n = max(1, min(buffers.count, paths.count))
+        DispatchQueue.concurrentPerform(iterations: n) { w in
+            for i in stride(from: w, to: work.paths.count, by: n) { work.slots[i] = hashFile(work.paths[i], buffer: work.buffers[w]) }
+        }
+        return Array(work.slots)
+    }
 
     /// Streams a file through SHA-256: (result, hex digest, bytes read). An unreadable file counts
     /// as missing.
