@@ -15,6 +15,7 @@ public struct AppServices: Sendable {
     public let metrics: ServerMetrics
     public let downloads: DownloadCounter
     let tus = TusState()
+    let imports = ImportQueue()
 
     public init(config: ServerConfig, catalog: Catalog, metrics: ServerMetrics = ServerMetrics()) {
         self.config = config

@@ -31,17 +31,24 @@ struct ImportRoutes {
             let job = try services.catalog.createImportJob(userId: p.userId)
             let services = self.services
             let logger = ctx.logger
-            Task.detached {
+            let uploaded = blobs.map(\.blob.sha256)
+            // One import at a time, server-wide: the others wait queued (each can unpack gigabytes).
+            await services.imports.enqueue {
                 do {
                     try services.catalog.updateImportJob(id: job.id, status: "running")
-                    let summary = try await Importer(services: services).run(manifest: manifestPath, files: zipPath, owner: p, dryRun: false)
+                    var limits = ZipLimits()
+                    limits.maxTotalBytes = services.config.maxUploadBytes
+                    var summary = try await Importer(services: services).run(manifest: manifestPath, files: zipPath, owner: p, dryRun: false, limits: limits)
+                    if summary.problems.count > 1000 { summary.problems = Array(summary.problems.prefix(1000)) }  // the first 1,000 (failed counts all)
                     let text = String(decoding: try JSONEncoder().encode(summary), as: UTF8.self)
                     try services.catalog.updateImportJob(id: job.id, status: "done", summary: text)
                 } catch {
-                    let message = (error as? AppError)?.detail ?? "\(error)"
+                    let message = (error as? AppError)?.detail ?? "the import stopped: \(type(of: error))"
                     try? services.catalog.updateImportJob(id: job.id, status: "failed", error: message)
-                    logger.warning("import failed", metadata: ["job": "\(job.id)", "error": "\(message)"])
+                    logger.warning("import failed", metadata: ["job": "\(job.id)", "error": "\(error)"])
                 }
+                // The manifest and the zip were only carriers: drop them unless a resource uses the same bytes.
+                for sha in uploaded where (try? services.catalog.blobKnown(sha256: sha)) == false { unlink(services.blobs.path(of: sha)) }
             }
             return try JSONResponse.make(
                 ["id": .string(job.id), "status": .string("queued"), "location": .string("/v1/imports/\(job.id)")] as [String: JSONValue],
@@ -58,6 +65,19 @@ struct ImportRoutes {
             if let s = job.summary, let v = try? JSONValue.parse(Array(s.utf8)) { body["summary"] = v }
             if let e = job.error { body["error"] = .string(e) }
             return try JSONResponse.make(body, headers: [.cacheControl: "no-store"])
+        }
+    }
+}
+
+/// Runs background imports one after another.
+actor ImportQueue {
+    private var tail: Task<Void, Never>?
+
+    func enqueue(_ operation: @escaping @Sendable () async -> Void) {
+        let previous = tail
+        tail = Task.detached {
+            await previous?.value
+            await operation()
         }
     }
 }

@@ -83,7 +83,13 @@ public struct Importer: Sendable {
         for row in rows {
             var problems: [ImportProblem] = []
             func problem(_ field: String, _ message: String) { problems.append(ImportProblem(row: row.number, key: row.key, field: field, message: message)) }
-            guard let key = row.key, !key.isEmpty, key.count <= 200 else {
+            if case .string(let why)? = row.object["_error"] {
+                problem("row", why)
+                summary.problems += problems
+                summary.failed += 1
+                continue
+            }
+            guard let key = row.key, !key.isEmpty, key.unicodeScalars.count <= 200 else {
                 problem("key", "every row needs an import key (1–200 characters)")
                 summary.problems += problems
                 summary.failed += 1
@@ -153,15 +159,23 @@ public struct Importer: Sendable {
             return summary
         }
         for (k, (row, metadata, resolved)) in valid.enumerated() {
-            var newFiles: [NewFile] = []
-            for f in resolved {
-                let blob = try await Self.store(f.path, services: services)
-                newFiles.append(NewFile(name: f.name, sha256: blob.sha256, size: blob.size, mediaType: MediaSniffer.mediaType(head: blob.head, filename: f.name), role: f.role))
-            }
-            if try services.catalog.createImported(owner: owner, key: row.key!, metadata: metadata, files: newFiles) != nil {
-                summary.created += 1
-            } else {
-                summary.alreadyImported += 1
+            do {
+                var newFiles: [NewFile] = []
+                for f in resolved {
+                    let blob = try await Self.store(f.path, services: services)
+                    newFiles.append(NewFile(name: f.name, sha256: blob.sha256, size: blob.size, mediaType: MediaSniffer.mediaType(head: blob.head, filename: f.name), role: f.role))
+                }
+                if try services.catalog.createImported(owner: owner, key: row.key!, metadata: metadata, files: newFiles) != nil {
+                    summary.created += 1
+                } else {
+                    summary.alreadyImported += 1
+                }
+            } catch let e as AppError where e.kind == .insufficientStorage {
+                throw e  // a full disk stops the import; a re-run resumes after the space is freed
+            } catch {
+                // One row failing to store does not lose the others (or the report).
+                summary.problems.append(ImportProblem(row: row.number, key: row.key, field: "row", message: (error as? AppError)?.detail ?? "\(error)"))
+                summary.failed += 1
             }
             progress(k + 1, valid.count)
         }
@@ -173,14 +187,21 @@ public struct Importer: Sendable {
     public static func removeStaleExtractions(_ root: DataRoot) {
         for name in (try? FileManager.default.contentsOfDirectory(atPath: root.tmpPath)) ?? [] where name.hasPrefix("import-") {
             let parts = name.split(separator: "-")
-            guard parts.count >= 2, let pid = Int32(parts[1]), pid != getpid(), kill(pid, 0) != 0 else { continue }
+            guard parts.count >= 2, let pid = Int32(parts[1]), pid != getpid(), kill(pid, 0) != 0, errno == ESRCH else { continue }
             try? FileManager.default.removeItem(atPath: root.tmpPath + "/" + name)
         }
     }
 
     // MARK: manifest
 
+    /// Manifests are read whole, so they are bounded (100,000 rows fit in well under this).
+    public static let maxManifestBytes = 32 << 20
+
     static func readManifest(_ path: String, problems: inout [ImportProblem]) throws -> [Row] {
+        var st = stat()
+        if stat(path, &st) == 0, Int(st.st_size) > maxManifestBytes {
+            throw AppError(.payloadTooLarge, "The manifest is larger than \(maxManifestBytes >> 20) MiB; split it into several imports.")
+        }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw AppError(.validation, "Cannot read the manifest \(path).", errors: [.init(field: "manifest", message: "not readable")])
         }
@@ -199,6 +220,8 @@ public struct Importer: Sendable {
         guard let header = table.first?.map({ $0.trimmingCharacters(in: .whitespaces) }), header.contains("key") else {
             throw AppError(.validation, "The manifest's first row must name the columns, including key and files.")
         }
+        let repeated = Dictionary(grouping: header.filter { !$0.isEmpty }, by: { $0 }).filter { $0.value.count > 1 }.keys.sorted()
+        if !repeated.isEmpty { throw AppError(.validation, "The manifest names a column twice: \(repeated.joined(separator: ", ")).") }
         var rows: [Row] = []
         for (i, cells) in table.dropFirst().enumerated() where !cells.allSatisfy({ $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
             var object: [String: JSONValue] = [:]
@@ -210,7 +233,8 @@ public struct Importer: Sendable {
                 switch name {
                 case "key": key = value
                 case "files":
-                    files = split(value).map { item in
+                    // File names may contain 、 or ； (一、课程简介.pptx): only ; and new lines separate them.
+                    files = value.split(whereSeparator: { $0 == ";" || $0 == "\n" }).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map { item in
                         let parts = item.split(separator: "|", maxSplits: 1).map { String($0).trimmingCharacters(in: .whitespaces) }
                         return (parts[0], parts.count > 1 ? parts[1] : nil)
                     }
@@ -222,6 +246,10 @@ public struct Importer: Sendable {
                 case let list where listFields.contains(list): object[list] = .array(split(value).map { .string($0) })
                 default: object[name] = .string(value)
                 }
+            }
+            if cells.count > header.count, cells[header.count...].contains(where: { !$0.trimmingCharacters(in: .whitespaces).isEmpty }) {
+                // Unquoted commas in the last column would otherwise lose data silently.
+                object["_error"] = .string("the row has more cells than the header has columns (quote values that contain commas)")
             }
             rows.append(Row(number: i + 2, key: key, object: object, files: files))
         }
@@ -254,12 +282,15 @@ public struct Importer: Sendable {
                             var role: String?
                             if case .string(let r)? = o["role"] { role = r }
                             files.append((p, role))
+                        } else {
+                            object["_error"] = .string("every item of files must be a path or an object with a path")
                         }
-                    default: break
+                    default:
+                        object["_error"] = .string("every item of files must be a path or an object with a path")
                     }
                 }
             }
-            rows.append(Row(number: i + 1, key: key, object: object, files: files))
+            rows.append(Row(number: i + 1, key: key?.trimmingCharacters(in: .whitespaces), object: object, files: files))
         }
         return rows
     }
@@ -313,6 +344,8 @@ public struct Importer: Sendable {
         }
         var entries: [Entry] = []
         var declaredTotal: Int64 = 0
+        var zipStat = stat()
+        let zipSize = stat(zip, &zipStat) == 0 ? Int64(zipStat.st_size) : 0
         for entry in archive {
             entries.append(entry)
             if entries.count > limits.maxEntries {
@@ -327,6 +360,10 @@ public struct Importer: Sendable {
             }
             if declaredTotal > limits.maxTotalBytes {
                 throw AppError(.payloadTooLarge, "The zip unpacks to more than \(limits.maxTotalBytes) bytes.")
+            }
+            // Many small entries can inflate as much as one big one: the ratio holds for the whole zip.
+            if declaredTotal > (8 << 20) && declaredTotal / max(zipSize, 1) > limits.maxRatio {
+                throw AppError(.validation, "The zip inflates more than \(limits.maxRatio)× in all (a zip bomb?).", errors: [.init(field: "files", message: "compression ratio")])
             }
         }
         let fm = FileManager.default

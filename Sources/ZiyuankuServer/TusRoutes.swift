@@ -64,7 +64,7 @@ struct TusRoutes {
         }
         r.on(.post, "/v1/uploads") { req, ctx in try await tus { try await create(req, ctx) } }
         r.on(.head, "/v1/uploads/:id") { req, ctx in try await tus {
-            let upload = try owned(req, ctx)
+            let upload = try await completeIfDue(try owned(req, ctx))
             var h = commonHeaders()
             h[.uploadOffset] = String(upload.received)
             h[.uploadLength] = String(upload.length)
@@ -75,7 +75,7 @@ struct TusRoutes {
             return Response(status: .ok, headers: h)
         } }
         r.on(.get, "/v1/uploads/:id") { req, ctx in
-            let upload = try owned(req, ctx, requireTus: false)
+            let upload = try await completeIfDue(try owned(req, ctx, requireTus: false))
             var body: [String: JSONValue] = [
                 "id": .string(upload.id), "length": .number(Double(upload.length)), "offset": .number(Double(upload.received)),
                 "expiresAt": .string(upload.expiresAt), "complete": .bool(upload.sha256 != nil),
@@ -89,7 +89,7 @@ struct TusRoutes {
             guard BodyReader.mediaType(req) == Self.offsetType else {
                 throw AppError(.unsupportedMediaType, "PATCH takes the bytes as \(Self.offsetType).")
             }
-            guard let raw = req.headers[.uploadOffset], let offset = Int64(raw), offset >= 0 else {
+            guard let raw = req.headers[.uploadOffset], raw.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let offset = Int64(raw) else {
                 throw AppError(.badRequest, "Upload-Offset must be the number of bytes already received.")
             }
             return try await receive(req, upload: upload, offset: offset, status: .noContent)
@@ -141,7 +141,7 @@ struct TusRoutes {
         if req.headers[.uploadDeferLength] != nil {
             throw AppError(.badRequest, "Upload-Defer-Length is not supported: send Upload-Length.")
         }
-        guard let raw = req.headers[.uploadLength], let length = Int64(raw), length >= 0 else {
+        guard let raw = req.headers[.uploadLength], raw.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let length = Int64(raw) else {
             throw AppError(.badRequest, "Upload-Length must be the file's size in bytes.")
         }
         if length > services.config.maxUploadBytes {
@@ -216,8 +216,11 @@ struct TusRoutes {
         }
         guard state.lock(upload.id) else { throw AppError(.locked, "Another request is writing to this upload; retry after it ends.") }
         defer { state.unlock(upload.id) }
-        // Re-read under the lock: another request may have finished just before.
-        guard let current = try catalog.tusUpload(id: upload.id), current.received == offset, current.sha256 == nil else {
+        // Re-read under the lock: another request may have finished just before. Extending the
+        // expiry now keeps gc from taking the upload while this PATCH writes.
+        guard let current = try catalog.tusUpload(id: upload.id), current.received == offset, current.sha256 == nil,
+            try catalog.advanceTusUpload(id: upload.id, from: offset, to: offset, expiresIn: Self.expiry)
+        else {
             throw AppError(.conflict, "The upload moved on meanwhile; ask HEAD for the offset.")
         }
         let fd = open(path(upload.id), O_WRONLY | O_CLOEXEC)
@@ -283,6 +286,17 @@ struct TusRoutes {
             h[.uploadSHA256] = sha
         }
         return Response(status: status, headers: h)
+    }
+
+    /// An upload with all its bytes but no digest (its completion failed, e.g. the database was
+    /// busy) is completed when its owner next asks about it.
+    func completeIfDue(_ upload: TusUpload) async throws -> TusUpload {
+        guard upload.sha256 == nil, upload.received == upload.length, state.lock(upload.id) else { return upload }
+        defer { state.unlock(upload.id) }
+        guard let current = try catalog.tusUpload(id: upload.id), current.sha256 == nil, current.received == current.length else { return upload }
+        let hasher = try state.hasher(upload.id, at: current.received) ?? rebuildHasher(upload.id, upTo: current.received)
+        try await finish(current, hasher: hasher)
+        return try catalog.tusUpload(id: upload.id) ?? upload
     }
 
     /// After a restart the running digest is rebuilt once from the bytes already received.

@@ -76,6 +76,15 @@ extension Catalog {
         }
     }
 
+    /// Deletes an upload that is still expired (not extended by a PATCH meanwhile) and not
+    /// complete; returns whether it did.
+    public func deleteExpiredTusUpload(id: String, before: Date) throws -> Bool {
+        try pool.write { db in
+            try db.execute(sql: "DELETE FROM tus_uploads WHERE id = ? AND expires_at < ? AND sha256 IS NULL", arguments: [id, Timestamp.format(before)])
+            return db.changesCount == 1
+        }
+    }
+
     public func deleteTusUpload(id: String) throws {
         try pool.write { db in try db.execute(sql: "DELETE FROM tus_uploads WHERE id = ?", arguments: [id]) }
     }

@@ -318,7 +318,8 @@ public final class Catalog: Sendable {
     /// having the bytes, so a save may reference them.
     public func claimBlob(sha256: String, size: Int64, by p: Principal, allowAnonymous: Bool) throws -> Bool {
         let (visible, visibleArgs) = Self.whereClause(ResourceQuery(), viewer: p, allowAnonymous: allowAnonymous)
-        var versionRule = "f.version <= coalesce(r.published_version, 0)"
+        // Readers may read exactly the versions published and not withdrawn since.
+        var versionRule = "EXISTS (SELECT 1 FROM publications pb WHERE pb.resource_id = f.resource_id AND pb.version = f.version AND pb.withdrawn_at IS NULL)"
         var ruleArgs: [any DatabaseValueConvertible] = []
         switch p.role {
         case .admin: versionRule = "1"
@@ -341,6 +342,11 @@ public final class Catalog: Sendable {
             try Self.audit(db, actor: p.userId, action: "blob.upload", details: ["sha256": .string(sha256), "size": .number(Double(size)), "instant": .bool(true)])
             return true
         }
+    }
+
+    /// Whether the catalog has a row for these bytes (uploaded or used by some resource).
+    public func blobKnown(sha256: String) throws -> Bool {
+        try pool.read { db in try Bool.fetchOne(db, sql: "SELECT 1 FROM blobs WHERE sha256 = ?", arguments: [sha256]) ?? false }
     }
 
     /// The size of a blob this user uploaded, or nil.

@@ -327,9 +327,12 @@ public struct Upkeep: Sendable {
         }
         // Resumable uploads past their expiry (rows and bytes), and their files without a row.
         if !dryRun {
-            for id in try catalog.expiredTusUploads(before: Date()) {
+            let now = Date()
+            for id in try catalog.expiredTusUploads(before: now) {
+                // Only if still expired and unfinished (a PATCH starting extends the expiry first);
+                // a finished upload's row stays until its bytes are surely in place.
+                guard try catalog.deleteExpiredTusUpload(id: id, before: now) else { continue }
                 unlink(root.tmpPath + "/tus-" + id)
-                try catalog.deleteTusUpload(id: id)
                 report.tmpRemoved += 1
             }
         }
