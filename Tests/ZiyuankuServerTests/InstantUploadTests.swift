@@ -52,6 +52,25 @@ import ZiyuankuStore
             // The owner's reviewer may claim the draft's bytes (they can read it).
             r = try await Self.lookup(client, env, ["sha256": privSHA, "size": privateVideo.count], as: "reviewerA")
             #expect(r.json["available"] as? Bool == true)
+            // Bytes of a version that was never published (rejected, then replaced) stay private
+            // even though a later version is published.
+            let secret = Fixtures.video(6000, seed: 11)
+            let id = pub["id"] as! String
+            var fh = env.auth("owner")
+            fh[.contentType] = Fixtures.multipartType
+            r = try await client.execute(
+                uri: "/v1/resources/\(id)/files", method: .post, headers: fh,
+                body: Fixtures.multipart([.init(name: "file", filename: "答案.mp4", contentType: "video/mp4", body: secret)]))
+            #expect(r.status == .ok, "\(String(buffer: r.body))")
+            let secretSHA = ((r.json["files"] as? [[String: Any]]) ?? []).first { $0["name"] as? String == "答案.mp4" }?["sha256"] as? String ?? ""
+            #expect(try await client.execute(uri: "/v1/resources/\(id)/submit", method: .post, headers: env.auth("owner")).status == .ok)
+            var rh = env.auth("reviewerA")
+            rh[.contentType] = "application/json"
+            #expect(try await client.execute(uri: "/v1/resources/\(id)/reject", method: .post, headers: rh, body: Fixtures.json(["reason": "含答案"])).status == .ok)
+            #expect(try await client.execute(uri: "/v1/resources/\(id)/versions/1/restore", method: .post, headers: env.auth("owner")).status == .created)
+            try await client.publish(env, id)
+            r = try await Self.lookup(client, env, ["sha256": secretSHA, "size": secret.count], as: "teacherB")
+            #expect(r.json["available"] as? Bool == false)
             // Readers cannot attach anything; bad input is a validation problem.
             #expect(try await Self.lookup(client, env, ["sha256": pubSHA, "size": publicVideo.count], as: "readerB").status == .forbidden)
             for bad: [String: Any] in [["sha256": "xyz", "size": 1], ["sha256": pubSHA], ["sha256": pubSHA, "size": -1], ["sha256": pubSHA, "size": 1, "extra": 1]] {
