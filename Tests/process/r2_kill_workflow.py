@@ -115,7 +115,7 @@ def simulate(status, pub, action):
     if action == "reject" and status == "inReview":
         return "rejected", pub
     if action == "withdraw" and pub:
-        return "withdrawn", None
+        return (status if status != "published" else "withdrawn"), None
     return status, pub
 
 
@@ -452,12 +452,16 @@ def replay_audit(s, bad):
                 bad["audit_replay"].append(f"{tag}: acted on version {v}, replayed current version {st[1]}")
             if frm is not None and frm != st[0]:
                 bad["audit_replay"].append(f"{tag}: from {frm!r} but the replayed status is {st[0]}")
-            st[0] = {"submit": "inReview", "recall": "draft", "approve": "published", "publish": "published",
-                     "reject": "rejected", "withdraw": "withdrawn"}[act]
-            if act in ("approve", "publish"):
-                st[2] = st[1]
-            elif act == "withdraw":
+            if act == "withdraw":
+                # A newer version being drafted or reviewed keeps its status; only the published one goes.
+                pending = st[2] is not None and st[2] < st[1]
+                st[0] = st[0] if pending else "withdrawn"
                 st[2] = None
+            else:
+                st[0] = {"submit": "inReview", "recall": "draft", "approve": "published", "publish": "published",
+                         "reject": "rejected"}[act]
+                if act in ("approve", "publish"):
+                    st[2] = st[1]
             if det.get("to") is not None and det.get("to") != st[0]:
                 bad["audit_replay"].append(f"{tag}: to {det.get('to')!r}, expected {st[0]}")
     for rid, r in s["resources"].items():
