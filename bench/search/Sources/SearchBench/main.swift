@@ -6,6 +6,7 @@ import ZiyuankuStore
 // SearchBench run   --sizes 100000,1000000 --work DIR --out-json F --out-md F [options]
 // SearchBench probe --rows 100000        (generator check: hits per query, expressions; no database)
 // SearchBench sample --rows 5            (prints a few generated records)
+// SearchBench make-root --rows 100000 --root DIR   (only builds a data root; used by bench/upkeep)
 
 var args = Array(CommandLine.arguments.dropFirst())
 let command = args.isEmpty ? "help" : args.removeFirst()
@@ -132,6 +133,12 @@ case "run":
     }
     if !cfg.keep { try? FileManager.default.removeItem(atPath: cfg.workDir) }
     try write()
+
+case "make-root":
+    guard let rootPath = options["root"] else { fatalError("make-root needs --root DIR") }
+    try await makeRoot(
+        rows: Int(options["rows"] ?? "100000") ?? 100_000, rootPath: rootPath, batchSize: Int(options["batch"] ?? "5000") ?? 5000,
+        seed: UInt64(options["seed"] ?? "20260701") ?? 20_260_701)
 
 case "render":
     // Re-renders the Markdown from a results JSON: --in F --out-md F
@@ -344,5 +351,5 @@ case "diag":
     }
 
 default:
-    print("usage: SearchBench run|probe|sample [options]; see bench/README.md")
+    print("usage: SearchBench run|probe|sample|make-root [options]; see bench/README.md")
 }
