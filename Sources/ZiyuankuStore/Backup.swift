@@ -1,3 +1,4 @@
+import CSystemShim
 import Crypto
 import Foundation
 import GRDB
@@ -119,7 +120,9 @@ extension Upkeep {
                 if link(src, dst) == 0 {
                     report.linked += 1
                 } else {
-                    try Self.copyFile(src, dst)
+                    // Flushed all at once below (one filesystem sync before the manifest is as
+                    // safe as a sync per blob, and several times faster).
+                    try Self.copyFile(src, dst, sync: false)
                     report.copied += 1
                 }
             }
@@ -134,6 +137,7 @@ extension Upkeep {
         }
         try snapshotDB.close()
         try listFile.synchronize()
+        try Self.syncFilesystem(of: target)
         let catalogFile = target + "/" + catalogName
         if rename(snapshot, catalogFile) != 0 { throw AppError(.internal, "cannot move the catalog snapshot into place: errno \(errno)") }
         BlobWriter.fsyncDirectory(target + "/blobs")
@@ -191,13 +195,13 @@ extension Upkeep {
             try fm.createDirectory(atPath: (dst as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             if link(src, dst) != 0 {
                 if access(src, R_OK) != 0 { continue }  // fixity reports it missing
-                try copyFile(src, dst)
+                try copyFile(src, dst, sync: false)
             }
             report.blobs += 1
             report.bytes += size
             progress(report.bytes, manifest.blobBytes)
         }
-        BlobWriter.fsyncDirectory(root.blobsPath)
+        try syncFilesystem(of: root.blobsPath)
         let catalog = try Catalog.open(root: root)
         let upkeep = Upkeep(catalog: catalog, root: root)
         report.fixity = try upkeep.fixity()
@@ -218,8 +222,17 @@ extension Upkeep {
         if fsync(fd) != 0 { throw AppError(.insufficientStorage, "cannot flush \(path) to disk: errno \(errno)") }
     }
 
-    /// Streams a file to a new path and fsyncs it (no whole file in memory).
-    static func copyFile(_ src: String, _ dst: String) throws {
+    /// Flushes everything written to the filesystem holding `path` (Linux `syncfs`).
+    static func syncFilesystem(of path: String) throws {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw AppError(.internal, "cannot open \(path) to flush it: errno \(errno)") }
+        defer { close(fd) }
+        if zyk_syncfs(fd) != 0 { throw AppError(.insufficientStorage, "cannot flush \(path) to disk: errno \(errno)") }
+    }
+
+    /// Streams a file to a new path (no whole file in memory), fsynced unless the caller
+    /// flushes the whole filesystem afterwards.
+    static func copyFile(_ src: String, _ dst: String, sync: Bool = true) throws {
         let input = open(src, O_RDONLY | O_CLOEXEC)
         guard input >= 0 else { throw AppError(.internal, "cannot read \(src): errno \(errno)") }
         defer { close(input) }
@@ -247,7 +260,7 @@ extension Upkeep {
                 off += w
             }
         }
-        let synced = fsync(output) == 0
+        let synced = !sync || fsync(output) == 0
         close(output)
         guard ok, synced, rename(tmp, dst) == 0 else {
             unlink(tmp)

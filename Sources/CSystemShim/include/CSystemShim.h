@@ -5,6 +5,12 @@
 #define _GNU_SOURCE
 #endif
 #include <fcntl.h>
+#include <unistd.h>
+
+/// Flushes the whole filesystem holding fd (0 on success, -1 with errno).
+static inline int zyk_syncfs(int fd) {
+    return syncfs(fd);
+}
 
 /// Starts write-back of a file range without waiting (0 on success, -1 with errno).
 static inline int zyk_start_writeback(int fd, long long offset, long long length) {
