@@ -333,6 +333,17 @@ public struct Importer: Sendable {
         }
     }
 
+    /// An entry's name: zips made on Chinese Windows (Explorer's compressed folders, 360压缩,
+    /// older WinRAR) write GBK names without the UTF-8 flag, which readers would otherwise show
+    /// as code page 437. Unflagged names are read as UTF-8 when they are valid UTF-8, else as
+    /// GB18030, else as code page 437.
+    static func entryName(_ entry: Entry) -> String {
+        let utf8 = entry.path(using: .utf8)
+        if !utf8.isEmpty { return utf8 }
+        let gb18030 = entry.path(using: String.Encoding(rawValue: 0x8000_0632))
+        return gb18030.isEmpty ? entry.path : gb18030
+    }
+
     /// Extracts a zip with limits checked while extracting: at most `maxEntries` entries (counted
     /// before anything is written), only plain files and folders (no links), no absolute paths
     /// or `..`, at most `maxTotalBytes` in all and `maxRatio` bytes out per byte in per entry.
@@ -356,7 +367,7 @@ public struct Importer: Sendable {
             let declared = Int64(clamping: entry.uncompressedSize)
             declaredTotal += declared
             if declared > (1 << 20) && declared / max(Int64(clamping: entry.compressedSize), 1) > limits.maxRatio {
-                throw AppError(.validation, "The zip entry \(entry.path) inflates more than \(limits.maxRatio)× (a zip bomb?).", errors: [.init(field: "files", message: "compression ratio")])
+                throw AppError(.validation, "The zip entry \(entryName(entry)) inflates more than \(limits.maxRatio)× (a zip bomb?).", errors: [.init(field: "files", message: "compression ratio")])
             }
             if declaredTotal > limits.maxTotalBytes {
                 throw AppError(.payloadTooLarge, "The zip unpacks to more than \(limits.maxTotalBytes) bytes.")
@@ -371,15 +382,16 @@ public struct Importer: Sendable {
         do {
             var total: Int64 = 0
             for entry in entries {
-                let parts = entry.path.replacingOccurrences(of: "\\", with: "/").split(separator: "/").map(String.init)
-                guard !entry.path.hasPrefix("/"), !entry.path.hasPrefix("\\"), !parts.contains(".."), !parts.isEmpty,
+                let name = Self.entryName(entry)
+                let parts = name.replacingOccurrences(of: "\\", with: "/").split(separator: "/").map(String.init)
+                guard !name.hasPrefix("/"), !name.hasPrefix("\\"), !parts.contains(".."), !parts.isEmpty,
                     !(parts.first?.contains(":") ?? false)
                 else {
-                    throw AppError(.validation, "The zip entry \(entry.path) would land outside the import folder.", errors: [.init(field: "files", message: "unsafe path")])
+                    throw AppError(.validation, "The zip entry \(name) would land outside the import folder.", errors: [.init(field: "files", message: "unsafe path")])
                 }
                 switch entry.type {
                 case .symlink:
-                    throw AppError(.validation, "The zip entry \(entry.path) is a symbolic link; links are not imported.", errors: [.init(field: "files", message: "link")])
+                    throw AppError(.validation, "The zip entry \(name) is a symbolic link; links are not imported.", errors: [.init(field: "files", message: "link")])
                 case .directory:
                     try fm.createDirectory(atPath: dir + "/" + parts.joined(separator: "/"), withIntermediateDirectories: true)
                     continue
@@ -401,7 +413,7 @@ public struct Importer: Sendable {
                         throw AppError(.payloadTooLarge, "The zip unpacks to more than \(limits.maxTotalBytes) bytes.")
                     }
                     if written > declared {
-                        throw AppError(.validation, "The zip entry \(entry.path) inflates past the size it declares (a zip bomb?).", errors: [.init(field: "files", message: "compression ratio")])
+                        throw AppError(.validation, "The zip entry \(name) inflates past the size it declares (a zip bomb?).", errors: [.init(field: "files", message: "compression ratio")])
                     }
                     try out.write(contentsOf: data)
                 }

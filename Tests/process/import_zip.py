@@ -323,6 +323,22 @@ def r13(t):
             "R13 control: the same manifest with a clean zip imports (exit 0, 1 resource, tmp clean)",
             f"exit {r['rc']}, {r['seconds']:.2f} s, stderr {r['err'].strip()[:200]!r}")
 
+    # A zip made on Chinese Windows: GBK names without the UTF-8 flag (Explorer, 360压缩).
+    gbk_manifest = t.path("gbk.csv")
+    write_manifest(gbk_manifest, [good_row("GBK-1", "护理评估表", "素材/护理评估表.pdf")])
+    gbk_zip = t.path("gbk.zip")
+    original = zipfile.ZipInfo._encodeFilenameFlags
+    try:
+        zipfile.ZipInfo._encodeFilenameFlags = lambda self: (self.filename.encode("gbk"), self.flag_bits & ~0x800)
+        with zipfile.ZipFile(gbk_zip, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr("素材/护理评估表.pdf", ok_pdf)
+    finally:
+        zipfile.ZipInfo._encodeFilenameFlags = original
+    r = t.run_import(root, user, gbk_manifest, gbk_zip)
+    t.check(r["rc"] == 0 and db_count(root, "SELECT count(*) FROM resources") == 2,
+            "a zip with GBK names (no UTF-8 flag, as Chinese Windows writes) imports",
+            f"exit {r['rc']}, stderr {r['err'].strip()[:200]!r}")
+
 
 # --------------------------------------------------------------------------------------------
 # 2. Kill midway, resume, compare with an uninterrupted import.
