@@ -91,20 +91,7 @@ final class SizeBench {
         let catalog = try Catalog.open(root: root)
         SearchText.prepare()
 
-        // Owners: a few organizations with a teacher each (so the organization facet has buckets).
-        var owners: [Principal] = []
-        for k in 0..<8 {
-            let org = try catalog.createOrganization(name: Vocabulary.cities[k] + Vocabulary.schoolKinds[k % Vocabulary.schoolKinds.count], kind: .higherVocational)
-            let (user, token) = try catalog.createUser(organizationId: org.id, name: "教师\(k + 1)", role: .teacher)
-            owners.append(Principal(userId: user.id, name: user.name, role: user.role, organizationId: org.id, tokenId: token.info.id))
-        }
-        // One small PDF, attached to every record.
-        let store = FileBlobStore(root: root)
-        let writer = try store.makeWriter(maxSize: 1 << 20)
-        try await writer.write(Array("%PDF-1.7\n% search benchmark\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n".utf8))
-        let blob = try await writer.finish()
-        for o in owners { try catalog.recordBlobUpload(blob, userId: o.userId) }
-        let file = NewFile(name: "a.pdf", sha256: blob.sha256, size: blob.size, mediaType: "application/pdf", role: .primary)
+        let (owners, file) = try await seedOwners(catalog: catalog, root: root)
         return try measure(catalog: catalog, root: root, owners: owners, file: file, t0: t0)
     }
 

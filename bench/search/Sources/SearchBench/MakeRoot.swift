@@ -17,18 +17,7 @@ func makeRoot(rows: Int, rootPath: String, batchSize: Int, seed: UInt64) async t
     SearchText.prepare()
     let gen = Generator(seed: seed)
 
-    var owners: [Principal] = []
-    for k in 0..<8 {
-        let org = try catalog.createOrganization(name: Vocabulary.cities[k] + Vocabulary.schoolKinds[k % Vocabulary.schoolKinds.count], kind: .higherVocational)
-        let (user, token) = try catalog.createUser(organizationId: org.id, name: "教师\(k + 1)", role: .teacher)
-        owners.append(Principal(userId: user.id, name: user.name, role: user.role, organizationId: org.id, tokenId: token.info.id))
-    }
-    let store = FileBlobStore(root: root)
-    let writer = try store.makeWriter(maxSize: 1 << 20)
-    try await writer.write(Array("%PDF-1.7\n% search benchmark\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n".utf8))
-    let blob = try await writer.finish()
-    for o in owners { try catalog.recordBlobUpload(blob, userId: o.userId) }
-    let file = NewFile(name: "a.pdf", sha256: blob.sha256, size: blob.size, mediaType: "application/pdf", role: .primary)
+    let (owners, file) = try await seedOwners(catalog: catalog, root: root)
     let majorInfo = try catalog.majorInfo(codes: Vocabulary.domains.map(\.majorCode))
 
     var done = 0
@@ -49,4 +38,20 @@ func makeRoot(rows: Int, rootPath: String, batchSize: Int, seed: UInt64) async t
     let seconds = Double(nowNs() - t0) / 1e9
     let bytes = fileSize(root.catalogPath) + fileSize(root.catalogPath + "-wal")
     print("{\"rows\": \(rows), \"seconds\": \(String(format: "%.1f", seconds)), \"catalogBytes\": \(bytes)}")
+}
+
+/// The benchmark's owners (8 organizations with a teacher each, so the organization facet has
+/// buckets) and the one small PDF every record carries, shared by `run` and `make-root`.
+func seedOwners(catalog: Catalog, root: DataRoot) async throws -> ([Principal], NewFile) {
+    var owners: [Principal] = []
+    for k in 0..<8 {
+        let org = try catalog.createOrganization(name: Vocabulary.cities[k] + Vocabulary.schoolKinds[k % Vocabulary.schoolKinds.count], kind: .higherVocational)
+        let (user, token) = try catalog.createUser(organizationId: org.id, name: "教师\(k + 1)", role: .teacher)
+        owners.append(Principal(userId: user.id, name: user.name, role: user.role, organizationId: org.id, tokenId: token.info.id))
+    }
+    let writer = try FileBlobStore(root: root).makeWriter(maxSize: 1 << 20)
+    try await writer.write(Array("%PDF-1.7\n% search benchmark\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n".utf8))
+    let blob = try await writer.finish()
+    for o in owners { try catalog.recordBlobUpload(blob, userId: o.userId) }
+    return (owners, NewFile(name: "a.pdf", sha256: blob.sha256, size: blob.size, mediaType: "application/pdf", role: .primary))
 }
