@@ -34,6 +34,12 @@ let package = Package(
         ),
         // Linux system calls Swift's Glibc module does not expose (sync_file_range).
         .target(name: "CSystemShim"),
+        // libcurl, through typed wrappers for its variadic calls (Swift cannot call those).
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
         // Domain types, validation, vocabularies, text helpers; no I/O.
         .target(
             name: "ZiyuankuCore",
@@ -53,11 +59,20 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // Sync to the national platform: the outbox runner, contract v1 over libcurl.
+        .target(
+            name: "ZiyuankuSync",
+            dependencies: [
+                "ZiyuankuCore", "ZiyuankuStore", "CCurl",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // HTTP API.
         .target(
             name: "ZiyuankuServer",
             dependencies: [
-                "ZiyuankuCore", "ZiyuankuStore", "ZiyuankuSchema",
+                "ZiyuankuCore", "ZiyuankuStore", "ZiyuankuSchema", "ZiyuankuSync",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -77,7 +92,7 @@ let package = Package(
         .executableTarget(
             name: "zyk",
             dependencies: [
-                "ZiyuankuCore", "ZiyuankuStore", "ZiyuankuServer",
+                "ZiyuankuCore", "ZiyuankuStore", "ZiyuankuServer", "ZiyuankuSync",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -91,7 +106,7 @@ let package = Package(
         .testTarget(
             name: "ZiyuankuServerTests",
             dependencies: [
-                "ZiyuankuCore", "ZiyuankuStore", "ZiyuankuServer",
+                "ZiyuankuCore", "ZiyuankuStore", "ZiyuankuServer", "ZiyuankuSync",
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

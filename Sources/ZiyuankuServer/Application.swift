@@ -16,6 +16,7 @@ public struct AppServices: Sendable {
     public let downloads: DownloadCounter
     let tus = TusState()
     let imports = ImportQueue()
+    let sync = SyncCoordinator()
 
     public init(config: ServerConfig, catalog: Catalog, metrics: ServerMetrics = ServerMetrics()) {
         self.config = config
@@ -100,6 +101,7 @@ public func buildRouter(services: AppServices, routes: RouteTable = RouteTable()
     JobRoutes(services: services).register(r)
     TusRoutes(services: services).register(r)
     ImportRoutes(services: services).register(r)
+    SyncRoutes(services: services).register(r)
     return router
 }
 
@@ -111,7 +113,9 @@ public func buildApplication(services: AppServices, logger: Logger) -> some Appl
         router: router,
         server: ZykHTTP1Channel.builder(maxBodyBytes: limit),
         configuration: .init(address: .hostname(services.config.host, port: services.config.port), serverName: "ziyuanku"),
-        services: [DownloadFlushService(counter: services.downloads, logger: logger), JobScheduler(services: services, logger: logger)],
+        services: [DownloadFlushService(counter: services.downloads, logger: logger), JobScheduler(services: services, logger: logger),
+            SyncService(services: services, logger: logger),
+        ],
         logger: logger)
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ZiyuankuSync
 
 /// Server configuration: defaults, then a config file (`key = value` lines), then environment
 /// variables (`ZYK_*`), then command-line flags — each later source overriding the earlier.
@@ -39,6 +40,23 @@ public struct ServerConfig: Sendable, Equatable {
     /// `ZYK_REINDEX_INTERVAL_MINUTES`; off by default).
     public var reportIntervalMinutes = 0
     public var reindexIntervalMinutes = 0
+    /// The national platform (PRODUCT.md §5, schema/platform-v1.md): base URL, app key and
+    /// secret, and an extra CA bundle for its TLS certificate. Sync is off until the URL is set.
+    public var platformURL: String?
+    public var platformAppKey = ""
+    public var platformAppSecret = ""
+    public var platformCAFile: String?
+    /// Sync pacing: transfers at once, minutes between scheduled runs in the server (0: only on
+    /// demand), connect timeout, the low-speed window that cuts stalled transfers, attempts
+    /// before an entry goes dead, and the backoff between attempts.
+    public var syncConcurrency = 4
+    public var syncIntervalMinutes = 10
+    public var syncConnectTimeoutSeconds = 10
+    public var syncLowSpeedBytes = 1024
+    public var syncLowSpeedSeconds = 30
+    public var syncMaxAttempts = 25
+    public var syncBackoffBaseSeconds = 2.0
+    public var syncBackoffCapSeconds = 600.0
 
     public init() {}
 
@@ -61,6 +79,18 @@ public struct ServerConfig: Sendable, Equatable {
         ("backup_dir", "ZYK_BACKUP_DIR", "folder for scheduled backups; default backups/latest in the data root"),
         ("report_interval_minutes", "ZYK_REPORT_INTERVAL_MINUTES", "minutes between scheduled library reports; default 0 (off)"),
         ("reindex_interval_minutes", "ZYK_REINDEX_INTERVAL_MINUTES", "minutes between scheduled search index rebuilds; default 0 (off)"),
+        ("platform_url", "ZYK_PLATFORM_URL", "national platform base URL (contract v1), e.g. https://platform.example.cn/api/v1; unset: sync off"),
+        ("platform_app_key", "ZYK_PLATFORM_APP_KEY", "app key for request signing"),
+        ("platform_app_secret", "ZYK_PLATFORM_APP_SECRET", "app secret for request signing (HMAC-SHA256)"),
+        ("platform_ca_file", "ZYK_PLATFORM_CA_FILE", "extra CA bundle (PEM) to trust for the platform's TLS certificate"),
+        ("sync_concurrency", "ZYK_SYNC_CONCURRENCY", "transfers in flight at once, 1–64; default 4"),
+        ("sync_interval_minutes", "ZYK_SYNC_INTERVAL_MINUTES", "minutes between sync runs inside the server; default 10, 0 only on demand"),
+        ("sync_connect_timeout_seconds", "ZYK_SYNC_CONNECT_TIMEOUT_SECONDS", "connect timeout; default 10"),
+        ("sync_low_speed_bytes", "ZYK_SYNC_LOW_SPEED_BYTES", "a transfer below this many bytes/s ..."),
+        ("sync_low_speed_seconds", "ZYK_SYNC_LOW_SPEED_SECONDS", "... for this many seconds is cut and retried; defaults 1024 and 30"),
+        ("sync_max_attempts", "ZYK_SYNC_MAX_ATTEMPTS", "attempts before an entry goes dead; default 25"),
+        ("sync_backoff_base_seconds", "ZYK_SYNC_BACKOFF_BASE_SECONDS", "first retry waits up to this long (full jitter, doubling); default 2"),
+        ("sync_backoff_cap_seconds", "ZYK_SYNC_BACKOFF_CAP_SECONDS", "longest wait between attempts; default 600"),
     ]
 
     public struct Invalid: Error, CustomStringConvertible {
@@ -117,6 +147,33 @@ public struct ServerConfig: Sendable, Equatable {
         case "gc_grace_hours":
             guard let n = Double(v), n >= 1, n <= 8760 else { throw bad("must be hours 1–8760") }
             gcGraceHours = n
+        case "platform_url":
+            platformURL = v.isEmpty ? nil : v
+        case "platform_app_key":
+            platformAppKey = v
+        case "platform_app_secret":
+            platformAppSecret = v
+        case "platform_ca_file":
+            platformCAFile = v.isEmpty ? nil : v
+        case "sync_concurrency", "sync_interval_minutes", "sync_connect_timeout_seconds", "sync_low_speed_bytes", "sync_low_speed_seconds",
+            "sync_max_attempts":
+            let ranges: [String: ClosedRange<Int>] = [
+                "sync_concurrency": 1...64, "sync_interval_minutes": 0...525_600, "sync_connect_timeout_seconds": 1...600,
+                "sync_low_speed_bytes": 1...1 << 30, "sync_low_speed_seconds": 1...3600, "sync_max_attempts": 1...1000,
+            ]
+            let r = ranges[key]!
+            guard let n = Int(v), r.contains(n) else { throw bad("must be a whole number \(r.lowerBound)–\(r.upperBound)") }
+            switch key {
+            case "sync_concurrency": syncConcurrency = n
+            case "sync_interval_minutes": syncIntervalMinutes = n
+            case "sync_connect_timeout_seconds": syncConnectTimeoutSeconds = n
+            case "sync_low_speed_bytes": syncLowSpeedBytes = n
+            case "sync_low_speed_seconds": syncLowSpeedSeconds = n
+            default: syncMaxAttempts = n
+            }
+        case "sync_backoff_base_seconds", "sync_backoff_cap_seconds":
+            guard let n = Double(v), n >= 0.01, n <= 86_400 else { throw bad("must be seconds 0.01–86400") }
+            if key == "sync_backoff_base_seconds" { syncBackoffBaseSeconds = n } else { syncBackoffCapSeconds = n }
         case "deleted_retention_days":
             guard let n = Int(v), (1...3650).contains(n) else { throw bad("must be a number of days 1–3650") }
             deletedRetentionDays = n
@@ -146,4 +203,42 @@ public struct ServerConfig: Sendable, Equatable {
             if let v = environment[k.env] { try set(k.key, v, source: k.env) }
         }
     }
+}
+
+extension ServerConfig {
+    /// The platform settings, or nil when sync is not configured (`platform_url` unset).
+    public var platform: PlatformConfig? {
+        guard let platformURL else { return nil }
+        var p = PlatformConfig(baseURL: platformURL, appKey: platformAppKey, appSecret: platformAppSecret)
+        p.transfer.connectTimeoutSeconds = syncConnectTimeoutSeconds
+        p.transfer.lowSpeedLimitBytes = syncLowSpeedBytes
+        p.transfer.lowSpeedTimeSeconds = syncLowSpeedSeconds
+        p.transfer.caFile = platformCAFile
+        return p
+    }
+
+    public var syncSettings: SyncSettings {
+        var s = SyncSettings()
+        s.concurrency = syncConcurrency
+        s.maxAttempts = syncMaxAttempts
+        s.backoffBaseSeconds = syncBackoffBaseSeconds
+        s.backoffCapSeconds = max(syncBackoffCapSeconds, syncBackoffBaseSeconds)
+        return s
+    }
+
+    /// A ready platform adapter and its transfer pool, or a plain-words reason why not.
+    public func makePlatform() throws(SyncUnavailable) -> (adapter: PlatformV1, pool: CurlPool) {
+        guard let platform else {
+            throw SyncUnavailable("sync is not configured: set platform_url, platform_app_key and platform_app_secret (or ZYK_PLATFORM_URL, ZYK_PLATFORM_APP_KEY, ZYK_PLATFORM_APP_SECRET)")
+        }
+        let problems = platform.problems
+        guard problems.isEmpty else { throw SyncUnavailable(problems.joined(separator: "; ")) }
+        let pool = CurlPool(size: syncConcurrency, options: platform.transfer)
+        return (PlatformV1(config: platform, pool: pool), pool)
+    }
+}
+
+public struct SyncUnavailable: Error, CustomStringConvertible {
+    public let description: String
+    init(_ d: String) { description = d }
 }

@@ -159,6 +159,7 @@ extension Catalog {
             guard let v = try version(db, id: id, number: state.currentVersion) else { throw AppError.notFound() }
             try denormalize(db, id: id, metadata: v.metadata)
             try recordPublication(db, id: id, version: state.currentVersion, at: now)
+            try syncAfterPublish(db, id: id, version: state.currentVersion, metadata: v.metadata)
         case .reject:
             to = .rejected
             try db.cachedStatement(sql: """
@@ -175,6 +176,7 @@ extension Catalog {
             // Nothing is published now: the listing columns and the index follow the newest version.
             guard let v = try version(db, id: id, number: state.currentVersion) else { throw AppError.notFound() }
             try denormalize(db, id: id, metadata: v.metadata)
+            try syncAfterRemoval(db, id: id)
         }
         var details: [String: JSONValue] = ["from": .string(state.status.rawValue), "to": .string(to.rawValue)]
         if let reason, action == .reject { details["reason"] = .string(reason) }
@@ -246,6 +248,7 @@ extension Catalog {
             }
             try db.cachedStatement(sql: "UPDATE resources SET deleted_at = ? WHERE id = ?").execute(arguments: [Timestamp.now(), id])
             try SearchIndex.update(db, resourceId: id)
+            try Self.syncAfterRemoval(db, id: id)
             try Self.audit(db, actor: p.userId, action: "resource.delete", resourceId: id, version: state.currentVersion, details: ["status": .string(state.status.rawValue)])
         }
     }
@@ -269,6 +272,10 @@ extension Catalog {
             }
             try db.execute(sql: "UPDATE resources SET deleted_at = NULL WHERE id = ?", arguments: [id])
             try SearchIndex.update(db, resourceId: id)
+            // Back on the platform if it is still published there-worthy.
+            if let published = state.publishedVersion, let v = try Self.version(db, id: id, number: published) {
+                try Self.syncAfterPublish(db, id: id, version: published, metadata: v.metadata)
+            }
             try Self.audit(db, actor: p.userId, action: "resource.undelete", resourceId: id, version: state.currentVersion)
             return try Self.state(db, id: id)!
         }

@@ -15,13 +15,14 @@ struct Zyk: AsyncParsableCommand {
               zyk org add 某某职业技术学院 --kind higherVocational
               zyk user add --org 某某职业技术学院 --name 王老师 --role teacher
               zyk vocab import-majors majors-2021.csv
+              zyk sync run                                # push selected resources to the national platform
 
             Exit codes: 0 success, 1 failure, 64 usage error, 65 bad input data, 74 I/O error,
-            77 permission denied.
+            75 busy (another sync run), 77 permission denied.
             """,
         subcommands: [
             Serve.self, Migrate.self, OrgCommand.self, UserCommand.self, TokenCommand.self, VocabCommand.self, Reindex.self, AuditCommand.self,
-            Fixity.self, GC.self, Verify.self, Optimize.self, Backup.self, Restore.self, Report.self, Jobs.self, Import.self,
+            Fixity.self, GC.self, Verify.self, Optimize.self, Backup.self, Restore.self, Report.self, Jobs.self, Import.self, SyncCommand.self,
         ]
     )
 }

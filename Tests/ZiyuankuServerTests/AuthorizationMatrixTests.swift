@@ -221,6 +221,15 @@ import ZiyuankuStore
                 try await expect("/v1/audit", .get, nil, nil, p == nil ? 401 : admin ? 200 : 403)
                 try await expect("/v1/audit/verify", .get, nil, nil, p == nil ? 401 : admin ? 200 : 403)
                 try await expect("/v1/admin/resources/deleted", .get, nil, nil, p == nil ? 401 : admin ? 200 : 403)
+                // Sync to the national platform: admins only (not configured here, so run is 409).
+                try await expect("/v1/admin/sync/status", .get, nil, nil, p == nil ? 401 : admin ? 200 : 403)
+                try await expect("/v1/admin/sync/entries", .get, nil, nil, p == nil ? 401 : admin ? 200 : 403)
+                try await expect("/v1/admin/sync/entries/\(Identifiers.uuidV7())", .get, nil, nil, p == nil ? 401 : admin ? 404 : 403)
+                try await expect("/v1/admin/sync/dry-run", .get, nil, nil, p == nil ? 401 : admin ? 200 : 403)
+                try await expect(
+                    "/v1/admin/sync/select", .post, "application/json", Fixtures.json(["ids": [Identifiers.uuidV7()]]), p == nil ? 401 : admin ? 200 : 403)
+                try await expect("/v1/admin/sync/retry", .post, "application/json", Fixtures.json(["dead": true]), p == nil ? 401 : admin ? 200 : 403)
+                try await expect("/v1/admin/sync/run", .post, nil, nil, p == nil ? 401 : admin ? 409 : 403)
                 try await expect("/v1/blobs", .post, "application/octet-stream", ByteBuffer(bytes: Fixtures.video(300)), p == nil ? 401 : author ? 201 : 403)
                 try await expect(
                     "/v1/resources", .post, Fixtures.multipartType, Fixtures.createBody(files: [("v.mp4", Fixtures.video(300))]),

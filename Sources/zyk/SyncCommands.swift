@@ -1,0 +1,299 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ZiyuankuCore
+import ZiyuankuServer
+import ZiyuankuStore
+import ZiyuankuSync
+
+/// `zyk sync …`: push selected resources to the national platform (PRODUCT.md §5).
+struct SyncCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sync",
+        abstract: "Push selected resources to the national platform (国家平台推送).",
+        discussion: """
+            The platform is set with platform_url, platform_app_key and platform_app_secret (config
+            file) or ZYK_PLATFORM_URL, ZYK_PLATFORM_APP_KEY, ZYK_PLATFORM_APP_SECRET. In scope are
+            published, public resources with pushToPlatform set. Selecting one queues it in the
+            outbox; later publications, withdrawals and deletions of it queue themselves.
+
+            Examples:
+              zyk sync select --major 520601            # every in-scope 康复治疗技术 resource
+              zyk sync select --id 0193…-… --id 0193…-…
+              zyk sync dry-run                          # what would be sent, and problems
+              zyk sync run                              # send now, with a progress bar
+              zyk sync status                           # counts, dead entries and their messages
+              zyk sync status --id 0193…-…              # one entry's attempt history
+              zyk sync retry --dead                     # queue dead entries again after a fix
+            """,
+        subcommands: [SyncSelect.self, SyncDryRun.self, SyncRun.self, SyncStatusCommand.self, SyncRetry.self]
+    )
+}
+
+struct SyncSelect: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "select",
+        abstract: "Queue in-scope resources by id or by query (major, type, organization).",
+        discussion: """
+            Filters combine (AND). A major code may be a major (520601), a class (5206) or a
+            category (52). Resources named by --id but out of scope are listed with the reason.
+
+            Examples:
+              zyk sync select --major 5206 --type video
+              zyk sync select --organization 0193… --dry-run --json
+            """)
+
+    @OptionGroup var root: RootOptions
+    @OptionGroup var output: OutputOptions
+    @Option(name: .customLong("id"), help: "A resource id (repeatable).") var ids: [String] = []
+    @Option(help: "A major, class or category code.") var major: String?
+    @Option(help: "A resource type: \(ResourceType.allCases.map(\.rawValue).joined(separator: ", ")).") var type: String?
+    @Option(help: "An organization id.") var organization: String?
+    @Flag(help: "Show what would be queued without queueing anything.") var dryRun = false
+
+    func run() async throws {
+        try await cli {
+            var s = SyncSelection()
+            s.ids = ids
+            for id in ids where !Identifiers.isUUID(id) { throw CLIError("'\(id)' is not a resource id", code: 64) }
+            s.majorCode = major
+            if let type {
+                guard let t = ResourceType(rawValue: type) else {
+                    throw CLIError("unknown resource type '\(type)'; one of \(ResourceType.allCases.map(\.rawValue).joined(separator: ", "))", code: 64)
+                }
+                s.resourceType = t
+            }
+            s.organizationId = organization
+            guard !s.isEmpty else { throw CLIError("say what to select: --id, --major, --type or --organization", code: 64) }
+            let (catalog, _) = try root.openCatalog()
+            let result = try catalog.selectForSync(s, by: try root.actor(catalog), dryRun: dryRun)
+            if output.json { return try Output.json(result) }
+            let verb = dryRun ? "would queue" : "queued"
+            print("\(verb) \(result.queued.count), already current \(result.unchanged.count), skipped \(result.skipped.count)")
+            if !result.skipped.isEmpty {
+                Output.table(["skipped", "reason"], result.skipped.map { [$0.id, $0.reason] })
+            }
+        }
+    }
+}
+
+struct SyncDryRun: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dry-run",
+        abstract: "List what the next run would send and what the platform would refuse, without sending.",
+        discussion: "Exit status 1 when an entry has a problem.\n\nExample:\n  zyk sync dry-run --json | jq '.[] | select(.problems != [])'")
+
+    @OptionGroup var root: RootOptions
+    @OptionGroup var output: OutputOptions
+    @Option(help: "At most this many entries (1–100000).") var limit: Int = 1000
+
+    func run() async throws {
+        try await cli {
+            guard (1...100_000).contains(limit) else { throw CLIError("--limit must be 1–100000", code: 64) }
+            let (catalog, dataRoot) = try root.openCatalog()
+            let plan = try SyncRunner.plan(catalog: catalog, root: dataRoot, limit: limit)
+            if output.json {
+                try Output.json(plan)
+            } else {
+                Output.table(
+                    ["resource", "title", "send", "state", "files", "bytes", "problems"],
+                    plan.map { p in
+                        [p.resourceId, String((p.title ?? "—").prefix(24)), p.op == .put ? "put v\(p.version ?? 0)" : "delete", p.state.rawValue, "\(p.files)",
+                            formatBytes(p.bytes), p.problems.isEmpty ? "—" : p.problems.joined(separator: "; ")]
+                    })
+                let bytes = plan.reduce(Int64(0)) { $0 + $1.bytes }
+                print("\(plan.count) to send (\(formatBytes(bytes)) of files, before skipping what the platform has); \(plan.filter { !$0.problems.isEmpty }.count) with problems")
+            }
+            if plan.contains(where: { !$0.problems.isEmpty }) { throw ExitCode(1) }
+        }
+    }
+}
+
+struct SyncRun: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Send what the outbox holds now, retrying failures that fall due within --max-wait.",
+        discussion: """
+            Shows a progress bar (items, bytes, rate) on a terminal and a final table. Exit status
+            0 when nothing is left failed or dead, 1 otherwise, 75 when another run is going.
+
+            Examples:
+              ZYK_PLATFORM_URL=http://127.0.0.1:9090/api/v1 ZYK_PLATFORM_APP_KEY=zyk-demo \\
+                ZYK_PLATFORM_APP_SECRET=zyk-demo-secret zyk sync run
+              zyk sync run --config zyk.conf --max-wait 0 --json
+            """)
+
+    @OptionGroup var root: RootOptions
+    @OptionGroup var output: OutputOptions
+    @Option(help: "Wait up to this many seconds for retries that fall due (default 30).") var maxWait: Double = 30
+    @Option(help: "Transfers at once (default: sync_concurrency, 4).") var concurrency: Int?
+
+    func run() async throws {
+        try await cli {
+            guard maxWait >= 0, maxWait <= 86_400 else { throw CLIError("--max-wait must be 0–86400 seconds", code: 64) }
+            var config = try root.serverConfig()
+            if let concurrency {
+                guard (1...64).contains(concurrency) else { throw CLIError("--concurrency must be 1–64", code: 64) }
+                config.syncConcurrency = concurrency
+            }
+            let made: (adapter: PlatformV1, pool: CurlPool)
+            do { made = try config.makePlatform() } catch { throw CLIError("\(error)", code: 64) }
+            defer { made.pool.shutdown() }
+            let (catalog, dataRoot) = try root.openCatalog()
+            var logger = Logger(label: "zyk.sync")
+            logger.logLevel = .error
+            let runner = SyncRunner(catalog: catalog, root: dataRoot, adapter: made.adapter, settings: config.syncSettings, logger: logger)
+            let bar = SyncBar()
+            let summary: SyncRunSummary
+            do {
+                summary = try await runner.run(maxWait: maxWait) { bar.draw($0) }
+            } catch let e as AppError where e.kind == .conflict {
+                throw CLIError(e.detail, code: 75)
+            }
+            bar.finish()
+            if output.json {
+                try Output.json(summary)
+            } else {
+                Output.table(
+                    ["", "this run", "outbox now"],
+                    [
+                        ["done", "\(summary.done)", "\(summary.outbox.done)"], ["failed (will retry)", "\(summary.failed)", "\(summary.outbox.failed)"],
+                        ["dead", "\(summary.dead)", "\(summary.outbox.dead)"], ["pending", "—", "\(summary.outbox.pending)"],
+                    ])
+                print(String(format: "sent %@ in %.1f s", formatBytes(summary.bytesSent), summary.seconds))
+                if let next = summary.nextAttemptAt { print("next retry due at \(next); run again or let the server's schedule pick it up") }
+                if summary.outbox.dead > 0 { print("dead entries need a look: zyk sync status") }
+            }
+            if summary.outbox.dead > 0 || summary.outbox.failed > 0 || summary.outbox.pending > 0 { throw ExitCode(1) }
+        }
+    }
+}
+
+/// A progress line on stderr (terminals only): items, bytes, rates.
+final class SyncBar: @unchecked Sendable {
+    private let lock = NSLock()
+    private let enabled = isatty(2) == 1
+    private let start = Date()
+    private var last = SyncProgress()
+
+    func draw(_ p: SyncProgress) {
+        guard enabled else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        last = p
+        let finished = p.done + p.dead
+        let total = max(finished + p.remaining, 1)
+        let frac = min(1, Double(finished) / Double(total))
+        let secs = max(Date().timeIntervalSince(start), 0.001)
+        let filled = Int(frac * 30)
+        let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: 30 - filled)
+        let line = String(
+            format: "\rsync %@ %3.0f%% %d/%d  %.1f/s  %@ (%@/s)  failed %d dead %d ", bar, frac * 100, finished, total, Double(p.done) / secs,
+            formatBytes(p.bytesSent), formatBytes(Int64(Double(p.bytesSent) / secs)), p.failed, p.dead)
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    func finish() {
+        guard enabled else { return }
+        FileHandle.standardError.write(Data("\n".utf8))
+    }
+}
+
+struct SyncStatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Outbox counts and the entries needing attention, or one entry's history.",
+        discussion: "Examples:\n  zyk sync status\n  zyk sync status --state dead --json\n  zyk sync status --id 0193…-…")
+
+    @OptionGroup var root: RootOptions
+    @OptionGroup var output: OutputOptions
+    @Option(help: "Only entries in this state: \(SyncState.allCases.map(\.rawValue).joined(separator: ", ")).") var state: String?
+    @Option(help: "Show one entry and its attempts.") var id: String?
+    @Option(help: "At most this many entries (1–10000).") var limit: Int = 50
+
+    struct Status: Encodable {
+        var outbox: SyncCounts
+        var lastRun: JSONValue?
+        var entries: [SyncEntry]
+    }
+
+    struct Detail: Encodable {
+        var entry: SyncEntry
+        /// Newest first.
+        var attempts: [SyncAttempt]
+    }
+
+    func run() async throws {
+        try await cli {
+            guard (1...10_000).contains(limit) else { throw CLIError("--limit must be 1–10000", code: 64) }
+            let filter: SyncState?
+            if let state {
+                guard let s = SyncState(rawValue: state) else {
+                    throw CLIError("unknown state '\(state)'; one of \(SyncState.allCases.map(\.rawValue).joined(separator: ", "))", code: 64)
+                }
+                filter = s
+            } else {
+                filter = nil
+            }
+            let (catalog, _) = try root.openCatalog()
+            if let id {
+                guard let entry = try catalog.syncEntry(id: id) else { throw CLIError("\(id) is not in the outbox (never selected)", code: 65) }
+                let attempts = try catalog.syncAttempts(id: id)
+                if output.json { return try Output.json(Detail(entry: entry, attempts: attempts)) }
+                print("\(entry.resourceId)  \(entry.title ?? "(purged)")")
+                print("  \(entry.op == .put ? "put version \(entry.version ?? 0)" : "delete")  state \(entry.state.rawValue)  attempts \(entry.attempts)")
+                if let r = entry.remoteId { print("  remote id \(r)" + (entry.sentVersion.map { ", platform has version \($0)" } ?? "")) }
+                if let e = entry.lastError { print("  last error: \(e)") }
+                if entry.state == .failed { print("  next attempt at \(entry.nextAttemptAt)") }
+                Output.table(
+                    ["finished", "outcome", "send", "HTTP", "bytes", "error"],
+                    attempts.map { a in
+                        [a.finishedAt, a.outcome, a.op == .put ? "put v\(a.version ?? 0)" : "delete", a.httpStatus.map(String.init) ?? "—", formatBytes(a.bytesSent),
+                            a.error ?? ""]
+                    })
+                return
+            }
+            let counts = try catalog.syncCounts()
+            let entries = try catalog.syncEntries(state: filter, limit: limit)
+            if output.json { return try Output.json(Status(outbox: counts, lastRun: try catalog.lastSyncRun(), entries: entries)) }
+            Output.table(
+                ["pending", "inFlight", "done", "failed", "dead", "total"],
+                [[counts.pending, counts.inFlight, counts.done, counts.failed, counts.dead, counts.total].map(String.init)])
+            if let last = try catalog.lastSyncRun(), case .object(let o) = last, case .string(let ended)? = o["endedAt"] {
+                print("last run ended \(ended)")
+            }
+            let shown = filter == nil ? entries.filter { $0.state != .done } : entries
+            if !shown.isEmpty {
+                print("")
+                Output.table(
+                    ["resource", "title", "send", "state", "attempts", "next attempt", "last error"],
+                    shown.map { e in
+                        [e.resourceId, String((e.title ?? "(purged)").prefix(20)), e.op == .put ? "put v\(e.version ?? 0)" : "delete", e.state.rawValue, "\(e.attempts)",
+                            e.state == .failed || e.state == .pending ? e.nextAttemptAt : "—", e.lastError ?? ""]
+                    })
+            }
+        }
+    }
+}
+
+struct SyncRetry: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "retry",
+        abstract: "Queue dead entries (or the given ones) again, due now.",
+        discussion: "Examples:\n  zyk sync retry --dead\n  zyk sync retry --id 0193…-…")
+
+    @OptionGroup var root: RootOptions
+    @OptionGroup var output: OutputOptions
+    @Flag(help: "Every dead entry.") var dead = false
+    @Option(name: .customLong("id"), help: "A dead or failed entry's resource id (repeatable).") var ids: [String] = []
+
+    func run() async throws {
+        try await cli {
+            guard dead || !ids.isEmpty else { throw CLIError("say which: --dead, or --id", code: 64) }
+            let (catalog, _) = try root.openCatalog()
+            let n = try catalog.retrySync(deadOnly: true, ids: ids, by: try root.actor(catalog))
+            if output.json { return try Output.json(["requeued": n]) }
+            print("queued \(n) entr\(n == 1 ? "y" : "ies") again; send them with: zyk sync run")
+        }
+    }
+}
