@@ -58,6 +58,12 @@ enum JobMetrics {
         for r in runs {
             for (k, v) in r.counts.sorted(by: { $0.key < $1.key }) { out += "zyk_job_last_run_count{job=\"\(r.kind.rawValue)\",count=\"\(k)\"} \(v)\n" }
         }
+        if let sync = try? catalog.syncCounts() {
+            out += "# HELP zyk_sync_outbox_entries National-platform outbox entries by state.\n# TYPE zyk_sync_outbox_entries gauge\n"
+            for (state, n) in [("pending", sync.pending), ("inFlight", sync.inFlight), ("done", sync.done), ("failed", sync.failed), ("dead", sync.dead)] {
+                out += "zyk_sync_outbox_entries{state=\"\(state)\"} \(n)\n"
+            }
+        }
         return out
     }
 }

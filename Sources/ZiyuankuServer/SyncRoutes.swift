@@ -26,6 +26,10 @@ public final class SyncCoordinator: Sendable {
     func start(services: AppServices, trigger: String, logger: Logger) throws {
         let made: (adapter: PlatformV1, pool: CurlPool)
         do { made = try services.config.makePlatform() } catch { throw AppError(.conflict, "\(error)") }
+        if let holder = try services.catalog.syncLockHolder(host: ProcessInfo.processInfo.hostName) {
+            made.pool.shutdown()
+            throw AppError(.conflict, "A sync run is already going (\(holder)); watch it with GET /v1/admin/sync/status.")
+        }
         let started: Bool = current.withLock { cur in
             guard cur == nil else { return false }
             let task = Task.detached { [self] in
@@ -118,7 +122,7 @@ struct SyncRoutes {
             s.ids = f.textArray("ids", required: false, min: 0, max: 10_000, itemMax: 36) ?? []
             for (i, id) in s.ids.enumerated() where !Identifiers.isUUID(id) { errors.append(.init(field: "ids[\(i)]", message: "not a resource id")) }
             s.majorCode = f.text("majorCode", required: false, max: 7)
-            if let m = s.majorCode, !(m.count == 2 || m.count == 4 || m.count == 6 || m.count == 7) || !m.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == "K") }) {
+            if let m = s.majorCode, m.wholeMatch(of: /[0-9]{2}([0-9]{2}([0-9]{2}K?)?)?/) == nil {
                 errors.append(.init(field: "majorCode", message: "a major, class or category code such as 520601, 5206 or 52"))
             }
             s.resourceType = f.enumValue("resourceType", required: false)
@@ -138,13 +142,15 @@ struct SyncRoutes {
             try q.check()
             return try JSONResponse.make(try SyncRunner.plan(catalog: catalog, root: services.root, limit: limit))
         }
-        r.on(.post, "/v1/admin/sync/run") { _, ctx in
+        r.on(.post, "/v1/admin/sync/run") { req, ctx in
             _ = try ctx.requireAdmin()
+            try QueryReader(req, allowed: []).check()
             try services.sync.start(services: services, trigger: "api", logger: ctx.logger)
             return try JSONResponse.make(try status(), status: .accepted, headers: [.location: "/v1/admin/sync/status"])
         }
-        r.on(.get, "/v1/admin/sync/status") { _, ctx in
+        r.on(.get, "/v1/admin/sync/status") { req, ctx in
             _ = try ctx.requireAdmin()
+            try QueryReader(req, allowed: []).check()
             return try JSONResponse.make(try status())
         }
         r.on(.get, "/v1/admin/sync/entries") { req, ctx in
@@ -155,8 +161,9 @@ struct SyncRoutes {
             try q.check()
             return try JSONResponse.make(EntriesPage(items: try catalog.syncEntries(state: state, limit: limit)))
         }
-        r.on(.get, "/v1/admin/sync/entries/:id") { _, ctx in
+        r.on(.get, "/v1/admin/sync/entries/:id") { req, ctx in
             _ = try ctx.requireAdmin()
+            try QueryReader(req, allowed: []).check()
             let id = try ctx.parameters.require("id")
             guard let entry = try catalog.syncEntry(id: id) else { throw AppError.notFound() }
             return try JSONResponse.make(EntryDetail(entry: entry, attempts: try catalog.syncAttempts(id: id)))
@@ -169,6 +176,7 @@ struct SyncRoutes {
             let dead = f.bool("dead") ?? false
             let ids = f.textArray("ids", required: false, min: 0, max: 10_000, itemMax: 36) ?? []
             errors += f.errors
+            for (i, id) in ids.enumerated() where !Identifiers.isUUID(id) { errors.append(.init(field: "ids[\(i)]", message: "not a resource id")) }
             if !dead && ids.isEmpty { errors.append(.init(field: "dead", message: "set dead: true, or give ids")) }
             if !errors.isEmpty { throw AppError.validation(errors) }
             return try JSONResponse.make(["requeued": try catalog.retrySync(deadOnly: true, ids: ids, by: admin.userId)])

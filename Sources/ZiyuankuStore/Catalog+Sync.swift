@@ -247,7 +247,10 @@ extension Catalog {
                 }
                 if try Self.enqueueSync(db, id: id, op: .put, version: version, selectedBy: actor) { result.queued.append(id) } else { result.unchanged.append(id) }
             }
-            for id in selection.ids where !seen.contains(id) { result.skipped.append(.init(id: id, reason: "no such resource")) }
+            for id in selection.ids where !seen.contains(id) {
+                let exists = try Bool.fetchOne(db, sql: "SELECT 1 FROM resources WHERE id = ?", arguments: [id]) ?? false
+                result.skipped.append(.init(id: id, reason: exists ? "does not match the other criteria" : "no such resource"))
+            }
             if !dryRun && !result.queued.isEmpty {
                 try Self.audit(
                     db, actor: actor, action: "sync.select",
@@ -406,6 +409,17 @@ extension Catalog {
         }
     }
 
+    /// Who holds the sync lock now, if a live runner does.
+    public func syncLockHolder(host: String, staleAfter: Double = 60, now: Date = Date()) throws -> String? {
+        try pool.read { db in
+            guard let json = try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'sync.lock'"),
+                let lock = try? JSONDecoder().decode(SyncLock.self, from: Data(json.utf8))
+            else { return nil }
+            let gone = lock.host == host && kill(lock.pid, 0) != 0 && errno == ESRCH
+            return gone || now.timeIntervalSince1970 - lock.heartbeat > staleAfter ? nil : lock.owner
+        }
+    }
+
     public func heartbeatSyncLock(owner: String, now: Date = Date()) throws {
         try pool.write { db in
             guard let json = try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'sync.lock'"),
@@ -472,17 +486,18 @@ extension Catalog {
     }
 
     /// Entries, optionally of one state; those needing attention (dead, failed) first.
-    public func syncEntries(state: SyncState?, limit: Int, dueOnly: Bool = false, now: Date = Date()) throws -> [SyncEntry] {
+    public func syncEntries(state: SyncState?, limit: Int) throws -> [SyncEntry] {
+        try syncEntries(states: state.map { [$0] } ?? [], limit: limit)
+    }
+
+    /// Entries in any of `states` (all when empty); those needing attention first.
+    public func syncEntries(states: [SyncState], limit: Int) throws -> [SyncEntry] {
         try pool.read { db in
             var conditions: [String] = []
             var args: [any DatabaseValueConvertible] = []
-            if let state {
-                conditions.append("o.state = ?")
-                args.append(state.rawValue)
-            }
-            if dueOnly {
-                conditions.append("o.state IN ('pending', 'failed') AND o.next_attempt_at <= ?")
-                args.append(now.timeIntervalSince1970)
+            if !states.isEmpty {
+                conditions.append("o.state IN (\(Array(repeating: "?", count: states.count).joined(separator: ",")))")
+                args += states.map(\.rawValue)
             }
             let whereSQL = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
             return try Row.fetchAll(

@@ -41,12 +41,17 @@ public struct LibraryReport: JobReport {
     public var storedBytes: Int64 = 0
     public var referencedBytes: Int64 = 0
     public var savedByDeduplication: Int64 = 0
+    /// The national-platform outbox (PRODUCT.md §5): entries by state, and when the last sync
+    /// run ended (nil: never).
+    public var platformSync = SyncCounts()
+    public var lastSyncRunEndedAt: String?
     public var problemCount: Int { meetsYearlyUpdateRule ? 0 : 1 }
     public var counts: [String: Int64] {
         [
             "resources": Int64(resources), "published": Int64(published), "nonText": Int64(nonText), "updatedLast12Months": Int64(updatedLast12Months),
             "downloads": Int64(downloads), "activeTeachers": Int64(activeTeachers), "storedBytes": storedBytes,
-            "savedByDeduplication": savedByDeduplication,
+            "savedByDeduplication": savedByDeduplication, "syncDone": Int64(platformSync.done), "syncDead": Int64(platformSync.dead),
+            "syncWaiting": Int64(platformSync.pending + platformSync.failed + platformSync.inFlight),
         ]
     }
 
@@ -106,6 +111,8 @@ extension Upkeep {
             r.storedBytes = stored?[1] ?? 0
             r.referencedBytes = try Int64.fetchOne(db, sql: "SELECT coalesce(sum(size), 0) FROM version_files") ?? 0
         }
+        r.platformSync = try catalog.syncCounts()
+        if let last = try catalog.lastSyncRun(), case .object(let o) = last, case .string(let ended)? = o["endedAt"] { r.lastSyncRunEndedAt = ended }
         r.savedByDeduplication = max(0, r.referencedBytes - r.storedBytes)
         r.nonTextShare = r.resources == 0 ? 0 : Double(r.nonText) / Double(r.resources)
         r.updatedShare = r.resources == 0 ? 0 : Double(r.updatedLast12Months) / Double(r.resources)

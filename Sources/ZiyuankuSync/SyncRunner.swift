@@ -238,7 +238,7 @@ public final class SyncRunner: Sendable {
     /// What a run would send now, with the problems the platform would refuse (dry run).
     public static func plan(catalog: Catalog, root: DataRoot, limit: Int) throws -> [SyncPlanItem] {
         let blobs = FileBlobStore(root: root)
-        return try catalog.syncEntries(state: nil, limit: limit, dueOnly: false).filter { [.pending, .failed, .inFlight].contains($0.state) }.map { e in
+        return try catalog.syncEntries(states: [.pending, .failed, .inFlight], limit: limit).map { e in
             var item = SyncPlanItem(resourceId: e.resourceId, title: e.title, op: e.op, version: e.version, state: e.state, attempts: e.attempts,
                 nextAttemptAt: e.nextAttemptAt, files: 0, bytes: 0, problems: [])
             guard e.op == .put else { return item }

@@ -73,6 +73,38 @@ import ZiyuankuSync
         let q = try c.selectForSync(byMajor, by: nil)
         #expect(q.queued.isEmpty && Set(q.unchanged) == [a, b] && q.skipped.isEmpty)
         #expect(try c.syncCounts().pending == 2)
+        // An id that exists but fails another criterion says so.
+        var both = SyncSelection()
+        both.ids = [a]
+        both.resourceType = .video
+        #expect(try c.selectForSync(both, by: nil).skipped.first?.reason == "does not match the other criteria")
+    }
+
+    @Test func theAdminAPIValidatesAndExplains() async throws {
+        let env = try TestEnv()
+        let admin = env.auth("admin")
+        try await env.test { client in
+            func post(_ path: String, _ body: Any) async throws -> (Int, [String: Any]) {
+                var h = admin
+                h[.contentType] = "application/json"
+                let r = try await client.execute(uri: path, method: .post, headers: h, body: Fixtures.json(body))
+                return (Int(r.status.code), (try? JSONSerialization.jsonObject(with: Data(buffer: r.body)) as? [String: Any]) ?? [:])
+            }
+            for bad: [String: Any] in [[:], ["majorCode": "52x"], ["majorCode": "5"], ["ids": ["../etc"]], ["dryRun": true], ["colour": "red"], ["resourceType": "hologram"]] {
+                let (status, problem) = try await post("/v1/admin/sync/select", bad)
+                #expect(status == 422, "\(bad) → \(status)")
+                #expect((problem["errors"] as? [Any])?.isEmpty == false, "\(bad): the problem names the field")
+            }
+            #expect(try await post("/v1/admin/sync/retry", [:]).0 == 422)
+            #expect(try await post("/v1/admin/sync/retry", ["ids": ["x"]]).0 == 422)
+            let (status, problem) = try await post("/v1/admin/sync/run", [:])
+            #expect(status == 409 && (problem["detail"] as? String)?.contains("platform_url") == true)
+            let r = try await client.execute(uri: "/v1/admin/sync/status?x=1", method: .get, headers: admin)
+            #expect(r.status.code == 400)
+            let ok = try await client.execute(uri: "/v1/admin/sync/status", method: .get, headers: admin)
+            let body = try JSONSerialization.jsonObject(with: Data(buffer: ok.body)) as! [String: Any]
+            #expect(body["configured"] as? Bool == false && (body["outbox"] as? [String: Any])?["total"] as? Int == 0)
+        }
     }
 
     @Test func aResourceChangedTwiceSendsOnlyItsLatestState() async throws {
