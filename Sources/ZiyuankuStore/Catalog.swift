@@ -30,6 +30,15 @@ public final class Catalog: Sendable {
         }
         self.path = path
         pool = try DatabasePool(path: path, configuration: config)
+        // GRDB's WAL set-up runs after `prepareDatabase` and sets the writer to NORMAL (commits
+        // not fsynced; a power cut can lose the last ones). An answer we gave must survive a
+        // power cut: the writer, the only connection that commits, goes back to FULL.
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+    }
+
+    /// `PRAGMA synchronous` on the writer (2 = FULL).
+    public func writerSynchronousLevel() throws -> Int {
+        try pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
     }
 
     /// Opens the catalog of a data root and applies pending migrations.

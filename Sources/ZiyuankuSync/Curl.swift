@@ -32,6 +32,9 @@ public struct CurlResponse: Sendable {
     /// Seconds from `Retry-After` (libcurl parses both forms), nil when absent.
     public var retryAfter: Double?
     public var bytesSent: Int64
+    /// Response headers by lower-cased name (the last block, after any `100 Continue`; at most
+    /// 64 of them).
+    public var headers: [String: String] = [:]
 }
 
 /// How transfers guard against a slow or dead peer: a connect timeout and a low-speed window
@@ -155,6 +158,19 @@ private final class TransferContext {
         return n
     }
 
+    var headers: [String: String] = [:]
+
+    func header(_ buffer: UnsafeMutablePointer<CChar>, count: Int) -> Int {
+        let line = String(decoding: UnsafeRawBufferPointer(start: buffer, count: count), as: UTF8.self)
+        if line.hasPrefix("HTTP/") {
+            headers = [:]  // a new block (after 100 Continue)
+        } else if let colon = line.firstIndex(of: ":"), headers.count < 64 {
+            let name = line[..<colon].trimmingCharacters(in: .whitespaces).lowercased()
+            headers[name] = String(line[line.index(after: colon)...].prefix(1024)).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        return count
+    }
+
     func write(_ buffer: UnsafeMutablePointer<CChar>, count: Int) -> Int {
         let room = Self.responseCap - response.count
         if room > 0 { response.append(UnsafeRawPointer(buffer).assumingMemoryBound(to: UInt8.self), count: min(room, count)) }
@@ -270,6 +286,11 @@ public final class CurlEasy {
                 return Unmanaged<TransferContext>.fromOpaque(user).takeUnretainedValue().write(buffer, count: size * count)
             }, "write callback")
             try check(zyk_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, me), "write data")
+            try check(zyk_curl_setopt_data_callback(handle, CURLOPT_HEADERFUNCTION) { buffer, size, count, user in
+                guard let buffer, let user else { return 0 }
+                return Unmanaged<TransferContext>.fromOpaque(user).takeUnretainedValue().header(buffer, count: size * count)
+            }, "header callback")
+            try check(zyk_curl_setopt_pointer(handle, CURLOPT_HEADERDATA, me), "header data")
             try set(CURLOPT_NOPROGRESS, 0, "progress")
             try check(zyk_curl_setopt_xferinfo_callback(handle) { user, _, _, _, _ in
                 guard let user else { return 0 }
@@ -288,7 +309,8 @@ public final class CurlEasy {
             _ = zyk_curl_getinfo_off(handle, CURLINFO_RETRY_AFTER, &retryAfter)
             var sent: curl_off_t = 0
             _ = zyk_curl_getinfo_off(handle, CURLINFO_SIZE_UPLOAD_T, &sent)
-            return CurlResponse(status: status, body: ctx.response, retryAfter: retryAfter > 0 ? Double(retryAfter) : nil, bytesSent: Int64(sent))
+            return CurlResponse(
+                status: status, body: ctx.response, retryAfter: retryAfter > 0 ? Double(retryAfter) : nil, bytesSent: Int64(sent), headers: ctx.headers)
         }
     }
 }

@@ -23,7 +23,7 @@ public struct PlatformFailure: Error, Sendable, CustomStringConvertible {
 
     /// An HTTP answer that is not a success, classified by the contract's table.
     public static func http(_ r: CurlResponse, request: String) -> PlatformFailure {
-        let detail = platformMessage(r.body)
+        let detail = platformMessage(r.body) ?? r.headers["x-zyk-error-code"]
         let retry = r.status == 408 || r.status == 425 || r.status == 429 || (500...599).contains(r.status)
         return PlatformFailure(
             disposition: retry ? .retry : .dead,
@@ -126,7 +126,7 @@ public struct RequestSigner: Sendable {
     public func headers(method: String, path: String, bodySHA256: String, now: Date = Date()) -> [String] {
         let timestamp = String(Int(now.timeIntervalSince1970))
         var g = SystemRandomNumberGenerator()
-        let nonce = (0..<16).map { _ in UInt8.random(in: 0...255, using: &g) }.hexString
+        let nonce = String(format: "%016llx%016llx", g.next() as UInt64, g.next() as UInt64)
         return [
             "X-ZYK-Key: \(key)", "X-ZYK-Timestamp: \(timestamp)", "X-ZYK-Nonce: \(nonce)", "X-ZYK-Content-SHA256: \(bodySHA256)",
             "X-ZYK-Signature: \(signature(method: method, path: path, timestamp: timestamp, nonce: nonce, bodySHA256: bodySHA256))",
@@ -289,12 +289,21 @@ public struct PlatformV1: PlatformAdapter {
         async throws(PlatformFailure) -> CurlResponse
     {
         let fullPath = basePath + path
-        let request = CurlRequest(
-            method: method, url: base + path, headers: signer.headers(method: method, path: fullPath, bodySHA256: bodySHA256) + extra,
-            body: body)
         let what = "\(method) \(path)"
         do {
-            return try await pool.perform(request, progress: progress)
+            // libcurl silently re-sends a request whose reused connection died before any answer
+            // (HEAD and DELETE, which have no body to rewind) — with the same nonce, which the
+            // platform then refuses (401 nonce_reused). Such a request is genuine: sign it afresh.
+            var tries = 0
+            while true {
+                tries += 1
+                let request = CurlRequest(
+                    method: method, url: base + path, headers: signer.headers(method: method, path: fullPath, bodySHA256: bodySHA256) + extra,
+                    body: body)
+                let r = try await pool.perform(request, progress: progress)
+                if r.status == 401 && r.headers["x-zyk-error-code"] == "nonce_reused" && tries < 3 { continue }
+                return r
+            }
         } catch let e as CurlError {
             throw PlatformFailure.transport(e, request: what)
         } catch is CancellationError {

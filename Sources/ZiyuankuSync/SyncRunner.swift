@@ -160,8 +160,12 @@ public final class SyncRunner: Sendable {
                 // whose entry may fail and come back; otherwise this worker is done.
                 let next = (try? catalog.nextSyncDue()) ?? nil
                 let soon = next.map { $0.timeIntervalSinceNow <= maxWait } ?? false
-                if !soon && tally.active.load(ordering: .relaxed) == 0 { return }
-                let pause = min(max(next?.timeIntervalSinceNow ?? 0.2, 0.02), 0.2)
+                let busy = tally.active.load(ordering: .relaxed) > 0
+                if !soon && !busy { return }
+                // While others are sending, look again soon (their entry may come back, or the
+                // run may be over); otherwise sleep until the next retry falls due.
+                let cap = busy ? 0.02 : 0.2
+                let pause = min(max(next?.timeIntervalSinceNow ?? cap, 0.005), cap)
                 try? await Task.sleep(for: .seconds(pause))
                 continue
             }

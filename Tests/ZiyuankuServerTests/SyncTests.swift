@@ -207,6 +207,12 @@ import ZiyuankuSync
         try c.releaseSyncLock(owner: "C")
     }
 
+    /// Every commit is fsynced (GRDB's WAL set-up would leave the writer at NORMAL).
+    @Test func theCatalogCommitsDurably() throws {
+        let env = try TestEnv()
+        #expect(try env.services.catalog.writerSynchronousLevel() == 2)
+    }
+
     // MARK: contract pieces
 
     @Test func signingMatchesTheContractsTestVector() {

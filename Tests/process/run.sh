@@ -3,19 +3,21 @@
 # version / publish / restore traffic), tus (resumable uploads with the tuspy client: client and
 # server killed mid-upload, checksums, offset races) and R6 (disk full), then wire_and_cli.py
 # (bad input over a real socket, the CLI) when it is present, then import (zyk import: R13
-# hostile zips, kill -9 midway and resume, a manifest with bad rows).
+# hostile zips, kill -9 midway and resume, a manifest with bad rows), then sync (zyk sync
+# against tools/zyk-mock-platform: R9 faults, R10 kill -9 after acks, R11 refusals, a large file).
 #
-#   Tests/process/run.sh [--only r1|r2|tus|r6|wire|import] [flags]
+#   Tests/process/run.sh [--only r1|r2|tus|r6|wire|import|sync] [flags]
 #
 # Runs after `swift build`; the server binary is ${ZYK_BIN:-.build/debug/zyk}, relative to the
 # repository root. Flags are passed through to the script that knows them:
 #   all:     --bin PATH
-#   R1, R2, tus, R6, import: --seed N  --deadline SECONDS  --keep
-#   R1, R2, tus, import: --workdir DIR
-#   R1, R2:  --kills N
+#   R1, R2, tus, R6, import, sync: --seed N  --deadline SECONDS  --keep
+#   R1, R2, tus, import, sync: --workdir DIR
+#   R1, R2, sync: --kills N
 #   R1:      --min-mb MB  --max-mb MB
 #   R6:      --size-mb MB  --big-mb MB  --rounds N  --request-timeout SECONDS
 #   import:  --bomb-mb MB
+#   sync:    --items N  --big-mb MB
 # Prints each script's output, then the combined closing line "N passed, M failed".
 # Exits non-zero if any script fails (R6 skips, and counts as passing, only where mounting a
 # tmpfs is not permitted).
@@ -25,7 +27,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 cd "$repo"
 
-usage() { sed -n '2,21p' "$here/run.sh" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,23p' "$here/run.sh" | sed 's/^# \{0,1\}//'; }
 
 only=all
 bin="${ZYK_BIN:-.build/debug/zyk}"
@@ -34,6 +36,7 @@ kill_args=()
 tus_args=()
 import_args=()
 r6_args=()
+sync_args=()
 both_args=()
 while (($#)); do
     arg="$1"
@@ -46,7 +49,7 @@ while (($#)); do
     case "$arg" in
         -h | --help) usage; exit 0 ;;
         --keep) both_args+=("$arg") ;;
-        --only | --bin | --seed | --deadline | --kills | --min-mb | --max-mb | --workdir | --size-mb | --big-mb | --rounds | --request-timeout | --bomb-mb)
+        --only | --bin | --seed | --deadline | --kills | --min-mb | --max-mb | --workdir | --size-mb | --big-mb | --rounds | --request-timeout | --bomb-mb | --items)
             if [[ -z "$value" ]]; then
                 if (($# == 0)); then
                     echo "run.sh: $arg needs a value" >&2
@@ -62,6 +65,8 @@ while (($#)); do
                 --kills) kill_args+=("$arg" "$value") ;;
                 --workdir) kill_args+=("$arg" "$value"); tus_args+=("$arg" "$value"); import_args+=("$arg" "$value") ;;
                 --bomb-mb) import_args+=("$arg" "$value") ;;
+                --items) sync_args+=("$arg" "$value") ;;
+                --big-mb) r6_args+=("$arg" "$value"); sync_args+=("$arg" "$value") ;;
                 --min-mb | --max-mb) r1_args+=("$arg" "$value") ;;
                 *) r6_args+=("$arg" "$value") ;;
             esac
@@ -69,7 +74,7 @@ while (($#)); do
         *) echo "run.sh: unknown flag $arg (see --help)" >&2; exit 64 ;;
     esac
 done
-case "$only" in all | r1 | r2 | tus | r6 | wire | import) ;; *) echo "run.sh: --only takes r1, r2, tus, r6, wire or import" >&2; exit 64 ;; esac
+case "$only" in all | r1 | r2 | tus | r6 | wire | import | sync) ;; *) echo "run.sh: --only takes r1, r2, tus, r6, wire, import or sync" >&2; exit 64 ;; esac
 
 if [[ "$bin" != /* ]]; then bin="$repo/$bin"; fi
 if [[ ! -x "$bin" ]]; then
@@ -123,6 +128,9 @@ if [[ ("$only" == all || "$only" == wire) && -f "$here/wire_and_cli.py" ]]; then
 fi
 if [[ "$only" == all || "$only" == import ]]; then
     run_one import "$here/import_zip.py" --bin "$bin" ${both_args[@]+"${both_args[@]}"} ${import_args[@]+"${import_args[@]}"}
+fi
+if [[ "$only" == all || "$only" == sync ]]; then
+    run_one sync "$here/sync_platform.py" --bin "$bin" ${both_args[@]+"${both_args[@]}"} ${kill_args[@]+"${kill_args[@]}"} ${sync_args[@]+"${sync_args[@]}"}
 fi
 
 echo "$passed passed, $failed failed"
