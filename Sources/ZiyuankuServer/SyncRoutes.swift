@@ -30,6 +30,8 @@ public final class SyncCoordinator: Sendable {
             made.pool.shutdown()
             throw AppError(.conflict, "A sync run is already going (\(holder)); watch it with GET /v1/admin/sync/status.")
         }
+        var initial = SyncProgress()
+        if let c = try? services.catalog.syncCounts() { initial.remaining = c.pending + c.failed + c.inFlight }
         let started: Bool = current.withLock { cur in
             guard cur == nil else { return false }
             let task = Task.detached { [self] in
@@ -43,7 +45,7 @@ public final class SyncCoordinator: Sendable {
                 made.pool.shutdown()
                 self.current.withLock { $0 = nil }
             }
-            cur = Current(task: task, startedAt: Date(), trigger: trigger)
+            cur = Current(task: task, startedAt: Date(), trigger: trigger, progress: initial)
             return true
         }
         if !started {

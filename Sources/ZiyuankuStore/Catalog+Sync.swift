@@ -155,7 +155,7 @@ extension Catalog {
             if sameWork && state == .done && (op == .delete || row["sent_version"] as Int? == version) { return false }
             try db.cachedStatement(sql: """
                     UPDATE sync_outbox SET op = ?, version = ?, state = 'pending', generation = generation + 1, attempts = 0,
-                        next_attempt_at = ?, last_error = NULL, last_status = NULL, enqueued_at = ?, updated_at = ?
+                        next_attempt_at = ?, last_error = NULL, last_status = NULL, record = NULL, enqueued_at = ?, updated_at = ?
                     WHERE resource_id = ?
                     """).execute(arguments: [op.rawValue, version, now.timeIntervalSince1970, ts, ts, id])
             return true
@@ -371,6 +371,22 @@ extension Catalog {
                 entry.resourceId, entry.generation, entry.op.rawValue, entry.version, Timestamp.format(startedAt), ts, name, status, error,
                 retryAfter, bytesSent,
             ])
+        }
+    }
+
+    /// The record body kept for this entry's generation, if one was sent before.
+    public func syncRecord(id: String, generation: Int) throws -> Data? {
+        try pool.read { db in
+            try Data.fetchOne(db, sql: "SELECT record FROM sync_outbox WHERE resource_id = ? AND generation = ?", arguments: [id, generation])
+        }
+    }
+
+    /// Keeps the body about to be sent for this generation (only the first one is kept).
+    public func keepSyncRecord(id: String, generation: Int, record: Data) throws {
+        try pool.write { db in
+            try db.execute(
+                sql: "UPDATE sync_outbox SET record = ? WHERE resource_id = ? AND generation = ? AND record IS NULL",
+                arguments: [record, id, generation])
         }
     }
 

@@ -134,8 +134,9 @@ public struct RequestSigner: Sendable {
     }
 }
 
-/// The record sent for one version (schema/platform-v1.md, "The record"). Built only from the
-/// immutable version, so a replay is byte-for-byte the first request.
+/// The record sent for one version (schema/platform-v1.md, "The record"). Built from the
+/// immutable version; the runner keeps the first bytes sent, so a replay is byte-for-byte the
+/// first request.
 public struct PlatformRecord: Codable, Sendable, Equatable {
     public struct Subject: Codable, Sendable, Equatable {
         public var code: String

@@ -220,10 +220,24 @@ public final class SyncRunner: Sendable {
             throw PlatformFailure(disposition: .retry, message: "cannot read version \(number): \(error)", status: nil, retryAfter: nil)
         }
         guard let payload else { throw dead("version \(number) of \(entry.resourceId) no longer exists here") }
-        let record = PlatformRecord(payload)
-        if !record.problems.isEmpty { throw dead("not sent: " + record.problems.joined(separator: "; ")) }
-        let body: Data
-        do { body = try record.encoded() } catch { throw dead("cannot encode the record: \(error)") }
+        // The body first sent for this generation is kept and sent again on every retry, so the
+        // idempotency key always comes with the same bytes.
+        var body: Data
+        do {
+            if let kept = try catalog.syncRecord(id: entry.resourceId, generation: entry.generation) {
+                body = kept
+            } else {
+                let record = PlatformRecord(payload)
+                if !record.problems.isEmpty { throw dead("not sent: " + record.problems.joined(separator: "; ")) }
+                do { body = try record.encoded() } catch { throw dead("cannot encode the record: \(error)") }
+                try catalog.keepSyncRecord(id: entry.resourceId, generation: entry.generation, record: body)
+                body = try catalog.syncRecord(id: entry.resourceId, generation: entry.generation) ?? body
+            }
+        } catch let e as PlatformFailure {
+            throw e
+        } catch {
+            throw PlatformFailure(disposition: .retry, message: "cannot keep the record: \(error)", status: nil, retryAfter: nil)
+        }
         var seen = Set<String>()
         for file in payload.version.files where seen.insert(file.sha256).inserted {
             if try await adapter.hasFile(sha256: file.sha256) { continue }

@@ -253,8 +253,11 @@ import ZiyuankuSync
         let records = Mutex<[String: Int]>([:])  // idempotency key -> times applied
         /// id -> (status, Retry-After, body) answered to PUT /resources instead of storing.
         let canned = Mutex<[String: (Int, String?, String)]>([:])
-        /// Answer 503 to this many PUT /resources first.
+        /// Answer 503 to this many PUT /resources first, calling `onFailing` each time.
         let failFirst = Mutex(0)
+        let onFailing = Mutex<(@Sendable () -> Void)?>(nil)
+        /// The SHA-256 of every body received per idempotency key.
+        let bodies = Mutex<[String: Set<String>]>([:])
         let signer = RequestSigner(key: "k", secret: "s3cret")
 
         func verify(_ req: Request, bodySHA256: String) -> Bool {
@@ -299,8 +302,12 @@ import ZiyuankuSync
                     defer { n = max(0, n - 1) }
                     return n > 0
                 }
-                if fail { return Response(status: .serviceUnavailable) }
                 guard let key = req.headers[HTTPField.Name("Idempotency-Key")!], key.hasPrefix(id + ":") else { return Response(status: .badRequest) }
+                self.bodies.withLock { $0[key, default: []].insert(Identifiers.sha256Hex(Array(buffer: body))) }
+                if fail {
+                    self.onFailing.withLock { $0 }?()
+                    return Response(status: .serviceUnavailable)
+                }
                 self.records.withLock { $0[key, default: 0] += 1 }
                 return Response(
                     status: .created, headers: [.contentType: "application/json"],
@@ -400,6 +407,44 @@ import ZiyuankuSync
         } catch {
             #expect(error.disposition == .retry)
         }
+    }
+
+    /// A retry sends the bytes of the first attempt, even if a name in the record changed in
+    /// between (here the major is renamed by a vocabulary import): the platform would refuse a
+    /// different body under the same idempotency key (422).
+    @Test func retriesSendTheSameBytesUnderTheSameKey() async throws {
+        let env = try TestEnv()
+        let c = env.services.catalog
+        let id = try await Self.published(env, "同一请求")
+        var s = SyncSelection()
+        s.ids = [id]
+        _ = try c.selectForSync(s, by: nil)
+        let emu = Emulator()
+        emu.failFirst.withLock { $0 = 1 }
+        emu.onFailing.withLock {
+            $0 = {
+                _ = try? c.importMajors(
+                    [Major(code: "520601", educationLevel: .higherVocational, name: "康复治疗技术（改名）", itemLevel: "major", parentCode: "5206")],
+                    catalog: "MOE_VOCATIONAL_2021", source: "test", digest: "rename")
+            }
+        }
+        let app = Application(router: emu.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { client in
+            let (platform, pool) = Self.platform(port: try #require(client.port))
+            defer { pool.shutdown() }
+            var settings = SyncSettings()
+            settings.backoffBaseSeconds = 0.01
+            settings.backoffCapSeconds = 0.02
+            let summary = try await SyncRunner(catalog: c, root: env.services.root, adapter: platform, settings: settings, logger: Logger(label: "test"))
+                .run(maxWait: 5)
+            #expect(summary.done == 1 && summary.failed == 1)
+        }
+        #expect(try c.majors(level: nil, prefix: "520601", itemLevel: nil, limit: 1, offset: 0).items.first?.name == "康复治疗技术（改名）",
+            "the rename happened between the attempts")
+        #expect(emu.bodies.withLock { $0["\(id):1"]?.count } == 1, "both attempts sent the same body")
+        // A new version starts afresh, with the new name.
+        try Self.newVersion(env, id, title: "同一请求（二）", publish: true)
+        #expect(try c.syncRecord(id: id, generation: try #require(try c.syncEntry(id: id)).generation) == nil)
     }
 
     @Test func theRunnerDrainsTheOutboxRetriesAndRecordsRemoteIds() async throws {

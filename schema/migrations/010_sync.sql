@@ -17,6 +17,10 @@ CREATE TABLE sync_outbox (
     remote_id       TEXT,
     -- The version the platform holds after the last successful put (NULL after a delete).
     sent_version    INTEGER,
+    -- The record body as first sent for this generation: every retry and replay sends these
+    -- same bytes (the idempotency key's promise), even if an organization or a major is renamed
+    -- meanwhile. Cleared when the entry changes.
+    record          BLOB,
     selected_at     TEXT NOT NULL,
     selected_by     TEXT,
     enqueued_at     TEXT NOT NULL,
