@@ -8,6 +8,7 @@
 #include <curl/curl.h>
 
 typedef size_t (*zyk_curl_data_callback)(char *buffer, size_t size, size_t nitems, void *userdata);
+typedef int (*zyk_curl_seek_callback)(void *userdata, curl_off_t offset, int origin);
 typedef int (*zyk_curl_xferinfo_callback)(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow);
 
 static inline CURLcode zyk_curl_setopt_long(CURL *handle, CURLoption option, long value) {
@@ -40,6 +41,11 @@ static inline CURLcode zyk_curl_setopt_data_callback(CURL *handle, CURLoption op
 /// CURLOPT_XFERINFOFUNCTION.
 static inline CURLcode zyk_curl_setopt_xferinfo_callback(CURL *handle, zyk_curl_xferinfo_callback value) {
     return curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, value);
+}
+
+/// CURLOPT_SEEKFUNCTION.
+static inline CURLcode zyk_curl_setopt_seek_callback(CURL *handle, zyk_curl_seek_callback value) {
+    return curl_easy_setopt(handle, CURLOPT_SEEKFUNCTION, value);
 }
 
 static inline CURLcode zyk_curl_getinfo_long(CURL *handle, CURLINFO info, long *value) {

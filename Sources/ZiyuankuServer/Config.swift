@@ -82,7 +82,7 @@ public struct ServerConfig: Sendable, Equatable {
         ("platform_url", "ZYK_PLATFORM_URL", "national platform base URL (contract v1), e.g. https://platform.example.cn/api/v1; unset: sync off"),
         ("platform_app_key", "ZYK_PLATFORM_APP_KEY", "app key for request signing"),
         ("platform_app_secret", "ZYK_PLATFORM_APP_SECRET", "app secret for request signing (HMAC-SHA256)"),
-        ("platform_ca_file", "ZYK_PLATFORM_CA_FILE", "extra CA bundle (PEM) to trust for the platform's TLS certificate"),
+        ("platform_ca_file", "ZYK_PLATFORM_CA_FILE", "CA bundle (PEM) to trust instead of the system's, for a platform behind a private CA"),
         ("sync_concurrency", "ZYK_SYNC_CONCURRENCY", "transfers in flight at once, 1–64; default 4"),
         ("sync_interval_minutes", "ZYK_SYNC_INTERVAL_MINUTES", "minutes between sync runs inside the server; default 10, 0 only on demand"),
         ("sync_connect_timeout_seconds", "ZYK_SYNC_CONNECT_TIMEOUT_SECONDS", "connect timeout; default 10"),

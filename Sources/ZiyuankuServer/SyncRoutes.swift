@@ -93,7 +93,7 @@ struct SyncService: Service {
         }
         if configured && minutes > 0 {
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
-                if !services.sync.isRunning, let due = try? services.catalog.nextSyncDue(), due <= Date() {
+                if !services.sync.isRunning, (try? services.catalog.syncWorkWaiting(host: ProcessInfo.processInfo.hostName)) == true {
                     do { try services.sync.start(services: services, trigger: "schedule", logger: logger) } catch {
                         logger.warning("scheduled sync did not start: \(error)")
                     }
@@ -173,15 +173,16 @@ struct SyncRoutes {
         r.on(.post, "/v1/admin/sync/retry") { req, ctx in
             let admin = try ctx.requireAdmin()
             let body = try await BodyReader.jsonObject(req, limit: services.config.maxJSONBytes)
-            var errors = body.keys.filter { !["dead", "ids"].contains($0) }.sorted().map { FieldError(field: $0, message: "unknown field") }
+            var errors = body.keys.filter { !["dead", "failed", "ids"].contains($0) }.sorted().map { FieldError(field: $0, message: "unknown field") }
             var f = FieldReader(object: body)
             let dead = f.bool("dead") ?? false
+            let failed = f.bool("failed") ?? false
             let ids = f.textArray("ids", required: false, min: 0, max: 10_000, itemMax: 36) ?? []
             errors += f.errors
             for (i, id) in ids.enumerated() where !Identifiers.isUUID(id) { errors.append(.init(field: "ids[\(i)]", message: "not a resource id")) }
-            if !dead && ids.isEmpty { errors.append(.init(field: "dead", message: "set dead: true, or give ids")) }
+            if !dead && !failed && ids.isEmpty { errors.append(.init(field: "dead", message: "set dead or failed to true, or give ids")) }
             if !errors.isEmpty { throw AppError.validation(errors) }
-            return try JSONResponse.make(["requeued": try catalog.retrySync(deadOnly: true, ids: ids, by: admin.userId)])
+            return try JSONResponse.make(["requeued": try catalog.retrySync(dead: dead, failed: failed, ids: ids, by: admin.userId)])
         }
     }
 

@@ -11,7 +11,7 @@ public enum SyncState: String, Sendable, Codable, CaseIterable {
 }
 
 /// One outbox entry (one per selected resource).
-public struct SyncEntry: Sendable, Codable, Equatable {
+public struct SyncEntry: Sendable, Encodable, Equatable {
     public var resourceId: String
     public var op: SyncOp
     public var version: Int?
@@ -31,6 +31,12 @@ public struct SyncEntry: Sendable, Codable, Equatable {
     public var doneAt: String?
     /// The resource's title now (nil once purged).
     public var title: String?
+    var nextAttemptTime: Double
+
+    enum CodingKeys: String, CodingKey {
+        case resourceId, op, version, state, generation, attempts, nextAttemptAt, lastError, lastStatus, remoteId, sentVersion, selectedAt
+        case selectedBy, enqueuedAt, updatedAt, doneAt, title
+    }
 
     init(row: Row) {
         resourceId = row["resource_id"]
@@ -39,7 +45,8 @@ public struct SyncEntry: Sendable, Codable, Equatable {
         state = SyncState(rawValue: row["state"]) ?? .pending
         generation = row["generation"]
         attempts = row["attempts"]
-        nextAttemptAt = Timestamp.format(Date(timeIntervalSince1970: row["next_attempt_at"]))
+        nextAttemptTime = row["next_attempt_at"]
+        nextAttemptAt = Timestamp.format(Date(timeIntervalSince1970: nextAttemptTime))
         lastError = row["last_error"]
         lastStatus = row["last_status"]
         remoteId = row["remote_id"]
@@ -132,7 +139,7 @@ public struct SyncPayload: Sendable {
 
 /// How an attempt ended, as the runner reports it back.
 public enum SyncOutcome: Sendable {
-    case done(remoteId: String?)
+    case done(remoteId: String?, status: Int?)
     case failed(message: String, status: Int?, retryAfter: Double?)
     case dead(message: String, status: Int?)
     /// Stopped by shutdown: back to the queue, the attempt not counted.
@@ -144,6 +151,8 @@ extension Catalog {
 
     /// Queues `op` for a resource, replacing whatever the entry held (a resource changed twice
     /// before a sync sends only its latest state). Returns false when nothing needed queueing.
+    /// An entry in flight stays in flight with the new work (a bumped generation): nobody else
+    /// may claim it until that attempt ends, so two requests about one resource never race.
     @discardableResult
     static func enqueueSync(_ db: Database, id: String, op: SyncOp, version: Int?, selectedBy: String? = nil, now: Date = Date()) throws -> Bool {
         let ts = Timestamp.format(now)
@@ -154,8 +163,9 @@ extension Catalog {
             if sameWork && (state == .pending || state == .failed || state == .inFlight) { return false }
             if sameWork && state == .done && (op == .delete || row["sent_version"] as Int? == version) { return false }
             try db.cachedStatement(sql: """
-                    UPDATE sync_outbox SET op = ?, version = ?, state = 'pending', generation = generation + 1, attempts = 0,
-                        next_attempt_at = ?, last_error = NULL, last_status = NULL, record = NULL, enqueued_at = ?, updated_at = ?
+                    UPDATE sync_outbox SET op = ?, version = ?, state = CASE state WHEN 'inFlight' THEN 'inFlight' ELSE 'pending' END,
+                        generation = generation + 1, attempts = 0, next_attempt_at = ?, last_error = NULL, last_status = NULL,
+                        enqueued_at = ?, updated_at = ?
                     WHERE resource_id = ?
                     """).execute(arguments: [op.rawValue, version, now.timeIntervalSince1970, ts, ts, id])
             return true
@@ -298,8 +308,9 @@ extension Catalog {
         }
     }
 
-    /// Records how an attempt on `entry` ended. A success always records what the platform now
-    /// holds; the entry is marked done only if nothing changed it since it was claimed.
+    /// Records how an attempt on `entry` ended. A success records what the platform now holds
+    /// (attempts on one resource never overlap, so these land in order). If the entry changed
+    /// while the attempt was in flight, the new work is due at once, whatever this attempt's fate.
     public func finishSyncAttempt(
         _ entry: SyncEntry, startedAt: Date, outcome: SyncOutcome, bytesSent: Int64, maxAttempts: Int, backoff: (Int) -> Double, now: Date = Date()
     ) throws {
@@ -307,86 +318,85 @@ extension Catalog {
             guard let current = try Self.syncEntry(db, id: entry.resourceId) else { return }
             let same = current.generation == entry.generation
             let ts = Timestamp.format(now)
+            let id = entry.resourceId
             var name: String
             var status: Int? = nil
             var error: String? = nil
             var retryAfter: Double? = nil
+            // (state, next attempt, last error, last status) for an unchanged entry.
+            var next: (String, Double, String?, Int?)
             switch outcome {
-            case .done(let remoteId):
+            case .done(let remoteId, let s):
                 name = "done"
-                if entry.op == .put {
+                status = s
+                if entry.op == .put, let v = entry.version {
                     try db.execute(
                         sql: "UPDATE sync_outbox SET remote_id = coalesce(?, remote_id), sent_version = ? WHERE resource_id = ?",
-                        arguments: [remoteId, entry.version, entry.resourceId])
+                        arguments: [remoteId, v, id])
+                    // The platform keeps older versions' keys, but we will never send those again.
+                    try db.execute(sql: "DELETE FROM sync_records WHERE resource_id = ? AND version < ?", arguments: [id, v])
                 } else {
-                    try db.execute(sql: "UPDATE sync_outbox SET sent_version = NULL WHERE resource_id = ?", arguments: [entry.resourceId])
+                    // Gone from the platform, which forgets the resource's idempotency keys too.
+                    try db.execute(sql: "UPDATE sync_outbox SET sent_version = NULL WHERE resource_id = ?", arguments: [id])
+                    try db.execute(sql: "DELETE FROM sync_records WHERE resource_id = ?", arguments: [id])
                 }
-                if same {
-                    try db.execute(
-                        sql: "UPDATE sync_outbox SET state = 'done', last_error = NULL, last_status = NULL, done_at = ?, updated_at = ? WHERE resource_id = ?",
-                        arguments: [ts, ts, entry.resourceId])
-                }
+                next = ("done", current.nextAttemptTime, nil, nil)
             case .failed(let message, let s, let ra):
                 status = s
                 error = message
                 retryAfter = ra
                 if current.attempts >= maxAttempts {
                     name = "dead"
-                    if same {
-                        try db.execute(
-                            sql: "UPDATE sync_outbox SET state = 'dead', last_error = ?, last_status = ?, updated_at = ? WHERE resource_id = ?",
-                            arguments: ["gave up after \(current.attempts) attempts: \(message)", s, ts, entry.resourceId])
-                    }
+                    next = ("dead", current.nextAttemptTime, "gave up after \(current.attempts) attempts: \(message)", s)
                 } else {
                     name = "failed"
-                    let wait = max(backoff(current.attempts), ra ?? 0)
-                    if same {
-                        try db.execute(
-                            sql: "UPDATE sync_outbox SET state = 'failed', next_attempt_at = ?, last_error = ?, last_status = ?, updated_at = ? WHERE resource_id = ?",
-                            arguments: [now.timeIntervalSince1970 + wait, message, s, ts, entry.resourceId])
-                    }
+                    next = ("failed", now.timeIntervalSince1970 + max(backoff(current.attempts), ra ?? 0), message, s)
                 }
             case .dead(let message, let s):
                 name = "dead"
                 status = s
                 error = message
-                if same {
-                    try db.execute(
-                        sql: "UPDATE sync_outbox SET state = 'dead', last_error = ?, last_status = ?, updated_at = ? WHERE resource_id = ?",
-                        arguments: [message, s, ts, entry.resourceId])
-                }
+                next = ("dead", current.nextAttemptTime, message, s)
             case .cancelled:
                 name = "cancelled"
                 error = "stopped by shutdown"
-                if same {
-                    try db.execute(
-                        sql: "UPDATE sync_outbox SET state = 'pending', attempts = max(attempts - 1, 0), updated_at = ? WHERE resource_id = ?",
-                        arguments: [ts, entry.resourceId])
-                }
+                next = ("pending", current.nextAttemptTime, current.lastError, current.lastStatus)
+                if same { try db.execute(sql: "UPDATE sync_outbox SET attempts = max(attempts - 1, 0) WHERE resource_id = ?", arguments: [id]) }
+            }
+            if same {
+                try db.execute(
+                    sql: """
+                        UPDATE sync_outbox SET state = ?, next_attempt_at = ?, last_error = ?, last_status = ?, updated_at = ?,
+                            done_at = CASE WHEN ? = 'done' THEN ? ELSE done_at END
+                        WHERE resource_id = ?
+                        """, arguments: [next.0, next.1, next.2, next.3, ts, next.0, ts, id])
+            } else {
+                try db.execute(
+                    sql: "UPDATE sync_outbox SET state = 'pending', next_attempt_at = ?, updated_at = ? WHERE resource_id = ?",
+                    arguments: [now.timeIntervalSince1970, ts, id])
             }
             try db.cachedStatement(sql: """
                     INSERT INTO sync_attempts (resource_id, generation, op, version, started_at, finished_at, outcome, http_status, error, retry_after, bytes_sent)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """).execute(arguments: [
-                entry.resourceId, entry.generation, entry.op.rawValue, entry.version, Timestamp.format(startedAt), ts, name, status, error,
-                retryAfter, bytesSent,
+                id, entry.generation, entry.op.rawValue, entry.version, Timestamp.format(startedAt), ts, name, status, error, retryAfter, bytesSent,
             ])
         }
     }
 
-    /// The record body kept for this entry's generation, if one was sent before.
-    public func syncRecord(id: String, generation: Int) throws -> Data? {
+    /// The record body first sent for this version, if any: later sends reuse these bytes.
+    public func syncRecord(id: String, version: Int) throws -> Data? {
         try pool.read { db in
-            try Data.fetchOne(db, sql: "SELECT record FROM sync_outbox WHERE resource_id = ? AND generation = ?", arguments: [id, generation])
+            try Data.fetchOne(db, sql: "SELECT body FROM sync_records WHERE resource_id = ? AND version = ?", arguments: [id, version])
         }
     }
 
-    /// Keeps the body about to be sent for this generation (only the first one is kept).
-    public func keepSyncRecord(id: String, generation: Int, record: Data) throws {
+    /// Keeps the body about to be sent for a version, unless one is kept already; returns the
+    /// body to send (the kept one).
+    public func keepSyncRecord(id: String, version: Int, body: Data) throws -> Data {
         try pool.write { db in
-            try db.execute(
-                sql: "UPDATE sync_outbox SET record = ? WHERE resource_id = ? AND generation = ? AND record IS NULL",
-                arguments: [record, id, generation])
+            try db.execute(sql: "INSERT OR IGNORE INTO sync_records (resource_id, version, body) VALUES (?, ?, ?)", arguments: [id, version, body])
+            return try Data.fetchOne(db, sql: "SELECT body FROM sync_records WHERE resource_id = ? AND version = ?", arguments: [id, version]) ?? body
         }
     }
 
@@ -436,14 +446,26 @@ extension Catalog {
         }
     }
 
-    public func heartbeatSyncLock(owner: String, now: Date = Date()) throws {
+    /// Renews the lock; false when `owner` no longer holds it (another runner took it over after
+    /// this one went silent), and the caller must stop.
+    public func heartbeatSyncLock(owner: String, now: Date = Date()) throws -> Bool {
         try pool.write { db in
             guard let json = try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'sync.lock'"),
                 var lock = try? JSONDecoder().decode(SyncLock.self, from: Data(json.utf8)), lock.owner == owner
-            else { return }
+            else { return false }
             lock.heartbeat = now.timeIntervalSince1970
             try db.execute(sql: "UPDATE settings SET value = ? WHERE key = 'sync.lock'", arguments: [String(decoding: try JSONEncoder().encode(lock), as: UTF8.self)])
+            return true
         }
+    }
+
+    /// Whether a run would have something to do now: entries due, or entries left in flight by
+    /// a runner that is gone.
+    public func syncWorkWaiting(host: String, now: Date = Date()) throws -> Bool {
+        if let due = try nextSyncDue(), due <= now { return true }
+        let stranded = try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM sync_outbox WHERE state = 'inFlight'") ?? 0 }
+        let holder = try syncLockHolder(host: host, now: now)
+        return stranded > 0 && holder == nil
     }
 
     public func releaseSyncLock(owner: String) throws {
@@ -537,13 +559,16 @@ extension Catalog {
         }
     }
 
-    /// Puts dead entries (all, or the given ids) back in the queue, due now. Returns how many.
-    public func retrySync(deadOnly: Bool, ids: [String], by actor: String?, now: Date = Date()) throws -> Int {
+    /// Puts dead entries, failed ones (waiting for their next attempt), or the given ids (dead or
+    /// failed) back in the queue, due now. Returns how many.
+    public func retrySync(dead: Bool, failed: Bool = false, ids: [String], by actor: String?, now: Date = Date()) throws -> Int {
         try pool.write { db in
             var sql = "UPDATE sync_outbox SET state = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ? WHERE "
             var args: [any DatabaseValueConvertible] = [now.timeIntervalSince1970, Timestamp.format(now)]
             if ids.isEmpty {
-                sql += deadOnly ? "state = 'dead'" : "state IN ('dead', 'failed')"
+                let states: [String] = (dead ? ["'dead'"] : []) + (failed ? ["'failed'"] : [])
+                guard !states.isEmpty else { return 0 }
+                sql += "state IN (" + states.joined(separator: ", ") + ")"
             } else {
                 sql += "state IN ('dead', 'failed') AND resource_id IN (\(Array(repeating: "?", count: ids.count).joined(separator: ",")))"
                 args += ids

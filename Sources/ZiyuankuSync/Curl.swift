@@ -44,7 +44,8 @@ public struct TransferOptions: Sendable, Equatable {
     /// A transfer slower than `lowSpeedLimitBytes` per second for `lowSpeedTimeSeconds` is cut.
     public var lowSpeedLimitBytes = 1024
     public var lowSpeedTimeSeconds = 30
-    /// Extra CA bundle (PEM) to trust; TLS verification itself is always on.
+    /// A CA bundle (PEM) to trust instead of the system's (for a platform behind a private CA);
+    /// TLS verification itself is always on.
     public var caFile: String?
     public var userAgent = "ziyuanku-sync/1"
 
@@ -80,7 +81,7 @@ public struct CurlError: Error, Sendable, CustomStringConvertible {
         case CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER, CURLE_SSL_ENGINE_NOTFOUND:
             .tls
         case CURLE_URL_MALFORMAT, CURLE_UNSUPPORTED_PROTOCOL, CURLE_READ_ERROR, CURLE_BAD_FUNCTION_ARGUMENT, CURLE_UNKNOWN_OPTION,
-            CURLE_NOT_BUILT_IN, CURLE_FAILED_INIT, CURLE_OUT_OF_MEMORY:
+            CURLE_NOT_BUILT_IN:
             .configuration
         case CURLE_ABORTED_BY_CALLBACK: .aborted
         default: .other
@@ -171,6 +172,13 @@ private final class TransferContext {
         return count
     }
 
+    func seek(to offset: Int64) -> Bool {
+        if fd >= 0 { return lseek(fd, off_t(offset), SEEK_SET) == off_t(offset) }
+        guard offset >= 0, offset <= Int64(data.count) else { return false }
+        self.offset = Int(offset)
+        return true
+    }
+
     func write(_ buffer: UnsafeMutablePointer<CChar>, count: Int) -> Int {
         let room = Self.responseCap - response.count
         if room > 0 { response.append(UnsafeRawPointer(buffer).assumingMemoryBound(to: UInt8.self), count: min(room, count)) }
@@ -198,6 +206,10 @@ public final class CurlEasy {
         if let headerList { curl_slist_free_all(headerList) }
         errorBuffer.deallocate()
     }
+
+    /// A `Retry-After` longer than a day is read as a day: one odd answer must not park an entry
+    /// for a year.
+    static let retryAfterCap = 86_400.0
 
     private func check(_ rc: CURLcode, _ what: String) throws {
         guard rc == CURLE_OK else { throw CurlError(rc, message: "cannot set \(what): \(String(cString: curl_easy_strerror(rc)))") }
@@ -279,6 +291,12 @@ public final class CurlEasy {
                     return Unmanaged<TransferContext>.fromOpaque(user).takeUnretainedValue().read(into: buffer, max: size * count)
                 }, "read callback")
                 try check(zyk_curl_setopt_pointer(handle, CURLOPT_READDATA, me), "read data")
+                // Lets libcurl rewind the body to send it again (a reused connection that died).
+                try check(zyk_curl_setopt_seek_callback(handle) { user, offset, origin in
+                    guard let user, origin == SEEK_SET else { return Int32(CURL_SEEKFUNC_CANTSEEK) }
+                    return Unmanaged<TransferContext>.fromOpaque(user).takeUnretainedValue().seek(to: Int64(offset)) ? Int32(CURL_SEEKFUNC_OK) : Int32(CURL_SEEKFUNC_FAIL)
+                }, "seek callback")
+                try check(zyk_curl_setopt_pointer(handle, CURLOPT_SEEKDATA, me), "seek data")
             }
             try setHeaders(request.headers)
             try check(zyk_curl_setopt_data_callback(handle, CURLOPT_WRITEFUNCTION) { buffer, size, count, user in
@@ -310,7 +328,7 @@ public final class CurlEasy {
             var sent: curl_off_t = 0
             _ = zyk_curl_getinfo_off(handle, CURLINFO_SIZE_UPLOAD_T, &sent)
             return CurlResponse(
-                status: status, body: ctx.response, retryAfter: retryAfter > 0 ? Double(retryAfter) : nil, bytesSent: Int64(sent), headers: ctx.headers)
+                status: status, body: ctx.response, retryAfter: retryAfter > 0 ? min(Double(retryAfter), Self.retryAfterCap) : nil, bytesSent: Int64(sent), headers: ctx.headers)
         }
     }
 }

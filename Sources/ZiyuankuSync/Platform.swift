@@ -67,10 +67,10 @@ public protocol PlatformAdapter: Sendable {
     func hasFile(sha256: String) async throws(PlatformFailure) -> Bool
     /// Streams a file from disk.
     func putFile(sha256: String, path: String, size: Int64, progress: ByteCounter?) async throws(PlatformFailure)
-    /// Sends a version's record; returns the platform's id for the resource.
-    func putResource(id: String, version: Int, record: Data) async throws(PlatformFailure) -> String?
-    /// Takes a resource off the platform (gone already counts as done).
-    func deleteResource(id: String) async throws(PlatformFailure)
+    /// Sends a version's record; returns the platform's id for the resource and the HTTP status.
+    func putResource(id: String, version: Int, record: Data) async throws(PlatformFailure) -> (remoteId: String?, status: Int)
+    /// Takes a resource off the platform (gone already counts as done); returns the HTTP status.
+    func deleteResource(id: String) async throws(PlatformFailure) -> Int
 }
 
 /// Where the platform is and how we sign for it.
@@ -334,19 +334,30 @@ public struct PlatformV1: PlatformAdapter {
         guard (200...299).contains(r.status) else { throw PlatformFailure.http(r, request: "PUT /files/\(sha256.prefix(12))…") }
     }
 
-    public func putResource(id: String, version: Int, record: Data) async throws(PlatformFailure) -> String? {
+    public func putResource(id: String, version: Int, record: Data) async throws(PlatformFailure) -> (remoteId: String?, status: Int) {
         let seg = id.addingPercentEncoding(withAllowedCharacters: Self.segment) ?? id
         let r = try await send(
             "PUT", "/resources/\(seg)", body: .data(record), bodySHA256: Identifiers.sha256Hex(Array(record)),
             extra: ["Content-Type: application/json; charset=utf-8", "Idempotency-Key: \(id):\(version)", "Expect:"])
         guard (200...299).contains(r.status) else { throw PlatformFailure.http(r, request: "PUT /resources/\(id)") }
-        if let v = try? JSONValue.parse(Array(r.body)), case .object(let o) = v, case .string(let remote) = o["remoteId"] { return remote }
-        return nil
+        if let v = try? JSONValue.parse(Array(r.body)), case .object(let o) = v, case .string(let remote) = o["remoteId"] { return (remote, r.status) }
+        return (nil, r.status)
     }
 
-    public func deleteResource(id: String) async throws(PlatformFailure) {
+    public func deleteResource(id: String) async throws(PlatformFailure) -> Int {
         let seg = id.addingPercentEncoding(withAllowedCharacters: Self.segment) ?? id
         let r = try await send("DELETE", "/resources/\(seg)", body: .none, bodySHA256: RequestSigner.emptySHA256)
-        guard (200...299).contains(r.status) || r.status == 404 else { throw PlatformFailure.http(r, request: "DELETE /resources/\(id)") }
+        // Gone already counts as done — but only when the platform itself says so: a 404 from a
+        // proxy or a wrong base URL must not mark a withdrawal done.
+        let gone = r.status == 404 && r.headers["x-zyk-error-code"] == "not_found"
+        guard (200...299).contains(r.status) || gone else {
+            var f = PlatformFailure.http(r, request: "DELETE /resources/\(id)")
+            if r.status == 404 {
+                f.disposition = .dead
+                f.message += " — not the platform's own answer (no X-ZYK-Error-Code: not_found); check platform_url"
+            }
+            throw f
+        }
+        return r.status
     }
 }

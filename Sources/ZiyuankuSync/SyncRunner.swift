@@ -99,10 +99,25 @@ public final class SyncRunner: Sendable {
         let started = Date()
         let tally = Tally()
         let catalog = catalog
+        let workers = Task {
+            await withTaskGroup(of: Void.self) { group in
+                for _ in 0..<max(1, self.settings.concurrency) {
+                    group.addTask { await self.worker(tally: tally, maxWait: maxWait) }
+                }
+            }
+        }
+        let logger = logger
         let heartbeat = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(10))
-                try? catalog.heartbeatSyncLock(owner: owner)
+                if Task.isCancelled { break }
+                // Another runner took the lock over (this one was silent too long): stop at once,
+                // so two runners never drain the outbox together.
+                if (try? catalog.heartbeatSyncLock(owner: owner)) == false {
+                    logger.error("sync: another run took over the lock; stopping this one")
+                    workers.cancel()
+                    break
+                }
             }
         }
         let reporter: Task<Void, Never>? = progress.map { report in
@@ -118,15 +133,15 @@ public final class SyncRunner: Sendable {
             reporter?.cancel()
             try? catalog.releaseSyncLock(owner: owner)
         }
-        await withTaskGroup(of: Void.self) { group in
-            for _ in 0..<max(1, settings.concurrency) {
-                group.addTask { await self.worker(tally: tally, maxWait: maxWait) }
-            }
+        await withTaskCancellationHandler {
+            await workers.value
+        } onCancel: {
+            workers.cancel()
         }
         progress?(snapshot(tally))
         let next = try catalog.nextSyncDue()
         let ended = Date()
-        let stopped = Task.isCancelled ? "stopped" : (next == nil ? "idle" : "waiting")
+        let stopped = Task.isCancelled || workers.isCancelled ? "stopped" : (next == nil ? "idle" : "waiting")
         let summary = SyncRunSummary(
             startedAt: Timestamp.format(started), endedAt: Timestamp.format(ended), seconds: ended.timeIntervalSince(started),
             done: tally.done.load(ordering: .relaxed), failed: tally.failed.load(ordering: .relaxed), dead: tally.dead.load(ordering: .relaxed),
@@ -181,10 +196,11 @@ public final class SyncRunner: Sendable {
         var outcome: SyncOutcome
         do throws(PlatformFailure) {
             switch entry.op {
-            case .put: outcome = .done(remoteId: try await put(entry, sent: sent))
+            case .put:
+                let (remote, status) = try await put(entry, sent: sent)
+                outcome = .done(remoteId: remote, status: status)
             case .delete:
-                try await adapter.deleteResource(id: entry.resourceId)
-                outcome = .done(remoteId: nil)
+                outcome = .done(remoteId: nil, status: try await adapter.deleteResource(id: entry.resourceId))
             }
         } catch {
             switch error.disposition {
@@ -212,7 +228,7 @@ public final class SyncRunner: Sendable {
         }
     }
 
-    private func put(_ entry: SyncEntry, sent: ByteCounter) async throws(PlatformFailure) -> String? {
+    private func put(_ entry: SyncEntry, sent: ByteCounter) async throws(PlatformFailure) -> (String?, Int) {
         func dead(_ m: String) -> PlatformFailure { PlatformFailure(disposition: .dead, message: m, status: nil, retryAfter: nil) }
         guard let number = entry.version else { throw dead("the entry names no version") }
         let payload: SyncPayload?
@@ -220,18 +236,18 @@ public final class SyncRunner: Sendable {
             throw PlatformFailure(disposition: .retry, message: "cannot read version \(number): \(error)", status: nil, retryAfter: nil)
         }
         guard let payload else { throw dead("version \(number) of \(entry.resourceId) no longer exists here") }
-        // The body first sent for this generation is kept and sent again on every retry, so the
-        // idempotency key always comes with the same bytes.
+        // The body first sent for this version is kept and sent again every time, so the
+        // idempotency key always comes with the same bytes (even after a rename of the
+        // organization or a major).
         var body: Data
         do {
-            if let kept = try catalog.syncRecord(id: entry.resourceId, generation: entry.generation) {
+            if let kept = try catalog.syncRecord(id: entry.resourceId, version: number) {
                 body = kept
             } else {
                 let record = PlatformRecord(payload)
                 if !record.problems.isEmpty { throw dead("not sent: " + record.problems.joined(separator: "; ")) }
                 do { body = try record.encoded() } catch { throw dead("cannot encode the record: \(error)") }
-                try catalog.keepSyncRecord(id: entry.resourceId, generation: entry.generation, record: body)
-                body = try catalog.syncRecord(id: entry.resourceId, generation: entry.generation) ?? body
+                body = try catalog.keepSyncRecord(id: entry.resourceId, version: number, body: body)
             }
         } catch let e as PlatformFailure {
             throw e

@@ -56,6 +56,9 @@ struct SyncSelect: AsyncParsableCommand {
             var s = SyncSelection()
             s.ids = ids
             for id in ids where !Identifiers.isUUID(id) { throw CLIError("'\(id)' is not a resource id", code: 64) }
+            if let major, major.wholeMatch(of: /[0-9]{2}([0-9]{2}([0-9]{2}K?)?)?/) == nil {
+                throw CLIError("--major must be a major, class or category code such as 520601, 5206 or 52 (got '\(major)')", code: 64)
+            }
             s.majorCode = major
             if let type {
                 guard let t = ResourceType(rawValue: type) else {
@@ -63,12 +66,22 @@ struct SyncSelect: AsyncParsableCommand {
                 }
                 s.resourceType = t
             }
-            s.organizationId = organization
-            guard !s.isEmpty else { throw CLIError("say what to select: --id, --major, --type or --organization", code: 64) }
+            guard !s.isEmpty || organization != nil else { throw CLIError("say what to select: --id, --major, --type or --organization", code: 64) }
             let (catalog, _) = try root.openCatalog()
+            if let organization {
+                // By id or by name, as `zyk user add --org` takes it.
+                guard let org = try catalog.organization(id: organization) ?? catalog.organization(named: organization) else {
+                    throw CLIError("no organization '\(organization)' (give its id or exact name; see zyk org list)", code: 65)
+                }
+                s.organizationId = org.id
+            }
             let result = try catalog.selectForSync(s, by: try root.actor(catalog), dryRun: dryRun)
             if output.json { return try Output.json(result) }
             let verb = dryRun ? "would queue" : "queued"
+            if result.queued.isEmpty && result.unchanged.isEmpty && result.skipped.isEmpty {
+                print("nothing matched: no published, public resource with pushToPlatform set fits these criteria")
+                return
+            }
             print("\(verb) \(result.queued.count), already current \(result.unchanged.count), skipped \(result.skipped.count)")
             if !result.skipped.isEmpty {
                 Output.table(["skipped", "reason"], result.skipped.map { [$0.id, $0.reason] })
@@ -279,19 +292,21 @@ struct SyncStatusCommand: AsyncParsableCommand {
 struct SyncRetry: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "retry",
-        abstract: "Queue dead entries (or the given ones) again, due now.",
-        discussion: "Examples:\n  zyk sync retry --dead\n  zyk sync retry --id 0193…-…")
+        abstract: "Queue dead or failed entries (or the given ones) again, due now.",
+        discussion: "Examples:\n  zyk sync retry --dead\n  zyk sync retry --failed\n  zyk sync retry --id 0193…-…")
 
     @OptionGroup var root: RootOptions
     @OptionGroup var output: OutputOptions
     @Flag(help: "Every dead entry.") var dead = false
+    @Flag(help: "Every failed entry waiting for its next attempt (e.g. after a long Retry-After).") var failed = false
     @Option(name: .customLong("id"), help: "A dead or failed entry's resource id (repeatable).") var ids: [String] = []
 
     func run() async throws {
         try await cli {
-            guard dead || !ids.isEmpty else { throw CLIError("say which: --dead, or --id", code: 64) }
+            guard dead || failed || !ids.isEmpty else { throw CLIError("say which: --dead, --failed, or --id", code: 64) }
+            for id in ids where !Identifiers.isUUID(id) { throw CLIError("'\(id)' is not a resource id", code: 64) }
             let (catalog, _) = try root.openCatalog()
-            let n = try catalog.retrySync(deadOnly: true, ids: ids, by: try root.actor(catalog))
+            let n = try catalog.retrySync(dead: dead, failed: failed, ids: ids, by: try root.actor(catalog))
             if output.json { return try Output.json(["requeued": n]) }
             print("queued \(n) entr\(n == 1 ? "y" : "ies") again; send them with: zyk sync run")
         }

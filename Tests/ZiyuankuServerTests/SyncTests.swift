@@ -128,9 +128,27 @@ import ZiyuankuSync
         let claimed = try #require(try c.claimSyncEntry())
         #expect(claimed.state == .inFlight && claimed.attempts == 1)
         try Self.newVersion(env, id, title: "康复训练（四）", publish: true)
-        try c.finishSyncAttempt(claimed, startedAt: Date(), outcome: .done(remoteId: "NVP-1"), bytesSent: 10, maxAttempts: 5, backoff: { _ in 0 })
+        // Nobody may claim it meanwhile: two requests about one resource must never race (an
+        // older PUT overtaking a newer one, or a DELETE).
+        #expect(try c.syncEntry(id: id)?.state == .inFlight)
+        #expect(try c.claimSyncEntry() == nil)
+        try c.finishSyncAttempt(claimed, startedAt: Date(), outcome: .done(remoteId: "NVP-1", status: 201), bytesSent: 10, maxAttempts: 5, backoff: { _ in 0 })
         let after = try #require(try c.syncEntry(id: id))
         #expect(after.state == .pending && after.version == 5 && after.sentVersion == 4 && after.remoteId == "NVP-1")
+
+        // A withdrawal while a put is in flight: the delete waits for the put to end, then goes,
+        // even when the put failed.
+        let putting = try #require(try c.claimSyncEntry())
+        _ = try c.transition(id: id, action: .withdraw, by: env.principals["admin"]!, allowAnonymous: true)
+        #expect(try c.claimSyncEntry() == nil)
+        try c.finishSyncAttempt(
+            putting, startedAt: Date(), outcome: .failed(message: "HTTP 503", status: 503, retryAfter: 600), bytesSent: 0, maxAttempts: 5,
+            backoff: { _ in 600 })
+        let deleting = try #require(try c.claimSyncEntry(), "the delete is due at once, not after the put's backoff")
+        #expect(deleting.op == .delete)
+        try c.finishSyncAttempt(deleting, startedAt: Date(), outcome: .done(remoteId: nil, status: 204), bytesSent: 0, maxAttempts: 5, backoff: { _ in 0 })
+        #expect(try c.syncEntry(id: id)?.sentVersion == nil)
+        _ = try c.publish(id: id) { _ in }
 
         // Withdrawal queues a delete; publishing again queues a put.
         _ = try c.transition(id: id, action: .withdraw, by: env.principals["admin"]!, allowAnonymous: true)
@@ -169,7 +187,7 @@ import ZiyuankuSync
         row = try #require(try c.syncEntry(id: id))
         #expect(row.state == .dead && row.attempts == 3 && row.lastError?.contains("gave up after 3 attempts") == true)
         #expect(try c.syncAttempts(id: id).map(\.outcome) == ["dead", "failed", "failed"])
-        #expect(try c.retrySync(deadOnly: true, ids: [], by: nil) == 1)
+        #expect(try c.retrySync(dead: true, ids: [], by: nil) == 1)
         row = try #require(try c.syncEntry(id: id))
         #expect(row.state == .pending && row.attempts == 0)
 
@@ -198,8 +216,12 @@ import ZiyuankuSync
         p.executableURL = URL(fileURLWithPath: "/bin/true")
         try p.run()
         p.waitUntilExit()
+        #expect(try c.syncWorkWaiting(host: "here") == false, "in flight with a live runner: nothing for the schedule")
         try c.releaseSyncLock(owner: "A")
+        // Left in flight by a runner that is gone: the server's schedule must pick it up.
+        #expect(try c.syncWorkWaiting(host: "here") == true)
         try c.acquireSyncLock(owner: "dead", pid: p.processIdentifier, host: "here")
+        #expect(try c.heartbeatSyncLock(owner: "A") == false, "a runner that lost the lock learns it")
         try c.acquireSyncLock(owner: "C", pid: getpid(), host: "here")
         let e = try #require(try c.syncEntry(id: id))
         #expect(e.state == .pending)
@@ -313,9 +335,11 @@ import ZiyuankuSync
                     status: .created, headers: [.contentType: "application/json"],
                     body: .init(byteBuffer: ByteBuffer(string: #"{"remoteId":"NVP-\#(id.suffix(6))"}"#)))
             }
-            r.delete("/api/v1/resources/:id") { req, _ -> Response in
+            r.delete("/api/v1/resources/:id") { req, ctx -> Response in
                 guard self.verify(req, bodySHA256: empty) else { return Response(status: .unauthorized) }
-                return Response(status: .notFound)
+                // The platform's own 404 says so; a bare 404 (a proxy, a wrong path) does not.
+                let id = try ctx.parameters.require("id")
+                return id.hasSuffix("0") ? Response(status: .notFound) : Response(status: .notFound, headers: [HTTPField.Name("X-ZYK-Error-Code")!: "not_found"])
             }
             r.get("/api/v1/slow") { _, _ -> Response in
                 try await Task.sleep(for: .seconds(4))
@@ -357,13 +381,15 @@ import ZiyuankuSync
             }
 
             let ok = Identifiers.uuidV7()
-            #expect(try await platform.putResource(id: ok, version: 2, record: Data(#"{"title":"康复"}"#.utf8)) == "NVP-\(ok.suffix(6))")
+            let put = try await platform.putResource(id: ok, version: 2, record: Data(#"{"title":"康复"}"#.utf8))
+            #expect(put.remoteId == "NVP-\(ok.suffix(6))" && put.status == 201)
             #expect(emu.records.withLock { $0["\(ok):2"] } == 1)
 
             func failure(_ id: String, _ canned: (Int, String?, String)) async -> PlatformFailure? {
                 emu.canned.withLock { $0[id] = canned }
-                do {
-                    _ = try await platform.putResource(id: id, version: 1, record: Data("{}".utf8))
+                do throws(PlatformFailure) {
+                    let answer = try await platform.putResource(id: id, version: 1, record: Data("{}".utf8))
+                    Issue.record("accepted: \(answer)")
                     return nil
                 } catch { return error }
             }
@@ -375,7 +401,14 @@ import ZiyuankuSync
             #expect(await failure(Identifiers.uuidV7(), (503, nil, ""))?.disposition == .retry)
             #expect(await failure(Identifiers.uuidV7(), (408, nil, ""))?.disposition == .retry)
             // DELETE of what the platform does not have counts as done.
-            try await platform.deleteResource(id: ok)
+            #expect(try await platform.deleteResource(id: String(ok.dropLast()) + "1") == 404)
+            // A 404 that is not the platform's own (a proxy, a wrong base path) is not "gone".
+            do throws(PlatformFailure) {
+                let status = try await platform.deleteResource(id: String(ok.dropLast()) + "0")
+                Issue.record("a bare 404 counted as deleted (\(status))")
+            } catch {
+                #expect(error.disposition == .dead && error.message.contains("platform_url"))
+            }
 
             // A stalled answer is cut by the low-speed window (1 s here), not a total timeout.
             var quick = TransferOptions()
@@ -442,9 +475,11 @@ import ZiyuankuSync
         #expect(try c.majors(level: nil, prefix: "520601", itemLevel: nil, limit: 1, offset: 0).items.first?.name == "康复治疗技术（改名）",
             "the rename happened between the attempts")
         #expect(emu.bodies.withLock { $0["\(id):1"]?.count } == 1, "both attempts sent the same body")
-        // A new version starts afresh, with the new name.
+        // The body stays kept for that version (a re-selection sends it again, byte for byte); a
+        // new version gets its own, built with the new name.
+        #expect(try c.syncRecord(id: id, version: 1) != nil)
         try Self.newVersion(env, id, title: "同一请求（二）", publish: true)
-        #expect(try c.syncRecord(id: id, generation: try #require(try c.syncEntry(id: id)).generation) == nil)
+        #expect(try c.syncRecord(id: id, version: 2) == nil)
     }
 
     @Test func theRunnerDrainsTheOutboxRetriesAndRecordsRemoteIds() async throws {

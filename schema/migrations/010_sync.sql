@@ -17,10 +17,6 @@ CREATE TABLE sync_outbox (
     remote_id       TEXT,
     -- The version the platform holds after the last successful put (NULL after a delete).
     sent_version    INTEGER,
-    -- The record body as first sent for this generation: every retry and replay sends these
-    -- same bytes (the idempotency key's promise), even if an organization or a major is renamed
-    -- meanwhile. Cleared when the entry changes.
-    record          BLOB,
     selected_at     TEXT NOT NULL,
     selected_by     TEXT,
     enqueued_at     TEXT NOT NULL,
@@ -28,6 +24,17 @@ CREATE TABLE sync_outbox (
     done_at         TEXT
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX sync_outbox_due ON sync_outbox(state, next_attempt_at);
+
+-- The record body first sent for a version: every later send of that version (retries, a replay
+-- after a crash, a re-selection) sends exactly these bytes under the same idempotency key
+-- `{id}:{version}`, even if an organization or a major was renamed meanwhile. Dropped when the
+-- platform confirms a newer version or a deletion (after which it forgets the keys).
+CREATE TABLE sync_records (
+    resource_id  TEXT NOT NULL,
+    version      INTEGER NOT NULL,
+    body         BLOB NOT NULL,
+    PRIMARY KEY (resource_id, version)
+) STRICT, WITHOUT ROWID;
 
 -- Every attempt, for admins reading an entry's history.
 CREATE TABLE sync_attempts (
