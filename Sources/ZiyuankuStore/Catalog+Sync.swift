@@ -286,6 +286,22 @@ extension Catalog {
 
     /// Takes the entry due first (pending or failed, next attempt reached) and marks it in flight.
     public func claimSyncEntry(now: Date = Date()) throws -> SyncEntry? {
+        try claimSyncWork(now: now, record: nil)?.entry
+    }
+
+    /// One claimed entry with what sending it needs: for a put, the version's payload and the
+    /// record body to send (`record` builds it the first time; later sends of that version get
+    /// the kept bytes), or why it cannot be sent.
+    public struct SyncWork: Sendable {
+        public var entry: SyncEntry
+        public var payload: SyncPayload?
+        public var body: Data?
+        public var problem: String?
+    }
+
+    /// Claims the entry due first and, for a put, reads its payload and keeps its record body,
+    /// all in one transaction (one commit per claim).
+    public func claimSyncWork(now: Date = Date(), record: ((SyncPayload) throws -> Data)?) throws -> SyncWork? {
         try pool.write { db in
             guard
                 let id = try String.fetchOne(
@@ -296,7 +312,30 @@ extension Catalog {
             else { return nil }
             try db.cachedStatement(sql: "UPDATE sync_outbox SET state = 'inFlight', attempts = attempts + 1, updated_at = ? WHERE resource_id = ?")
                 .execute(arguments: [Timestamp.format(now), id])
-            return try Self.syncEntry(db, id: id)
+            guard let entry = try Self.syncEntry(db, id: id) else { return nil }
+            var work = SyncWork(entry: entry)
+            guard entry.op == .put, let record else { return work }
+            guard let number = entry.version, let payload = try syncPayload(db, id: id, version: number) else {
+                work.problem = "version \(entry.version ?? 0) of \(id) no longer exists here"
+                return work
+            }
+            work.payload = payload
+            if let kept = try Data.fetchOne(
+                db.cachedStatement(sql: "SELECT body FROM sync_records WHERE resource_id = ? AND version = ?"), arguments: [id, number])
+            {
+                work.body = kept
+            } else {
+                do {
+                    let body = try record(payload)
+                    try db.cachedStatement(sql: "INSERT INTO sync_records (resource_id, version, body) VALUES (?, ?, ?)").execute(arguments: [id, number, body])
+                    work.body = body
+                } catch let e as DatabaseError {
+                    throw e
+                } catch {
+                    work.problem = "\(error)"
+                }
+            }
+            return work
         }
     }
 
@@ -388,15 +427,6 @@ extension Catalog {
     public func syncRecord(id: String, version: Int) throws -> Data? {
         try pool.read { db in
             try Data.fetchOne(db, sql: "SELECT body FROM sync_records WHERE resource_id = ? AND version = ?", arguments: [id, version])
-        }
-    }
-
-    /// Keeps the body about to be sent for a version, unless one is kept already; returns the
-    /// body to send (the kept one).
-    public func keepSyncRecord(id: String, version: Int, body: Data) throws -> Data {
-        try pool.write { db in
-            try db.execute(sql: "INSERT OR IGNORE INTO sync_records (resource_id, version, body) VALUES (?, ?, ?)", arguments: [id, version, body])
-            return try Data.fetchOne(db, sql: "SELECT body FROM sync_records WHERE resource_id = ? AND version = ?", arguments: [id, version]) ?? body
         }
     }
 
@@ -582,7 +612,11 @@ extension Catalog {
 
     /// The immutable version to send, with the names the record needs.
     public func syncPayload(id: String, version: Int) throws -> SyncPayload? {
-        try pool.read { db in
+        try pool.read { db in try syncPayload(db, id: id, version: version) }
+    }
+
+    func syncPayload(_ db: Database, id: String, version: Int) throws -> SyncPayload? {
+        do {
             guard let v = try Self.version(db, id: id, number: version, cache: versions),
                 let r = try Row.fetchOne(
                     db, sql: "SELECT r.created_at, r.organization_id, o.name FROM resources r JOIN organizations o ON o.id = r.organization_id WHERE r.id = ?",

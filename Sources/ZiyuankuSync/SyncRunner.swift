@@ -165,12 +165,12 @@ public final class SyncRunner: Sendable {
 
     private func worker(tally: Tally, maxWait: Double) async {
         while !Task.isCancelled {
-            let entry: SyncEntry?
-            do { entry = try catalog.claimSyncEntry() } catch {
+            let work: Catalog.SyncWork?
+            do { work = try catalog.claimSyncWork(record: Self.recordBody) } catch {
                 logger.error("sync: cannot read the outbox: \(error)")
                 return
             }
-            guard let entry else {
+            guard let work else {
                 // Nothing due now. Wait for a retry that falls due soon, or for another worker
                 // whose entry may fail and come back; otherwise this worker is done.
                 let next = (try? catalog.nextSyncDue()) ?? nil
@@ -185,19 +185,31 @@ public final class SyncRunner: Sendable {
                 continue
             }
             tally.active.add(1, ordering: .relaxed)
-            await process(entry, tally: tally)
+            await process(work, tally: tally)
             tally.active.subtract(1, ordering: .relaxed)
         }
     }
 
-    private func process(_ entry: SyncEntry, tally: Tally) async {
+    struct NotSendable: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// The record body for a version (built the first time it is sent; kept afterwards).
+    @Sendable static func recordBody(_ payload: SyncPayload) throws -> Data {
+        let record = PlatformRecord(payload)
+        if !record.problems.isEmpty { throw NotSendable(description: "not sent: " + record.problems.joined(separator: "; ")) }
+        return try record.encoded()
+    }
+
+    private func process(_ work: Catalog.SyncWork, tally: Tally) async {
+        let entry = work.entry
         let started = Date()
         let sent = ByteCounter()
         var outcome: SyncOutcome
         do throws(PlatformFailure) {
             switch entry.op {
             case .put:
-                let (remote, status) = try await put(entry, sent: sent)
+                let (remote, status) = try await put(work, sent: sent)
                 outcome = .done(remoteId: remote, status: status)
             case .delete:
                 outcome = .done(remoteId: nil, status: try await adapter.deleteResource(id: entry.resourceId))
@@ -228,32 +240,14 @@ public final class SyncRunner: Sendable {
         }
     }
 
-    private func put(_ entry: SyncEntry, sent: ByteCounter) async throws(PlatformFailure) -> (String?, Int) {
+    private func put(_ work: Catalog.SyncWork, sent: ByteCounter) async throws(PlatformFailure) -> (String?, Int) {
         func dead(_ m: String) -> PlatformFailure { PlatformFailure(disposition: .dead, message: m, status: nil, retryAfter: nil) }
-        guard let number = entry.version else { throw dead("the entry names no version") }
-        let payload: SyncPayload?
-        do { payload = try catalog.syncPayload(id: entry.resourceId, version: number) } catch {
-            throw PlatformFailure(disposition: .retry, message: "cannot read version \(number): \(error)", status: nil, retryAfter: nil)
-        }
-        guard let payload else { throw dead("version \(number) of \(entry.resourceId) no longer exists here") }
-        // The body first sent for this version is kept and sent again every time, so the
-        // idempotency key always comes with the same bytes (even after a rename of the
+        let entry = work.entry
+        if let problem = work.problem { throw dead(problem) }
+        // The body first sent for this version was kept with the claim and is sent every time,
+        // so the idempotency key always comes with the same bytes (even after a rename of the
         // organization or a major).
-        var body: Data
-        do {
-            if let kept = try catalog.syncRecord(id: entry.resourceId, version: number) {
-                body = kept
-            } else {
-                let record = PlatformRecord(payload)
-                if !record.problems.isEmpty { throw dead("not sent: " + record.problems.joined(separator: "; ")) }
-                do { body = try record.encoded() } catch { throw dead("cannot encode the record: \(error)") }
-                body = try catalog.keepSyncRecord(id: entry.resourceId, version: number, body: body)
-            }
-        } catch let e as PlatformFailure {
-            throw e
-        } catch {
-            throw PlatformFailure(disposition: .retry, message: "cannot keep the record: \(error)", status: nil, retryAfter: nil)
-        }
+        guard let number = entry.version, let payload = work.payload, let body = work.body else { throw dead("the entry names no version") }
         var seen = Set<String>()
         for file in payload.version.files where seen.insert(file.sha256).inserted {
             if try await adapter.hasFile(sha256: file.sha256) { continue }
