@@ -171,6 +171,12 @@ public enum MetadataValidator {
         return u.prefix(6).allSatisfy { $0 >= 48 && $0 <= 57 }
     }
 
+    /// A major code, or the 2-digit 大类 or 4-digit 类 prefix that stands for all majors under it
+    /// (filters and selections take either).
+    public static func isMajorCodeOrPrefix(_ code: String) -> Bool {
+        isMajorCodeShape(code) || ([2, 4].contains(code.utf8.count) && code.utf8.allSatisfy { $0 >= 48 && $0 <= 57 })
+    }
+
     /// A pragmatic BCP 47 shape check: alphanumeric subtags of 1–8 characters joined by '-',
     /// the first one 2–3 letters.
     public static func isBCP47(_ tag: String) -> Bool {

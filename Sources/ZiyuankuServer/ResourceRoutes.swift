@@ -441,7 +441,7 @@ struct ResourceRoutes {
             }
         }
         if let major = q.string("major", maxLength: 7) {
-            if major.count >= 2, major.count <= 7, MetadataValidator.isMajorCodeShape(major) || (major.allSatisfy { $0.isASCII && $0.isNumber } && [2, 4].contains(major.count)) {
+            if MetadataValidator.isMajorCodeOrPrefix(major) {
                 query.majorCode = major
             } else {
                 q.errors.append(.init(field: "major", message: "must be a major code or its 2- or 4-digit 大类/类 prefix"))

@@ -24,16 +24,14 @@ public final class SyncCoordinator: Sendable {
 
     /// Starts a run in the background; throws when sync is not configured or a run is going.
     func start(services: AppServices, trigger: String, logger: Logger) throws {
-        let made: (adapter: PlatformV1, pool: CurlPool)
-        do { made = try services.config.makePlatform() } catch { throw AppError(.conflict, "\(error)") }
+        do { _ = try services.config.usablePlatform() } catch { throw AppError(.conflict, "\(error)") }
         if let holder = try services.catalog.syncLockHolder(host: ProcessInfo.processInfo.hostName) {
-            made.pool.shutdown()
             throw AppError(.conflict, "A sync run is already going (\(holder)); watch it with GET /v1/admin/sync/status.")
         }
         var initial = SyncProgress()
         if let c = try? services.catalog.syncCounts() { initial.remaining = c.pending + c.failed + c.inFlight }
         let started: Bool = current.withLock { cur in
-            guard cur == nil else { return false }
+            guard cur == nil, let made = try? services.config.makePlatform() else { return false }
             let task = Task.detached { [self] in
                 let runner = SyncRunner(
                     catalog: services.catalog, root: services.root, adapter: made.adapter, settings: services.config.syncSettings, logger: logger)
@@ -49,7 +47,6 @@ public final class SyncCoordinator: Sendable {
             return true
         }
         if !started {
-            made.pool.shutdown()
             throw AppError(.conflict, "A sync run is already going in this server; watch it with GET /v1/admin/sync/status.")
         }
     }
@@ -89,7 +86,7 @@ struct SyncService: Service {
         let minutes = services.config.syncIntervalMinutes
         let configured = services.config.platform != nil
         if configured {
-            do { try services.config.makePlatform().pool.shutdown() } catch { logger.error("sync is configured but cannot run: \(error)") }
+            do { _ = try services.config.usablePlatform() } catch { logger.error("sync is configured but cannot run: \(error)") }
         }
         if configured && minutes > 0 {
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
@@ -124,7 +121,7 @@ struct SyncRoutes {
             s.ids = f.textArray("ids", required: false, min: 0, max: 10_000, itemMax: 36) ?? []
             for (i, id) in s.ids.enumerated() where !Identifiers.isUUID(id) { errors.append(.init(field: "ids[\(i)]", message: "not a resource id")) }
             s.majorCode = f.text("majorCode", required: false, max: 7)
-            if let m = s.majorCode, m.wholeMatch(of: /[0-9]{2}([0-9]{2}([0-9]{2}K?)?)?/) == nil {
+            if let m = s.majorCode, !MetadataValidator.isMajorCodeOrPrefix(m) {
                 errors.append(.init(field: "majorCode", message: "a major, class or category code such as 520601, 5206 or 52"))
             }
             s.resourceType = f.enumValue("resourceType", required: false)
@@ -167,8 +164,8 @@ struct SyncRoutes {
             _ = try ctx.requireAdmin()
             try QueryReader(req, allowed: []).check()
             let id = try ctx.parameters.require("id")
-            guard let entry = try catalog.syncEntry(id: id) else { throw AppError.notFound() }
-            return try JSONResponse.make(EntryDetail(entry: entry, attempts: try catalog.syncAttempts(id: id)))
+            guard let detail = try catalog.syncEntryDetail(id: id) else { throw AppError.notFound() }
+            return try JSONResponse.make(detail)
         }
         r.on(.post, "/v1/admin/sync/retry") { req, ctx in
             let admin = try ctx.requireAdmin()
@@ -207,10 +204,4 @@ struct SyncStatus: Encodable {
 
 struct EntriesPage: Encodable {
     var items: [SyncEntry]
-}
-
-struct EntryDetail: Encodable {
-    var entry: SyncEntry
-    /// Newest first.
-    var attempts: [SyncAttempt]
 }

@@ -56,7 +56,7 @@ struct SyncSelect: AsyncParsableCommand {
             var s = SyncSelection()
             s.ids = ids
             for id in ids where !Identifiers.isUUID(id) { throw CLIError("'\(id)' is not a resource id", code: 64) }
-            if let major, major.wholeMatch(of: /[0-9]{2}([0-9]{2}([0-9]{2}K?)?)?/) == nil {
+            if let major, !MetadataValidator.isMajorCodeOrPrefix(major) {
                 throw CLIError("--major must be a major, class or category code such as 520601, 5206 or 52 (got '\(major)')", code: 64)
             }
             s.majorCode = major
@@ -230,12 +230,6 @@ struct SyncStatusCommand: AsyncParsableCommand {
         var entries: [SyncEntry]
     }
 
-    struct Detail: Encodable {
-        var entry: SyncEntry
-        /// Newest first.
-        var attempts: [SyncAttempt]
-    }
-
     func run() async throws {
         try await cli {
             guard (1...10_000).contains(limit) else { throw CLIError("--limit must be 1–10000", code: 64) }
@@ -250,9 +244,9 @@ struct SyncStatusCommand: AsyncParsableCommand {
             }
             let (catalog, _) = try root.openCatalog()
             if let id {
-                guard let entry = try catalog.syncEntry(id: id) else { throw CLIError("\(id) is not in the outbox (never selected)", code: 65) }
-                let attempts = try catalog.syncAttempts(id: id)
-                if output.json { return try Output.json(Detail(entry: entry, attempts: attempts)) }
+                guard let detail = try catalog.syncEntryDetail(id: id) else { throw CLIError("\(id) is not in the outbox (never selected)", code: 65) }
+                if output.json { return try Output.json(detail) }
+                let (entry, attempts) = (detail.entry, detail.attempts)
                 print("\(entry.resourceId)  \(entry.title ?? "(purged)")")
                 print("  \(entry.op == .put ? "put version \(entry.version ?? 0)" : "delete")  state \(entry.state.rawValue)  attempts \(entry.attempts)")
                 if let r = entry.remoteId { print("  remote id \(r)" + (entry.sentVersion.map { ", platform has version \($0)" } ?? "")) }
@@ -272,9 +266,7 @@ struct SyncStatusCommand: AsyncParsableCommand {
             Output.table(
                 ["pending", "inFlight", "done", "failed", "dead", "total"],
                 [[counts.pending, counts.inFlight, counts.done, counts.failed, counts.dead, counts.total].map(String.init)])
-            if let last = try catalog.lastSyncRun(), case .object(let o) = last, case .string(let ended)? = o["endedAt"] {
-                print("last run ended \(ended)")
-            }
+            if let ended = try catalog.lastSyncRunEndedAt() { print("last run ended \(ended)") }
             let shown = filter == nil ? entries.filter { $0.state != .done } : entries
             if !shown.isEmpty {
                 print("")

@@ -72,6 +72,14 @@ import Testing
         #expect(throws: MalformedJSON.self) { _ = try JSONValue.parse([0x7B, 0x22, 0xFF, 0x22, 0x3A, 0x31, 0x7D]) }
     }
 
+    /// Filters and sync selections take a major or its 大类/类 prefix, nothing else.
+    @Test func majorCodesAndPrefixes() {
+        for ok in ["52", "5206", "520601", "520601K"] { #expect(MetadataValidator.isMajorCodeOrPrefix(ok), "\(ok)") }
+        for bad in ["", "5", "520", "52060", "5206011", "52060K", "%", "5_", "52%", "５２", "520601k", "K52060"] {
+            #expect(!MetadataValidator.isMajorCodeOrPrefix(bad), "\(bad)")
+        }
+    }
+
     @Test func tokensAndDigests() {
         let t = Tokens.generate()
         #expect(t.hasPrefix("zyk_") && t.count == 47)
