@@ -227,12 +227,19 @@ extension ServerConfig {
     }
 
     /// A ready platform adapter and its transfer pool, or a plain-words reason why not.
-    public func makePlatform() throws(SyncUnavailable) -> (adapter: PlatformV1, pool: CurlPool) {
+    /// The platform settings when they are complete and usable, else a plain-words reason.
+    public func usablePlatform() throws(SyncUnavailable) -> PlatformConfig {
         guard let platform else {
             throw SyncUnavailable("sync is not configured: set platform_url, platform_app_key and platform_app_secret (or ZYK_PLATFORM_URL, ZYK_PLATFORM_APP_KEY, ZYK_PLATFORM_APP_SECRET)")
         }
         let problems = platform.problems
         guard problems.isEmpty else { throw SyncUnavailable(problems.joined(separator: "; ")) }
+        return platform
+    }
+
+    /// A ready platform adapter and its transfer pool (threads: shut it down after use).
+    public func makePlatform() throws(SyncUnavailable) -> (adapter: PlatformV1, pool: CurlPool) {
+        let platform = try usablePlatform()
         let pool = CurlPool(size: syncConcurrency, options: platform.transfer)
         return (PlatformV1(config: platform, pool: pool), pool)
     }

@@ -60,6 +60,12 @@ public struct SyncEntry: Sendable, Encodable, Equatable {
     }
 }
 
+/// One entry with its attempts, newest first (`zyk sync status --id`, `GET …/sync/entries/{id}`).
+public struct SyncEntryDetail: Sendable, Encodable, Equatable {
+    public var entry: SyncEntry
+    public var attempts: [SyncAttempt]
+}
+
 public struct SyncAttempt: Sendable, Codable, Equatable {
     public var generation: Int
     public var op: SyncOp
@@ -437,21 +443,12 @@ extension Catalog {
     /// flight go back to the queue (their attempt recorded as interrupted).
     public func acquireSyncLock(owner: String, pid: Int32, host: String, staleAfter: Double = 60, now: Date = Date()) throws {
         try pool.write { db in
-            if let json = try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'sync.lock'"),
-                let lock = try? JSONDecoder().decode(SyncLock.self, from: Data(json.utf8))
-            {
-                let gone = lock.host == host && kill(lock.pid, 0) != 0 && errno == ESRCH
-                let silent = now.timeIntervalSince1970 - lock.heartbeat > staleAfter
-                if !gone && !silent && lock.owner != owner {
-                    throw AppError(
-                        .conflict, "A sync run is already going (\(lock.owner), started \(Timestamp.format(Date(timeIntervalSince1970: lock.startedAt))))."
-                    )
-                }
+            if let lock = try SyncLock.read(db), lock.owner != owner, lock.isLive(host: host, staleAfter: staleAfter, now: now) {
+                throw AppError(
+                    .conflict, "A sync run is already going (\(lock.owner), started \(Timestamp.format(Date(timeIntervalSince1970: lock.startedAt))))."
+                )
             }
-            let lock = SyncLock(owner: owner, pid: pid, host: host, startedAt: now.timeIntervalSince1970, heartbeat: now.timeIntervalSince1970)
-            try db.execute(
-                sql: "INSERT INTO settings (key, value) VALUES ('sync.lock', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                arguments: [String(decoding: try JSONEncoder().encode(lock), as: UTF8.self)])
+            try SyncLock(owner: owner, pid: pid, host: host, startedAt: now.timeIntervalSince1970, heartbeat: now.timeIntervalSince1970).write(db)
             // Nobody else runs: anything in flight was cut off with its runner.
             let ts = Timestamp.format(now)
             try db.execute(sql: """
@@ -468,11 +465,8 @@ extension Catalog {
     /// Who holds the sync lock now, if a live runner does.
     public func syncLockHolder(host: String, staleAfter: Double = 60, now: Date = Date()) throws -> String? {
         try pool.read { db in
-            guard let json = try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'sync.lock'"),
-                let lock = try? JSONDecoder().decode(SyncLock.self, from: Data(json.utf8))
-            else { return nil }
-            let gone = lock.host == host && kill(lock.pid, 0) != 0 && errno == ESRCH
-            return gone || now.timeIntervalSince1970 - lock.heartbeat > staleAfter ? nil : lock.owner
+            guard let lock = try SyncLock.read(db), lock.isLive(host: host, staleAfter: staleAfter, now: now) else { return nil }
+            return lock.owner
         }
     }
 
@@ -480,11 +474,9 @@ extension Catalog {
     /// this one went silent), and the caller must stop.
     public func heartbeatSyncLock(owner: String, now: Date = Date()) throws -> Bool {
         try pool.write { db in
-            guard let json = try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'sync.lock'"),
-                var lock = try? JSONDecoder().decode(SyncLock.self, from: Data(json.utf8)), lock.owner == owner
-            else { return false }
+            guard var lock = try SyncLock.read(db), lock.owner == owner else { return false }
             lock.heartbeat = now.timeIntervalSince1970
-            try db.execute(sql: "UPDATE settings SET value = ? WHERE key = 'sync.lock'", arguments: [String(decoding: try JSONEncoder().encode(lock), as: UTF8.self)])
+            try lock.write(db)
             return true
         }
     }
@@ -500,9 +492,7 @@ extension Catalog {
 
     public func releaseSyncLock(owner: String) throws {
         try pool.write { db in
-            guard let json = try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'sync.lock'"),
-                let lock = try? JSONDecoder().decode(SyncLock.self, from: Data(json.utf8)), lock.owner == owner
-            else { return }
+            guard try SyncLock.read(db)?.owner == owner else { return }
             try db.execute(sql: "DELETE FROM settings WHERE key = 'sync.lock'")
         }
     }
@@ -514,6 +504,12 @@ extension Catalog {
                 sql: "INSERT INTO settings (key, value) VALUES ('sync.lastRun', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 arguments: [summaryJSON])
         }
+    }
+
+    /// When the last finished run ended (nil: never).
+    public func lastSyncRunEndedAt() throws -> String? {
+        if let last = try lastSyncRun(), case .object(let o) = last, case .string(let ended)? = o["endedAt"] { return ended }
+        return nil
     }
 
     public func lastSyncRun() throws -> JSONValue? {
@@ -578,14 +574,23 @@ extension Catalog {
         }
     }
 
-    public func syncAttempts(id: String, limit: Int = 100) throws -> [SyncAttempt] {
+    public func syncEntryDetail(id: String) throws -> SyncEntryDetail? {
         try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM sync_attempts WHERE resource_id = ? ORDER BY id DESC LIMIT ?", arguments: [id, limit]).map { r in
-                SyncAttempt(
-                    generation: r["generation"], op: SyncOp(rawValue: r["op"]) ?? .put, version: r["version"], startedAt: r["started_at"],
-                    finishedAt: r["finished_at"], outcome: r["outcome"], httpStatus: r["http_status"], error: r["error"],
-                    retryAfter: r["retry_after"], bytesSent: r["bytes_sent"])
-            }
+            guard let entry = try Self.syncEntry(db, id: id) else { return nil }
+            return SyncEntryDetail(entry: entry, attempts: try Self.syncAttempts(db, id: id, limit: 100))
+        }
+    }
+
+    public func syncAttempts(id: String, limit: Int = 100) throws -> [SyncAttempt] {
+        try pool.read { db in try Self.syncAttempts(db, id: id, limit: limit) }
+    }
+
+    static func syncAttempts(_ db: Database, id: String, limit: Int) throws -> [SyncAttempt] {
+        try Row.fetchAll(db, sql: "SELECT * FROM sync_attempts WHERE resource_id = ? ORDER BY id DESC LIMIT ?", arguments: [id, limit]).map { r in
+            SyncAttempt(
+                generation: r["generation"], op: SyncOp(rawValue: r["op"]) ?? .put, version: r["version"], startedAt: r["started_at"],
+                finishedAt: r["finished_at"], outcome: r["outcome"], httpStatus: r["http_status"], error: r["error"],
+                retryAfter: r["retry_after"], bytesSent: r["bytes_sent"])
         }
     }
 
@@ -639,10 +644,30 @@ extension Catalog {
     }
 }
 
+/// The one-runner-at-a-time lock, kept in `settings('sync.lock')`.
 struct SyncLock: Codable {
     var owner: String
     var pid: Int32
     var host: String
     var startedAt: Double
     var heartbeat: Double
+
+    static func read(_ db: Database) throws -> SyncLock? {
+        try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'sync.lock'").flatMap {
+            try? JSONDecoder().decode(SyncLock.self, from: Data($0.utf8))
+        }
+    }
+
+    func write(_ db: Database) throws {
+        try db.execute(
+            sql: "INSERT INTO settings (key, value) VALUES ('sync.lock', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            arguments: [String(decoding: try JSONEncoder().encode(self), as: UTF8.self)])
+    }
+
+    /// Held by a runner still alive: its process exists (when on this host) and it renewed the
+    /// lock within `staleAfter` seconds.
+    func isLive(host: String, staleAfter: Double, now: Date) -> Bool {
+        let gone = self.host == host && kill(pid, 0) != 0 && errno == ESRCH
+        return !gone && now.timeIntervalSince1970 - heartbeat <= staleAfter
+    }
 }

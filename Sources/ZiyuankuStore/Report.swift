@@ -112,7 +112,7 @@ extension Upkeep {
             r.referencedBytes = try Int64.fetchOne(db, sql: "SELECT coalesce(sum(size), 0) FROM version_files") ?? 0
         }
         r.platformSync = try catalog.syncCounts()
-        if let last = try catalog.lastSyncRun(), case .object(let o) = last, case .string(let ended)? = o["endedAt"] { r.lastSyncRunEndedAt = ended }
+        r.lastSyncRunEndedAt = try catalog.lastSyncRunEndedAt()
         r.savedByDeduplication = max(0, r.referencedBytes - r.storedBytes)
         r.nonTextShare = r.resources == 0 ? 0 : Double(r.nonText) / Double(r.resources)
         r.updatedShare = r.resources == 0 ? 0 : Double(r.updatedLast12Months) / Double(r.resources)

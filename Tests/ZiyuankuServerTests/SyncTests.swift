@@ -33,6 +33,29 @@ import ZiyuankuSync
         return v.state.id
     }
 
+    /// Selects resources by id (all in scope here).
+    static func select(_ env: TestEnv, _ ids: [String]) throws {
+        var s = SyncSelection()
+        s.ids = ids
+        _ = try env.services.catalog.selectForSync(s, by: nil)
+    }
+
+    /// Runs the runner once against `emu` on a real loopback server, with quick backoff.
+    static func runSync(_ env: TestEnv, _ emu: Emulator, concurrency: Int = 4, backoffCap: Double) async throws -> SyncRunSummary {
+        let app = Application(router: emu.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        return try await app.test(.live) { client in
+            let (platform, pool) = Self.platform(port: try #require(client.port))
+            defer { pool.shutdown() }
+            var settings = SyncSettings()
+            settings.backoffBaseSeconds = 0.01
+            settings.backoffCapSeconds = backoffCap
+            settings.concurrency = concurrency
+            return try await SyncRunner(
+                catalog: env.services.catalog, root: env.services.root, adapter: platform, settings: settings, logger: Logger(label: "test")
+            ).run(maxWait: 5)
+        }
+    }
+
     static func newVersion(_ env: TestEnv, _ id: String, title: String, publish: Bool) throws {
         let owner = env.principals["owner"]!
         _ = try env.services.catalog.saveVersion(id: id, by: owner, expectedVersion: nil, changeNote: "edit", authorize: { _ in }) { old in
@@ -111,9 +134,7 @@ import ZiyuankuSync
         let env = try TestEnv()
         let c = env.services.catalog
         let id = try await Self.published(env, "康复训练")
-        var s = SyncSelection()
-        s.ids = [id]
-        _ = try c.selectForSync(s, by: nil)
+        try Self.select(env, [id])
         // A draft does not touch the outbox; publishing does, in the same transaction.
         try Self.newVersion(env, id, title: "康复训练（二）", publish: false)
         #expect(try c.syncEntry(id: id)?.version == 1)
@@ -166,9 +187,7 @@ import ZiyuankuSync
         let env = try TestEnv()
         let c = env.services.catalog
         let id = try await Self.published(env, "退避")
-        var s = SyncSelection()
-        s.ids = [id]
-        _ = try c.selectForSync(s, by: nil)
+        try Self.select(env, [id])
         let now = Date()
         var e = try #require(try c.claimSyncEntry(now: now))
         try c.finishSyncAttempt(
@@ -205,9 +224,7 @@ import ZiyuankuSync
         let env = try TestEnv()
         let c = env.services.catalog
         let id = try await Self.published(env, "锁")
-        var s = SyncSelection()
-        s.ids = [id]
-        _ = try c.selectForSync(s, by: nil)
+        try Self.select(env, [id])
         try c.acquireSyncLock(owner: "A", pid: getpid(), host: "here")
         #expect(throws: AppError.self) { try c.acquireSyncLock(owner: "B", pid: getpid(), host: "here") }
         _ = try #require(try c.claimSyncEntry())
@@ -449,9 +466,7 @@ import ZiyuankuSync
         let env = try TestEnv()
         let c = env.services.catalog
         let id = try await Self.published(env, "同一请求")
-        var s = SyncSelection()
-        s.ids = [id]
-        _ = try c.selectForSync(s, by: nil)
+        try Self.select(env, [id])
         let emu = Emulator()
         emu.failFirst.withLock { $0 = 1 }
         emu.onFailing.withLock {
@@ -461,17 +476,8 @@ import ZiyuankuSync
                     catalog: "MOE_VOCATIONAL_2021", source: "test", digest: "rename")
             }
         }
-        let app = Application(router: emu.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
-        try await app.test(.live) { client in
-            let (platform, pool) = Self.platform(port: try #require(client.port))
-            defer { pool.shutdown() }
-            var settings = SyncSettings()
-            settings.backoffBaseSeconds = 0.01
-            settings.backoffCapSeconds = 0.02
-            let summary = try await SyncRunner(catalog: c, root: env.services.root, adapter: platform, settings: settings, logger: Logger(label: "test"))
-                .run(maxWait: 5)
-            #expect(summary.done == 1 && summary.failed == 1)
-        }
+        let summary = try await Self.runSync(env, emu, backoffCap: 0.02)
+        #expect(summary.done == 1 && summary.failed == 1)
         #expect(try c.majors(level: nil, prefix: "520601", itemLevel: nil, limit: 1, offset: 0).items.first?.name == "康复治疗技术（改名）",
             "the rename happened between the attempts")
         #expect(emu.bodies.withLock { $0["\(id):1"]?.count } == 1, "both attempts sent the same body")
@@ -487,23 +493,11 @@ import ZiyuankuSync
         let c = env.services.catalog
         var ids: [String] = []
         for i in 0..<6 { ids.append(try await Self.published(env, "资源\(i)")) }
-        var s = SyncSelection()
-        s.ids = ids
-        _ = try c.selectForSync(s, by: nil)
+        try Self.select(env, ids)
         let emu = Emulator()
         emu.failFirst.withLock { $0 = 2 }
-        let app = Application(router: emu.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
-        try await app.test(.live) { client in
-            let (platform, pool) = Self.platform(port: try #require(client.port))
-            defer { pool.shutdown() }
-            var settings = SyncSettings()
-            settings.backoffBaseSeconds = 0.01
-            settings.backoffCapSeconds = 0.05
-            settings.concurrency = 3
-            let runner = SyncRunner(catalog: c, root: env.services.root, adapter: platform, settings: settings, logger: Logger(label: "test"))
-            let summary = try await runner.run(maxWait: 5)
-            #expect(summary.done == 6 && summary.failed == 2 && summary.outbox.done == 6 && summary.stoppedBecause == "idle")
-        }
+        let summary = try await Self.runSync(env, emu, concurrency: 3, backoffCap: 0.05)
+        #expect(summary.done == 6 && summary.failed == 2 && summary.outbox.done == 6 && summary.stoppedBecause == "idle")
         for id in ids {
             let e = try #require(try c.syncEntry(id: id))
             #expect(e.state == .done && e.remoteId == "NVP-\(id.suffix(6))" && e.sentVersion == 1)
