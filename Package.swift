@@ -29,7 +29,7 @@ let package = Package(
         .target(
             name: "ZiyuankuSchema",
             path: "schema",
-            exclude: ["README.md"],
+            exclude: ["README.md", "platform-v1.md"],
             resources: [.copy("migrations"), .copy("openapi.yaml")]
         ),
         // Linux system calls Swift's Glibc module does not expose (sync_file_range).
