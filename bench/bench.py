@@ -63,6 +63,35 @@ class BenchError(Exception):
     pass
 
 
+def remove_work(work):
+    """Removes a run's work folder, and bench/work too when that is left empty."""
+    shutil.rmtree(work, ignore_errors=True)
+    try:
+        os.rmdir(os.path.dirname(work))
+    except OSError:
+        pass
+
+
+def main_run(bench, render, say=None):
+    """Runs a benchmark object's go(): SIGTERM and SIGHUP end it through its cleanup(), as
+    does any error; prints the report rendered by `render`. Returns the exit status."""
+    def on_signal(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, on_signal)
+    try:
+        rep = bench.go()
+    except BenchError as e:
+        (say or log)(f"FAILED: {e}")
+        return 1
+    finally:
+        bench.cleanup()
+    print()
+    print(render(rep))
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------
 # small helpers
 
@@ -815,12 +844,17 @@ class Bench:
         log(f"wrote {RESULTS}/latest.json, latest.md and {now.strftime('%Y-%m-%d')}.json")
 
     def cleanup(self):
-        if getattr(self, "work", None) and not self.opts.keep:
-            shutil.rmtree(self.work, ignore_errors=True)
-            try:
-                os.rmdir(WORK_ROOT)
-            except OSError:
-                pass
+        if not getattr(self, "work", None):
+            return
+        if self.opts.keep:
+            for name in ("big.mp4", "dd.out", "settle.out", "www/video.mp4"):
+                try:
+                    os.unlink(os.path.join(self.work, name))
+                except OSError:
+                    pass
+            log(f"kept {self.work} (data root still holds the uploaded blobs)")
+        else:
+            remove_work(self.work)
 
 
 def fmt(v, unit):
@@ -885,30 +919,7 @@ def main():
     if opts.runs < 1:
         ap.error("--runs must be positive")
 
-    def on_signal(signum, _frame):
-        raise SystemExit(128 + signum)
-
-    for s in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(s, on_signal)
-    b = Bench(opts)
-    try:
-        rep = b.go()
-    except BenchError as e:
-        log(f"FAILED: {e}")
-        return 1
-    finally:
-        if opts.keep and getattr(b, "work", None):
-            for name in ("big.mp4", "dd.out", "settle.out", "www/video.mp4"):
-                try:
-                    os.unlink(os.path.join(b.work, name))
-                except OSError:
-                    pass
-            log(f"kept {b.work} (data root still holds the uploaded blobs)")
-        else:
-            b.cleanup()
-    print()
-    print(markdown(rep))
-    return 0
+    return main_run(Bench(opts), markdown, log)
 
 
 if __name__ == "__main__":

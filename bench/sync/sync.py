@@ -60,19 +60,13 @@ def log(msg):
     print(f"[sync {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-class BenchError(Exception):
-    pass
+BenchError = common.BenchError
 
 
-def summary(values):
-    vals = [v for v in values if v is not None]
-    if not vals:
-        return {"median": None, "min": None, "max": None, "runs": values}
-    return {"median": statistics.median(vals), "min": min(vals), "max": max(vals), "runs": values}
+summary = common.summary
 
 
-def run(cmd, **kw):
-    return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw)
+run = common.run
 
 
 def sh_first_line(cmd):
@@ -810,11 +804,7 @@ class SyncBench:
         if self.shm:
             shutil.rmtree(self.shm, ignore_errors=True)
         if getattr(self, "work", None) and not self.opts.keep:
-            shutil.rmtree(self.work, ignore_errors=True)
-            try:
-                os.rmdir(WORK_ROOT)
-            except OSError:
-                pass
+            common.remove_work(self.work)
 
 
 def markdown(rep):
@@ -925,22 +915,7 @@ def main():
     if 4 not in opts.concurrency:
         opts.concurrency.insert(0, 4)
 
-    def on_signal(signum, _frame):
-        raise SystemExit(128 + signum)
-
-    for s in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(s, on_signal)
-    b = SyncBench(opts)
-    try:
-        rep = b.go()
-    except BenchError as e:
-        log(f"FAILED: {e}")
-        return 1
-    finally:
-        b.cleanup()
-    print()
-    print(markdown(rep))
-    return 0
+    return common.main_run(SyncBench(opts), markdown, log)
 
 
 if __name__ == "__main__":

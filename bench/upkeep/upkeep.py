@@ -25,7 +25,6 @@ import platform
 import random
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -48,19 +47,14 @@ def log(msg):
     print(f"[upkeep {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-class BenchError(Exception):
-    pass
+BenchError = common.BenchError
 
 
 def median(v):
     return statistics.median(v) if v else None
 
 
-def summary(values):
-    vals = [v for v in values if v is not None]
-    if not vals:
-        return {"median": None, "min": None, "max": None, "runs": values}
-    return {"median": statistics.median(vals), "min": min(vals), "max": max(vals), "runs": values}
+summary = common.summary
 
 
 def timed(cmd, shell=False, out_path=None, env=None):
@@ -90,8 +84,7 @@ def timed(cmd, shell=False, out_path=None, env=None):
             "stdout": data.decode(errors="replace"), "stderr": stderr}
 
 
-def run(cmd, **kw):
-    return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw)
+run = common.run
 
 
 def zyk_env():
@@ -637,11 +630,7 @@ class Upkeep:
         if self.shm:
             shutil.rmtree(self.shm, ignore_errors=True)
         if getattr(self, "work", None) and not self.opts.keep:
-            shutil.rmtree(self.work, ignore_errors=True)
-            try:
-                os.rmdir(WORK_ROOT)
-            except OSError:
-                pass
+            common.remove_work(self.work)
 
 
 def markdown(rep):
@@ -737,22 +726,7 @@ def main():
     if not opts.only <= {"fixity", "backup", "report"}:
         ap.error("--only takes fixity, backup, report")
 
-    def on_signal(signum, _frame):
-        raise SystemExit(128 + signum)
-
-    for s in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(s, on_signal)
-    b = Upkeep(opts)
-    try:
-        rep = b.go()
-    except BenchError as e:
-        log(f"FAILED: {e}")
-        return 1
-    finally:
-        b.cleanup()
-    print()
-    print(markdown(rep))
-    return 0
+    return common.main_run(Upkeep(opts), markdown, log)
 
 
 if __name__ == "__main__":
