@@ -537,10 +537,12 @@ def access(t):
     t.check(not bad and now == off and size == off, "another teacher gets 404 for HEAD / PATCH / DELETE / GET of the upload, which stays untouched",
             "; ".join(bad + [f"owner's HEAD offset {now} (wanted {off}), tmp file {size} bytes"]))
 
-    bad = []
-    for token, what in ((None, "no token"), ("zyk_not_a_real_token", "a bad token")):
+    def each_method(headers, expected):
+        """HEAD, PATCH, DELETE and POST (a new upload) with these headers; yields each method,
+        whether it got `expected` (HEAD: the bare status, others: a problem document), why not,
+        and the answer's headers."""
         for method in ("HEAD", "PATCH", "DELETE", "POST"):
-            h = tus_headers(token)
+            h = dict(headers)
             body = None
             p = path
             if method == "PATCH":
@@ -550,33 +552,22 @@ def access(t):
                 h["Upload-Length"] = "10"
                 p = "/v1/uploads"
             st, hd, b = zp.request(t.port, method, p, h, body)
-            if method == "HEAD":
-                ok, why = st == 401, f"{st}"
-            else:
-                ok, why = problem(st, hd, b, 401)
+            ok, why = (st == expected, f"{st}") if method == "HEAD" else problem(st, hd, b, expected)
+            yield method, ok, why, st, hd
+
+    bad = []
+    for token, what in ((None, "no token"), ("zyk_not_a_real_token", "a bad token")):
+        for method, ok, why, _, _ in each_method(tus_headers(token), 401):
             if not ok:
                 bad.append(f"{what}: {method} {why}")
     t.check(not bad, "no token or a bad token -> 401 (HEAD, PATCH, DELETE, POST)", "; ".join(bad))
 
     bad = []
     for version in (None, "0.2.2"):
-        for method in ("HEAD", "PATCH", "DELETE", "POST"):
-            h = zp.auth(t.token)
-            if version:
-                h["Tus-Resumable"] = version
-            body = None
-            p = path
-            if method == "PATCH":
-                h.update({"Upload-Offset": str(off), "Content-Type": OFFSET_TYPE})
-                body = data[off:]
-            elif method == "POST":
-                h["Upload-Length"] = "10"
-                p = "/v1/uploads"
-            st, hd, b = zp.request(t.port, method, p, h, body)
-            if method == "HEAD":
-                ok, why = st == 412, f"{st}"
-            else:
-                ok, why = problem(st, hd, b, 412)
+        h = zp.auth(t.token)
+        if version:
+            h["Tus-Resumable"] = version
+        for method, ok, why, st, hd in each_method(h, 412):
             if ok and hd.get("tus-version") != TUS:
                 ok, why = False, f"{st} without Tus-Version: {TUS} ({hd.get('tus-version')!r})"
             if not ok:
