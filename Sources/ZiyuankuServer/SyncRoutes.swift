@@ -29,7 +29,7 @@ public final class SyncCoordinator: Sendable {
             throw AppError(.conflict, "A sync run is already going (\(holder)); watch it with GET /v1/admin/sync/status.")
         }
         var initial = SyncProgress()
-        if let c = try? services.catalog.syncCounts() { initial.remaining = c.pending + c.failed + c.inFlight }
+        if let c = try? services.catalog.syncCounts() { initial.remaining = c.waiting }
         let started: Bool = current.withLock { cur in
             guard cur == nil, let made = try? services.config.makePlatform() else { return false }
             let task = Task.detached { [self] in

@@ -109,6 +109,8 @@ public struct SyncCounts: Sendable, Codable, Equatable {
     public var failed = 0
     public var dead = 0
     public var total: Int { pending + inFlight + done + failed + dead }
+    /// Not on the platform yet and not given up on: pending, in flight, or failed and waiting to retry.
+    public var waiting: Int { pending + inFlight + failed }
     public init() {}
 
     enum CodingKeys: String, CodingKey { case pending, inFlight, done, failed, dead, total }

@@ -51,7 +51,7 @@ public struct LibraryReport: JobReport {
             "resources": Int64(resources), "published": Int64(published), "nonText": Int64(nonText), "updatedLast12Months": Int64(updatedLast12Months),
             "downloads": Int64(downloads), "activeTeachers": Int64(activeTeachers), "storedBytes": storedBytes,
             "savedByDeduplication": savedByDeduplication, "syncDone": Int64(platformSync.done), "syncDead": Int64(platformSync.dead),
-            "syncWaiting": Int64(platformSync.pending + platformSync.failed + platformSync.inFlight),
+            "syncWaiting": Int64(platformSync.waiting),
         ]
     }
 

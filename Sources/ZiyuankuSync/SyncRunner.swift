@@ -160,7 +160,7 @@ public final class SyncRunner: Sendable {
         let counts = (try? catalog.syncCounts()) ?? SyncCounts()
         return SyncProgress(
             done: t.done.load(ordering: .relaxed), failed: t.failed.load(ordering: .relaxed), dead: t.dead.load(ordering: .relaxed),
-            remaining: counts.pending + counts.failed + counts.inFlight, bytesSent: t.bytes.total)
+            remaining: counts.waiting, bytesSent: t.bytes.total)
     }
 
     private func worker(tally: Tally, maxWait: Double) async {

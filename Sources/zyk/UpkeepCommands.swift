@@ -281,7 +281,7 @@ struct Report: AsyncParsableCommand {
             print("downloads \(r.downloads), active teachers \(r.activeTeachers)")
             print("storage \(formatBytes(r.storedBytes)) in \(r.storedBlobs) blobs; deduplication saves \(formatBytes(r.savedByDeduplication))")
             let s = r.platformSync
-            print("national platform: \(s.done) on the platform, \(s.pending + s.inFlight + s.failed) waiting, \(s.dead) dead"
+            print("national platform: \(s.done) on the platform, \(s.waiting) waiting, \(s.dead) dead"
                 + (r.lastSyncRunEndedAt.map { "; last sync run ended \($0)" } ?? "; never synced"))
             for (title, buckets) in [("type", r.byType), ("level", r.byLevel), ("organization", r.byOrganization), ("大类", r.byMajorCategory), ("类", r.byMajorClass)] {
                 print("")
