@@ -4,9 +4,11 @@
 # server killed mid-upload, checksums, offset races) and R6 (disk full), then wire_and_cli.py
 # (bad input over a real socket, the CLI) when it is present, then import (zyk import: R13
 # hostile zips, kill -9 midway and resume, a manifest with bad rows), then sync (zyk sync
-# against tools/zyk-mock-platform: R9 faults, R10 kill -9 after acks, R11 refusals, a large file).
+# against tools/zyk-mock-platform: R9 faults, R10 kill -9 after acks, R11 refusals, a large file),
+# then systemd (systemd_unit.sh: `systemd-analyze verify` on deploy/zyk.service and its sample
+# config; restart behaviour is not tested, these machines do not run systemd as init).
 #
-#   Tests/process/run.sh [--only r1|r2|tus|r6|wire|import|sync] [flags]
+#   Tests/process/run.sh [--only r1|r2|tus|r6|wire|import|sync|systemd] [flags]
 #
 # Runs after `swift build`; the server binary is ${ZYK_BIN:-.build/debug/zyk}, relative to the
 # repository root. Flags are passed through to the script that knows them:
@@ -20,14 +22,15 @@
 #   sync:    --items N  --big-mb MB
 # Prints each script's output, then the combined closing line "N passed, M failed".
 # Exits non-zero if any script fails (R6 skips, and counts as passing, only where mounting a
-# tmpfs is not permitted).
+# tmpfs is not permitted; systemd skips its verify step only where systemd-analyze is missing
+# and CI is not true).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 cd "$repo"
 
-usage() { sed -n '2,23p' "$here/run.sh" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,26p' "$here/run.sh" | sed 's/^# \{0,1\}//'; }
 
 only=all
 bin="${ZYK_BIN:-.build/debug/zyk}"
@@ -74,7 +77,7 @@ while (($#)); do
         *) echo "run.sh: unknown flag $arg (see --help)" >&2; exit 64 ;;
     esac
 done
-case "$only" in all | r1 | r2 | tus | r6 | wire | import | sync) ;; *) echo "run.sh: --only takes r1, r2, tus, r6, wire, import or sync" >&2; exit 64 ;; esac
+case "$only" in all | r1 | r2 | tus | r6 | wire | import | sync | systemd) ;; *) echo "run.sh: --only takes r1, r2, tus, r6, wire, import, sync or systemd" >&2; exit 64 ;; esac
 
 if [[ "$bin" != /* ]]; then bin="$repo/$bin"; fi
 if [[ ! -x "$bin" ]]; then
@@ -92,8 +95,10 @@ run_one() {
     local name="$1"
     shift
     local rc=0
+    local runner=(python3 -B)
+    if [[ "$1" == *.sh ]]; then runner=(bash); fi
     echo "== $name: $*"
-    python3 -B "$@" 2>&1 | tee "$out/$name.log" || rc=$?
+    "${runner[@]}" "$@" 2>&1 | tee "$out/$name.log" || rc=$?
     local line
     line="$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out/$name.log" | tail -n 1 || true)"
     if [[ -z "$line" ]]; then
@@ -131,6 +136,9 @@ if [[ "$only" == all || "$only" == import ]]; then
 fi
 if [[ "$only" == all || "$only" == sync ]]; then
     run_one sync "$here/sync_platform.py" --bin "$bin" ${both_args[@]+"${both_args[@]}"} ${kill_args[@]+"${kill_args[@]}"} ${sync_args[@]+"${sync_args[@]}"}
+fi
+if [[ "$only" == all || "$only" == systemd ]]; then
+    run_one systemd "$here/systemd_unit.sh" --bin "$bin"
 fi
 
 echo "$passed passed, $failed failed"
