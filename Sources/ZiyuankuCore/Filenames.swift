@@ -10,8 +10,9 @@ public enum Filenames {
     /// extension kept. Returns nil when nothing usable is left.
     public static func clean(_ raw: String) -> String? {
         var s = TextCleaning.normalize(raw)
-        if let cut = s.lastIndex(where: { $0 == "/" || $0 == "\\" }) {
-            s = String(s[s.index(after: cut)...])
+        // By code point: a separator followed by combining marks is one Character that is not "/".
+        if let cut = s.unicodeScalars.lastIndex(where: { $0 == "/" || $0 == "\\" }) {
+            s = String(s.unicodeScalars[s.unicodeScalars.index(after: cut)...])
         }
         s = String(
             String.UnicodeScalarView(
@@ -26,16 +27,36 @@ public enum Filenames {
         return truncate(s, maxBytes: maxBytes)
     }
 
-    /// Shortens to at most `maxBytes` UTF-8 bytes on a character boundary, keeping a short extension.
-    static func truncate(_ s: String, maxBytes: Int) -> String {
+    /// Shortens to at most `maxBytes` UTF-8 bytes, keeping a short extension (at most 32 bytes).
+    /// Cuts on a character boundary; a single character longer than the room left (a letter
+    /// with hundreds of combining marks is one character) is cut between its code points.
+    /// Linear in the length of `s`, and never empty when `s` is not.
+    public static func truncate(_ s: String, maxBytes: Int) -> String {
         guard s.utf8.count > maxBytes else { return s }
         var ext = ""
-        if let dot = s.lastIndex(of: "."), s.distance(from: dot, to: s.endIndex) <= 16 {
+        var stem = Substring(s)
+        if let dot = s.lastIndex(of: "."), dot != s.startIndex, s[dot...].utf8.count <= min(32, maxBytes / 2) {
             ext = String(s[dot...])
+            stem = s[..<dot]
         }
-        var stem = ext.isEmpty ? s : String(s[..<s.lastIndex(of: ".")!])
-        while stem.utf8.count + ext.utf8.count > maxBytes { stem.removeLast() }
-        return stem + ext
+        let budget = maxBytes - ext.utf8.count
+        var out = ""
+        var used = 0
+        for ch in stem {
+            let n = ch.utf8.count
+            if used + n > budget { break }
+            out.append(ch)
+            used += n
+        }
+        if out.isEmpty {
+            for u in stem.unicodeScalars {
+                let n = UTF8.width(u)
+                if used + n > budget { break }
+                out.unicodeScalars.append(u)
+                used += n
+            }
+        }
+        return out + ext
     }
 
     public static func fileExtension(_ name: String) -> String {

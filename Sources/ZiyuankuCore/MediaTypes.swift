@@ -33,7 +33,7 @@ public enum MediaSniffer {
         }
         if at(0, ascii("FLV")) { return "video/x-flv" }
         if at(0, [0x00, 0x00, 0x01, 0xBA]) || at(0, [0x00, 0x00, 0x01, 0xB3]) { return "video/mpeg" }
-        if h.count > 188 && h[0] == 0x47 && h[188] == 0x47 { return "video/mp2t" }
+        if isTransportStream(h) { return "video/mp2t" }
         if at(0, [0x30, 0x26, 0xB2, 0x75, 0x8E, 0x66, 0xCF, 0x11]) { return ext == "wma" ? "audio/x-ms-wma" : "video/x-ms-wmv" }
         if at(0, ascii("ID3")) { return "audio/mpeg" }
         if h.count >= 2 && h[0] == 0xFF && (h[1] & 0xF6) == 0xF0 { return "audio/aac" }
@@ -47,14 +47,23 @@ public enum MediaSniffer {
         if at(0, [0x49, 0x49, 0x2A, 0x00]) || at(0, [0x4D, 0x4D, 0x00, 0x2A]) { return "image/tiff" }
         if at(0, ascii("%PDF-")) { return "application/pdf" }
         if at(0, [0x50, 0x4B, 0x03, 0x04]) || at(0, [0x50, 0x4B, 0x05, 0x06]) {
+            // Office and OpenDocument files are zips with known first entries: an OOXML package
+            // names `[Content_Types].xml` (and its part folder) early, an OpenDocument package or
+            // EPUB starts with an uncompressed `mimetype` entry holding its type. Any other zip
+            // renamed `.pptx` stays a zip.
+            let ooxml = containsASCII(h, "[Content_Types].xml")
+            func odf(_ type: String) -> Bool { at(30, ascii("mimetype")) && containsASCII(h, type) }
             switch ext {
-            case "docx": return "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-            case "xlsx": return "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-            case "pptx": return "application/vnd.openxmlformats-officedocument.presentationml.presentation"
-            case "odt": return "application/vnd.oasis.opendocument.text"
-            case "ods": return "application/vnd.oasis.opendocument.spreadsheet"
-            case "odp": return "application/vnd.oasis.opendocument.presentation"
-            case "epub": return "application/epub+zip"
+            case "docx" where ooxml || containsASCII(h, "word/"):
+                return "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+            case "xlsx" where ooxml || containsASCII(h, "xl/"):
+                return "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+            case "pptx" where ooxml || containsASCII(h, "ppt/"):
+                return "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+            case "odt" where odf("application/vnd.oasis.opendocument.text"): return "application/vnd.oasis.opendocument.text"
+            case "ods" where odf("application/vnd.oasis.opendocument.spreadsheet"): return "application/vnd.oasis.opendocument.spreadsheet"
+            case "odp" where odf("application/vnd.oasis.opendocument.presentation"): return "application/vnd.oasis.opendocument.presentation"
+            case "epub" where odf("application/epub+zip"): return "application/epub+zip"
             default: return "application/zip"
             }
         }
@@ -85,6 +94,17 @@ public enum MediaSniffer {
             }
         }
         return "application/octet-stream"
+    }
+
+    /// MPEG transport stream: the sync byte 0x47 at the start of every 188-byte packet the
+    /// head holds (at least four), or of every 192-byte M2TS packet after its 4-byte timestamp.
+    /// Two sync bytes alone are no evidence: text that starts with "G" would pass.
+    static func isTransportStream(_ h: [UInt8]) -> Bool {
+        func packets(from start: Int, stride step: Int) -> Bool {
+            let offsets = Array(Swift.stride(from: start, to: h.count, by: step))
+            return offsets.count >= 4 && offsets.allSatisfy { h[$0] == 0x47 }
+        }
+        return packets(from: 0, stride: 188) || packets(from: 4, stride: 192)
     }
 
     /// The media type recorded for a file: the sniffed one when the leading bytes are

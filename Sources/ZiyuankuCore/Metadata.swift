@@ -95,9 +95,11 @@ public enum MetadataValidator {
     ) -> Result<ResourceMetadata, ValidationErrors> {
         var errors: [FieldError] = []
         let known = Set(ResourceMetadata.fieldNames)
-        for key in object.keys.sorted() where !known.contains(key) {
-            errors.append(.init(field: key, message: "unknown field"))
+        let unknown = object.keys.filter { !known.contains($0) }.sorted()
+        for key in unknown.prefix(10) {
+            errors.append(.init(field: String(key.prefix(100)), message: "unknown field"))
         }
+        if unknown.count > 10 { errors.append(.init(field: "", message: "and \(unknown.count - 10) more unknown fields")) }
         var r = FieldReader(object: object)
 
         let title = r.text("title", required: true, max: maxTitle)
@@ -239,6 +241,17 @@ public struct FieldReader {
         return trimmed
     }
 
+    /// Element problems of one array field: each bad element is named while there are a few;
+    /// past that the field is named once more with the count, so the answer stays small
+    /// however many bad elements are sent.
+    static let maxElementErrors = 5
+
+    mutating func failElements(_ key: String, _ bad: [FieldError]) {
+        guard bad.count > Self.maxElementErrors else { return errors += bad }
+        errors += bad.prefix(Self.maxElementErrors - 1)
+        fail(key, "\(bad.count - (Self.maxElementErrors - 1)) more problems in its items (\(bad.count) in all)")
+    }
+
     public mutating func textArray(_ key: String, required: Bool, min: Int, max: Int, itemMax: Int) -> [String]? {
         guard let v = present(key, required: required) else { return nil }
         guard case .array(let items) = v else {
@@ -246,22 +259,27 @@ public struct FieldReader {
             return nil
         }
         if items.count < min { fail(key, "needs at least \(min) item\(min == 1 ? "" : "s")") }
-        if items.count > max { fail(key, "has \(items.count) items, at most \(max)") }
+        // Past the limit the items are not looked at: the answer stays small whatever is sent.
+        if items.count > max {
+            fail(key, "has \(items.count) items, at most \(max)")
+            return nil
+        }
         var out: [String] = []
-        var ok = items.count >= min && items.count <= max
+        var bad: [FieldError] = []
         for (i, item) in items.enumerated() {
             guard case .string(let s) = item else {
-                fail("\(key)[\(i)]", "must be a string, not \(item.typeName)")
-                ok = false
+                bad.append(.init(field: "\(key)[\(i)]", message: "must be a string, not \(item.typeName)"))
                 continue
             }
-            if let t = checkText(s, field: "\(key)[\(i)]", required: true, max: itemMax, multiline: false) {
+            var inner = FieldReader(object: [:])
+            if let t = inner.checkText(s, field: "\(key)[\(i)]", required: true, max: itemMax, multiline: false) {
                 out.append(t)
             } else {
-                ok = false
+                bad += inner.errors
             }
         }
-        return ok ? out : nil
+        failElements(key, bad)
+        return bad.isEmpty && items.count >= min ? out : nil
     }
 
     public mutating func enumValue<E: RawRepresentable & CaseIterable>(_ key: String, required: Bool) -> E? where E.RawValue == String {
@@ -277,20 +295,29 @@ public struct FieldReader {
         return e
     }
 
+    /// At most this many items are looked at in an array without a stated limit.
+    public static let maxArrayItems = 100
+
     public mutating func enumArray<E: RawRepresentable & CaseIterable & Equatable>(_ key: String) -> [E]? where E.RawValue == String {
         guard let v = present(key, required: false) else { return nil }
         guard case .array(let items) = v else {
             fail(key, "must be an array, not \(v.typeName)")
             return nil
         }
+        if items.count > Self.maxArrayItems {
+            fail(key, "has \(items.count) items, at most \(Self.maxArrayItems)")
+            return nil
+        }
         var out: [E] = []
+        var bad: [FieldError] = []
         for (i, item) in items.enumerated() {
             guard case .string(let s) = item, let e = E(rawValue: s) else {
-                fail("\(key)[\(i)]", "must be one of: \(E.allowedValues)")
+                bad.append(.init(field: "\(key)[\(i)]", message: "must be one of: \(E.allowedValues)"))
                 continue
             }
             if !out.contains(e) { out.append(e) }
         }
+        failElements(key, bad)
         return out
     }
 
@@ -323,15 +350,19 @@ public struct FieldReader {
             return nil
         }
         if items.isEmpty { fail(key, "needs at least 1 author") }
-        if items.count > max { fail(key, "has \(items.count) authors, at most \(max)") }
+        if items.count > max {
+            fail(key, "has \(items.count) authors, at most \(max)")
+            return nil
+        }
         var out: [Author] = []
+        let before = errors.count
         for (i, item) in items.enumerated() {
             let f = "\(key)[\(i)]"
             guard case .object(let o) = item else {
                 fail(f, "must be an object with name and role")
                 continue
             }
-            for k in o.keys.sorted() where k != "name" && k != "role" { fail("\(f).\(k)", "unknown field") }
+            if let k = o.keys.sorted().first(where: { $0 != "name" && $0 != "role" }) { fail("\(f).\(k.prefix(100))", "unknown field") }
             var name: String?
             switch o["name"] {
             case .string(let s)?: name = checkText(s, field: "\(f).name", required: true, max: 100, multiline: false)
@@ -350,6 +381,9 @@ public struct FieldReader {
             }
             if let name, let role { out.append(Author(name: name, role: role)) }
         }
+        let bad = Array(errors[before...])
+        errors.removeSubrange(before...)
+        failElements(key, bad)
         return out.count == items.count && !items.isEmpty && items.count <= max ? out : nil
     }
 }

@@ -23,6 +23,8 @@ public struct AppError: Error, Sendable, CustomStringConvertible {
         case gone = "gone"
         case locked = "locked"
         case checksumMismatch = "checksum-mismatch"
+        case quotaExceeded = "quota-exceeded"
+        case tooManyRequests = "too-many-requests"
         case `internal` = "internal-error"
 
         public var status: Int {
@@ -44,6 +46,8 @@ public struct AppError: Error, Sendable, CustomStringConvertible {
             case .gone: 410
             case .locked: 423
             case .checksumMismatch: 460  // tus 1.0 checksum extension
+            case .quotaExceeded: 403
+            case .tooManyRequests: 429
             case .internal: 500
             }
         }
@@ -71,6 +75,8 @@ public struct AppError: Error, Sendable, CustomStringConvertible {
             case .gone: "Gone"
             case .locked: "Locked"
             case .checksumMismatch: "Checksum mismatch"
+            case .quotaExceeded: "Quota exceeded"
+            case .tooManyRequests: "Too many requests"
             case .internal: "Internal error"
             }
         }
@@ -99,6 +105,8 @@ public struct AppError: Error, Sendable, CustomStringConvertible {
             case .gone: "已过期或已删除"
             case .locked: "另一个请求正在写入"
             case .checksumMismatch: "校验和不一致，本段数据已丢弃"
+            case .quotaExceeded: "超出配额"
+            case .tooManyRequests: "请求过于频繁，请稍后再试"
             case .internal: "服务器内部错误"
             }
         }
@@ -125,8 +133,9 @@ public struct AppError: Error, Sendable, CustomStringConvertible {
 
     public static func validation(_ errors: [FieldError], detail: String? = nil) -> AppError {
         let names = errors.map(\.field).filter { !$0.isEmpty }
+        let listed = names.prefix(20).joined(separator: ", ") + (names.count > 20 ? ", …" : "")
         return AppError(
-            .validation, detail ?? "\(errors.count) field\(errors.count == 1 ? "" : "s") failed validation: \(names.joined(separator: ", "))",
+            .validation, detail ?? "\(errors.count) field\(errors.count == 1 ? "" : "s") failed validation: \(listed)",
             errors: errors)
     }
     public static func notFound(_ what: String = "resource") -> AppError { AppError(.notFound, "No such \(what), or you may not see it.") }

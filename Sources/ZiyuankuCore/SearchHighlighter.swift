@@ -2,8 +2,24 @@
 /// match, computed with the same normalisation as the index (so 藥學 is marked for 药学, 康复 for
 /// `kfzl`), and an excerpt around the first match for long text.
 public enum SearchHighlighter {
-    public static func highlight(_ text: String, patterns: [SearchQuery.Pattern], excerpt: Int? = nil) -> String? {
-        let scalars = Array(text.unicodeScalars)
+    /// Only this many code points of a field are looked at (a description may hold 20,000):
+    /// a snippet comes from the start of the text, so the cost per hit stays bounded.
+    public static let maxScalars = 4_096
+    /// Only the first patterns of a long query are marked.
+    public static let maxPatterns = 16
+
+    public static func highlight(_ text: String, patterns allPatterns: [SearchQuery.Pattern], excerpt: Int? = nil) -> String? {
+        var scalars: [Unicode.Scalar] = []
+        scalars.reserveCapacity(min(text.unicodeScalars.underestimatedCount, maxScalars))
+        var truncated = false
+        for u in text.unicodeScalars {
+            if scalars.count == maxScalars {
+                truncated = true
+                break
+            }
+            scalars.append(u)
+        }
+        let patterns = allPatterns.prefix(maxPatterns)
         let n = scalars.count
         guard n > 0 else { return nil }
         // Normalised view: Han code point, or word text, per scalar.
@@ -32,6 +48,8 @@ public enum SearchHighlighter {
                     if ok { mark(i, i + q.count) }
                 }
             case .wordPrefix(let prefix):
+                guard !prefix.isEmpty else { continue }
+                // One pass per word: the prefix is matched piece by piece as the word is walked.
                 var i = 0
                 while i < n {
                     guard word[i] != nil, i == 0 || word[i - 1] == nil else {
@@ -39,14 +57,23 @@ public enum SearchHighlighter {
                         continue
                     }
                     var j = i
-                    var w = ""
-                    var ends: [Int] = []
+                    var rest = Substring(prefix)
+                    var matchedEnd: Int?
+                    var failed = false
                     while j < n, let c = word[j] {
-                        w += c
-                        ends.append(w.count)
+                        if matchedEnd == nil && !failed {
+                            if rest.hasPrefix(c) {
+                                rest = rest.dropFirst(c.count)
+                                if rest.isEmpty { matchedEnd = j + 1 }
+                            } else if c.hasPrefix(rest) {
+                                matchedEnd = j + 1
+                            } else {
+                                failed = true
+                            }
+                        }
                         j += 1
                     }
-                    if w.hasPrefix(prefix), let k = ends.firstIndex(where: { $0 >= prefix.count }) { mark(i, i + k + 1) }
+                    if let matchedEnd { mark(i, matchedEnd) }
                     i = j
                 }
             case .pinyin(let syllables, let partial):
@@ -103,7 +130,7 @@ public enum SearchHighlighter {
             }
         }
         if open { out += "</mark>" }
-        if to < n { out += "…" }
+        if to < n || truncated { out += "…" }
         return out
     }
 }

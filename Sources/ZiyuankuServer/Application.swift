@@ -91,7 +91,8 @@ public func writeSecretFile(path: String, contents: String) throws {
 
 public func buildRouter(services: AppServices, routes: RouteTable = RouteTable()) -> Router<ZykContext> {
     let router = Router(context: ZykContext.self)
-    router.add(middleware: FrontMiddleware(metrics: services.metrics, auth: AuthMiddleware(catalog: services.catalog), routes: routes))
+    router.add(middleware: FrontMiddleware(metrics: services.metrics, auth: AuthMiddleware(catalog: services.catalog), routes: routes, trustedProxies: services.config.trustedProxies,
+        gate: AnonymousGate(allowAnonymous: services.config.allowAnonymous, metricsAllow: services.config.metricsAllow, metricsToken: services.config.metricsToken)))
     let r = Routes(router: router, table: routes, services: services)
     SystemRoutes(services: services).register(r)
     AdminRoutes(services: services).register(r)
@@ -111,7 +112,7 @@ public func buildApplication(services: AppServices, logger: Logger) -> some Appl
     let limit = services.config.maxUploadBytes
     return Application(
         router: router,
-        server: ZykHTTP1Channel.builder(maxBodyBytes: limit),
+        server: ZykHTTP1Channel.builder(maxBodyBytes: limit, limits: services.config.connectionLimits),
         configuration: .init(address: .hostname(services.config.host, port: services.config.port), serverName: "ziyuanku"),
         services: [DownloadFlushService(counter: services.downloads, logger: logger), JobScheduler(services: services, logger: logger),
             SyncService(services: services, logger: logger),

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ZiyuankuCore
 import ZiyuankuSync
 
 /// Server configuration: defaults, then a config file (`key = value` lines), then environment
@@ -57,6 +58,25 @@ public struct ServerConfig: Sendable, Equatable {
     public var syncMaxAttempts = 25
     public var syncBackoffBaseSeconds = 2.0
     public var syncBackoffCapSeconds = 600.0
+    /// Connection bounds (`ZYK_HEADER_TIMEOUT_SECONDS`, `ZYK_IDLE_TIMEOUT_SECONDS`,
+    /// `ZYK_MIN_BODY_RATE`, `ZYK_MAX_CONNECTIONS`); see `ConnectionLimits`.
+    public var connectionLimits = ConnectionLimits()
+    /// The address people and harvesters use (`ZYK_PUBLIC_URL`), e.g.
+    /// `https://ziyuanku.example.edu.cn`: links, cookies' `Secure`, OAI-PMH's baseURL.
+    public var publicURL: String?
+    /// Proxies whose `X-Forwarded-For`/`-Proto` are believed (`ZYK_TRUSTED_PROXIES`): addresses
+    /// or CIDR ranges, comma-separated. From anyone else those headers are ignored.
+    public var trustedProxies: [AddressRange] = []
+    /// Who may read `/metrics` when anonymous access is off (`ZYK_METRICS_ALLOW`): addresses or
+    /// CIDR ranges, and/or `token:SECRET` for a bearer token; empty: admins only.
+    public var metricsAllow: [AddressRange] = []
+    public var metricsToken: String?
+    /// Per-user quotas (`ZYK_MAX_OPEN_UPLOADS_PER_USER`, `ZYK_MAX_OPEN_UPLOAD_BYTES_PER_USER`,
+    /// `ZYK_MAX_TOKENS_PER_USER`): resumable uploads not yet complete, the bytes they declare,
+    /// and live API tokens.
+    public var maxOpenUploadsPerUser = 100
+    public var maxOpenUploadBytesPerUser: Int64 = 64 << 30
+    public var maxTokensPerUser = 100
 
     public init() {}
 
@@ -91,6 +111,16 @@ public struct ServerConfig: Sendable, Equatable {
         ("sync_max_attempts", "ZYK_SYNC_MAX_ATTEMPTS", "attempts before an entry goes dead; default 25"),
         ("sync_backoff_base_seconds", "ZYK_SYNC_BACKOFF_BASE_SECONDS", "first retry waits up to this long (full jitter, doubling); default 2"),
         ("sync_backoff_cap_seconds", "ZYK_SYNC_BACKOFF_CAP_SECONDS", "longest wait between attempts; default 600"),
+        ("header_timeout_seconds", "ZYK_HEADER_TIMEOUT_SECONDS", "seconds a request head may take to arrive once it starts (then 408); default 30"),
+        ("idle_timeout_seconds", "ZYK_IDLE_TIMEOUT_SECONDS", "seconds an idle connection is kept open; default 75"),
+        ("min_body_rate", "ZYK_MIN_BODY_RATE", "bytes per second a request body must average over each 60 s of waiting; default 256"),
+        ("max_connections", "ZYK_MAX_CONNECTIONS", "open connections at most (idle ones are closed to make room, else 503); default 4096, capped by the open-file limit"),
+        ("public_url", "ZYK_PUBLIC_URL", "the address people use, e.g. https://ziyuanku.example.edu.cn; default http://HOST:PORT"),
+        ("trusted_proxies", "ZYK_TRUSTED_PROXIES", "comma-separated addresses or CIDR ranges whose X-Forwarded-For/-Proto are believed; default none"),
+        ("metrics_allow", "ZYK_METRICS_ALLOW", "who may read /metrics when anonymous access is off: addresses, CIDR ranges, token:SECRET; default admins only"),
+        ("max_open_uploads_per_user", "ZYK_MAX_OPEN_UPLOADS_PER_USER", "resumable uploads a user may have open at once; default 100"),
+        ("max_open_upload_bytes_per_user", "ZYK_MAX_OPEN_UPLOAD_BYTES_PER_USER", "bytes a user's open resumable uploads may declare in all; default 68719476736 (64 GiB)"),
+        ("max_tokens_per_user", "ZYK_MAX_TOKENS_PER_USER", "live API tokens per user; default 100"),
     ]
 
     public struct Invalid: Error, CustomStringConvertible {
@@ -174,6 +204,48 @@ public struct ServerConfig: Sendable, Equatable {
         case "sync_backoff_base_seconds", "sync_backoff_cap_seconds":
             guard let n = Double(v), n >= 0.01, n <= 86_400 else { throw bad("must be seconds 0.01–86400") }
             if key == "sync_backoff_base_seconds" { syncBackoffBaseSeconds = n } else { syncBackoffCapSeconds = n }
+        case "header_timeout_seconds", "idle_timeout_seconds":
+            guard let n = Int(v), (1...86_400).contains(n) else { throw bad("must be seconds 1–86400") }
+            if key == "header_timeout_seconds" { connectionLimits.headerTimeout = .seconds(n) } else { connectionLimits.idleTimeout = .seconds(n) }
+        case "min_body_rate":
+            guard let n = Int(v), (0...1 << 30).contains(n) else { throw bad("must be bytes per second, 0 (off) or more") }
+            connectionLimits.minBodyBytesPerSecond = n
+        case "max_connections":
+            guard let n = Int(v), (1...1_000_000).contains(n) else { throw bad("must be a whole number 1–1000000") }
+            connectionLimits.maxConnections = n
+        case "public_url":
+            if v.isEmpty {
+                publicURL = nil
+            } else {
+                guard let url = URL(string: v), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https", url.host != nil,
+                    url.query == nil, url.fragment == nil
+                else { throw bad("must be an http or https address like https://ziyuanku.example.edu.cn") }
+                publicURL = v.hasSuffix("/") ? String(v.dropLast()) : v
+            }
+        case "trusted_proxies":
+            trustedProxies = try v.split(separator: ",").map { item in
+                guard let r = AddressRange(String(item)) else { throw bad("'\(item)' is not an address or CIDR range") }
+                return r
+            }
+        case "metrics_allow":
+            metricsAllow = []
+            metricsToken = nil
+            for item in v.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !item.isEmpty {
+                if item.hasPrefix("token:") {
+                    let t = String(item.dropFirst(6))
+                    guard t.count >= 16 else { throw bad("a metrics token must be at least 16 characters") }
+                    metricsToken = t
+                } else {
+                    guard let r = AddressRange(item) else { throw bad("'\(item)' is not an address, CIDR range or token:SECRET") }
+                    metricsAllow.append(r)
+                }
+            }
+        case "max_open_uploads_per_user", "max_tokens_per_user":
+            guard let n = Int(v), (1...1_000_000).contains(n) else { throw bad("must be a whole number 1–1000000") }
+            if key == "max_tokens_per_user" { maxTokensPerUser = n } else { maxOpenUploadsPerUser = n }
+        case "max_open_upload_bytes_per_user":
+            guard let n = Int64(v), n > 0 else { throw bad("must be a positive number of bytes") }
+            maxOpenUploadBytesPerUser = n
         case "deleted_retention_days":
             guard let n = Int(v), (1...3650).contains(n) else { throw bad("must be a number of days 1–3650") }
             deletedRetentionDays = n
@@ -206,6 +278,9 @@ public struct ServerConfig: Sendable, Equatable {
 }
 
 extension ServerConfig {
+    /// The address people use: `public_url`, else this server's own.
+    public var effectivePublicURL: String { publicURL ?? "http://\(host.contains(":") ? "[\(host)]" : host):\(port)" }
+
     /// The platform settings, or nil when sync is not configured (`platform_url` unset).
     public var platform: PlatformConfig? {
         guard let platformURL else { return nil }

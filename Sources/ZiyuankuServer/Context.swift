@@ -1,25 +1,36 @@
+import Foundation
 import Hummingbird
 import Logging
+import ZiyuankuCore
 import ZiyuankuStore
 
 /// Per-request context: who is asking (nil for anonymous).
 public struct ZykContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public var principal: Principal?
-    /// The client's address, when the transport knows it (for counting anonymous downloads).
+    /// The peer's address, when the transport knows it.
     public var remoteAddress: String?
+    /// The client's address: the peer's, or the one a trusted proxy forwarded
+    /// (`trusted_proxies`); set by the front middleware.
+    public var clientAddress: String?
+    /// The scheme the client used: `https` when a trusted proxy says so.
+    public var forwardedProto: String?
 
     public init(source: Source) {
         coreContext = .init(source: source)
         principal = nil
         remoteAddress = source.channel.remoteAddress?.ipAddress
+        clientAddress = remoteAddress
     }
 
-    /// Who is downloading, for counting repeats once: the token, else address and user agent.
-    func clientKey(_ req: Request) -> String {
-        if let p = principal { return "token:" + p.tokenId }
-        return "anon:" + (remoteAddress ?? "?") + "|" + (req.headers[.userAgent] ?? "")
+    /// Who is downloading, for counting repeats once and for limits: the signed-in user, else
+    /// the client's address (a school behind one NAT address is one anonymous client). Headers
+    /// a client chooses freely, such as User-Agent, play no part.
+    var clientKey: String {
+        if let p = principal { return "user:" + p.userId }
+        return "addr:" + (clientAddress ?? "?")
     }
+
 
     /// Bodies are streamed by the handlers that need them; this only bounds `collateBody`.
     public var maxUploadSize: Int { 1 << 20 }

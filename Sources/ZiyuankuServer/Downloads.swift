@@ -69,7 +69,7 @@ struct Downloads {
             case .ranges(let r): fromStart = r.first?.lowerBound == 0
             default: fromStart = false
             }
-            let seen = services.downloads.record(resourceId: state.id, file: file.name, client: ctx.clientKey(req), fromStart: fromStart)
+            let seen = services.downloads.record(resourceId: state.id, file: file.name, client: ctx.clientKey, fromStart: fromStart)
             if seen.first && !publicResource {
                 try services.catalog.audit(
                     actor: ctx.principal?.userId, action: "resource.download", resourceId: state.id, version: version,
@@ -171,40 +171,5 @@ struct Downloads {
             if t == etag { return true }
         }
         return false
-    }
-}
-
-/// IMF-fixdate (RFC 9110 §5.6.7), formatted and parsed by hand: a DateFormatter per
-/// request costs more than serving a small file.
-enum HTTPDate {
-    static let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
-    static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-
-    static func format(_ date: Date) -> String {
-        var t = time_t(floor(date.timeIntervalSince1970))
-        var tm = tm()
-        gmtime_r(&t, &tm)
-        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        return "\(days[Int(tm.tm_wday)]), \(two(tm.tm_mday)) \(months[Int(tm.tm_mon)]) \(tm.tm_year + 1900) \(two(tm.tm_hour)):\(two(tm.tm_min)):\(two(tm.tm_sec)) GMT"
-    }
-
-    static func parse(_ s: String) -> Date? {
-        // "Sun, 06 Nov 1994 08:49:37 GMT"
-        let parts = s.trimmingCharacters(in: .whitespaces).split(separator: " ")
-        guard parts.count == 6, parts[5] == "GMT", let day = Int32(parts[1]), let month = months.firstIndex(of: String(parts[2])),
-            let year = Int32(parts[3])
-        else { return nil }
-        let hms = parts[4].split(separator: ":")
-        guard hms.count == 3, let h = Int32(hms[0]), let m = Int32(hms[1]), let sec = Int32(hms[2]), (1...31).contains(day), (0...23).contains(h),
-            (0...59).contains(m), (0...60).contains(sec)
-        else { return nil }
-        var tm = tm()
-        tm.tm_year = year - 1900
-        tm.tm_mon = Int32(month)
-        tm.tm_mday = day
-        tm.tm_hour = h
-        tm.tm_min = m
-        tm.tm_sec = sec
-        return Date(timeIntervalSince1970: TimeInterval(timegm(&tm)))
     }
 }

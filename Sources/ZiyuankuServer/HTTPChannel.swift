@@ -6,6 +6,7 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
+import ZiyuankuCore
 
 /// Hummingbird's HTTP/1.1 child channel, plus two things our users need:
 /// - request targets with raw UTF-8 (`curl '…?q=康复'` sends the query unescaped, and NIO's
@@ -16,18 +17,20 @@ struct ZykHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
 
     let responder: HTTPChannelHandler.Responder
     let maxBodyBytes: Int64
+    let limits: ConnectionLimits
+    let registry: ConnectionRegistry
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
-            let escaper = RequestTargetEscaper()
+            let clock = ConnectionClock(limits: limits, registry: registry, logger: logger)
             let ops = channel.pipeline.syncOperations
-            try ops.addHandler(escaper)
+            try ops.addHandler(ConnectionByteGuard(clock: clock))
+            try ops.addHandler(RequestTargetEscaper())
             try ops.configureHTTPServerPipeline(
                 withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
                 withEncoderConfiguration: .init(), withDecoderLimitConfiguration: .init())
             try ops.addHandler(HTTP1ToHTTPServerCodec(secure: false))
-            try ops.addHandler(RequestEndObserver(escaper: escaper))
-            try ops.addHandler(BodyStallGuard(timeout: .seconds(120)))
+            try ops.addHandler(ConnectionMessageGuard(clock: clock))
             try ops.addHandler(ExpectContinueHandler(maxBodyBytes: maxBodyBytes))
             // Closes idle keep-alive connections on graceful shutdown (as Hummingbird's own channel does).
             try ops.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
@@ -39,105 +42,41 @@ struct ZykHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
         await handleHTTP(asyncChannel: asyncChannel, logger: logger)
     }
 
-    static func builder(maxBodyBytes: Int64) -> HTTPServerBuilder {
-        HTTPServerBuilder { responder in ZykHTTP1Channel(responder: responder, maxBodyBytes: maxBodyBytes) }
+    static func builder(maxBodyBytes: Int64, limits: ConnectionLimits) -> HTTPServerBuilder {
+        let registry = ConnectionRegistry(limit: min(limits.maxConnections, ConnectionLimits.connectionsAllowedByFileLimit()))
+        return HTTPServerBuilder { responder in
+            ZykHTTP1Channel(responder: responder, maxBodyBytes: maxBodyBytes, limits: limits, registry: registry)
+        }
     }
 }
 
 /// Percent-encodes bytes ≥ 0x80 in each request line (RFC 3986 allows only ASCII there, but
-/// clients send UTF-8 raw). Only the request line is touched: after its CRLF everything passes
-/// through unchanged until the request has ended.
+/// clients send UTF-8 raw). Where each request line starts is decided by `HTTPRequestFramer`,
+/// which follows the request framing on the wire: bodies, chunks and trailers are never
+/// touched, also when requests are pipelined in one write.
 final class RequestTargetEscaper: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
-    private var inRequestLine = true
+    private var framer = HTTPRequestFramer()
     static let hex = Array("0123456789ABCDEF".utf8)
 
-    func requestEnded() { inRequestLine = true }
-
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard inRequestLine else { return context.fireChannelRead(data) }
+        if framer.isPassthrough { return context.fireChannelRead(data) }
         let buffer = unwrapInboundIn(data)
-        let view = buffer.readableBytesView
-        let lineEnd = view.firstIndex(of: UInt8(ascii: "\n"))
-        let line = view[..<(lineEnd ?? view.endIndex)]
-        if lineEnd != nil { inRequestLine = false }
-        guard line.contains(where: { $0 >= 0x80 }) else { return context.fireChannelRead(data) }
-        var out = context.channel.allocator.buffer(capacity: buffer.readableBytes + 64)
-        for b in line {
-            if b >= 0x80 {
+        let escapes = buffer.withUnsafeReadableBytes { framer.feed($0) }
+        guard !escapes.isEmpty else { return context.fireChannelRead(data) }
+        var out = context.channel.allocator.buffer(capacity: buffer.readableBytes + 2 * escapes.count)
+        buffer.withUnsafeReadableBytes { raw in
+            var from = 0
+            for i in escapes {
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[from..<i]))
+                let b = raw[i]
                 out.writeBytes([UInt8(ascii: "%"), Self.hex[Int(b >> 4)], Self.hex[Int(b & 0xF)]])
-            } else {
-                out.writeInteger(b)
+                from = i + 1
             }
+            out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[from...]))
         }
-        if let lineEnd { out.writeBytes(view[lineEnd...]) }
         context.fireChannelRead(wrapInboundOut(out))
-    }
-}
-
-/// Tells the escaper when a request has been fully received, so the next request line is escaped.
-final class RequestEndObserver: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPRequestPart
-    typealias InboundOut = HTTPRequestPart
-
-    let escaper: RequestTargetEscaper
-
-    init(escaper: RequestTargetEscaper) { self.escaper = escaper }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .end = unwrapInboundIn(data) { escaper.requestEnded() }
-        context.fireChannelRead(data)
-    }
-}
-
-/// Closes a connection whose request body stalls: nothing received for `timeout` while a body
-/// is still expected (a dropped school network leaves such sockets open, and a resumable upload
-/// stays locked by its PATCH until the connection goes). Idle time between requests and slow
-/// downloads are not affected.
-final class BodyStallGuard: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPRequestPart
-    typealias InboundOut = HTTPRequestPart
-
-    let timeout: TimeAmount
-    private var inBody = false
-    private var lastRead = NIODeadline.now()
-    private var check: Scheduled<Void>?
-
-    init(timeout: TimeAmount) { self.timeout = timeout }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        lastRead = .now()
-        switch unwrapInboundIn(data) {
-        case .head:
-            inBody = true
-            schedule(context)
-        case .end:
-            inBody = false
-        case .body:
-            break
-        }
-        context.fireChannelRead(data)
-    }
-
-    func schedule(_ context: ChannelHandlerContext) {
-        guard check == nil else { return }
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        check = context.eventLoop.scheduleTask(in: .nanoseconds(timeout.nanoseconds / 4)) {
-            let (guardian, context) = bound.value
-            guardian.check = nil
-            guard guardian.inBody else { return }
-            if NIODeadline.now() - guardian.lastRead >= guardian.timeout {
-                context.close(promise: nil)
-            } else {
-                guardian.schedule(context)
-            }
-        }
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        check?.cancel()
-        check = nil
     }
 }

@@ -25,8 +25,12 @@ struct ImportRoutes {
                 throw AppError.validation([.init(field: "file", message: "send exactly two files: one manifest (.csv or .jsonl) and one .zip")])
             }
             let blobs = try await uploader.commit(received)
-            let manifestPath = services.blobs.path(of: blobs.first { $0.name == manifests[0].name }!.blob.sha256)
-            let zipPath = services.blobs.path(of: blobs.first { $0.name == zips[0].name }!.blob.sha256)
+            let manifestName = manifests[0].name, zipName = zips[0].name
+            guard let manifestBlob = blobs.first(where: { $0.name == manifestName }), let zipBlob = blobs.first(where: { $0.name == zipName }) else {
+                throw AppError.validation([.init(field: "file", message: "send exactly two files: one manifest (.csv or .jsonl) and one .zip")])
+            }
+            let manifestPath = services.blobs.path(of: manifestBlob.blob.sha256)
+            let zipPath = services.blobs.path(of: zipBlob.blob.sha256)
             // Extension-less blob paths: the importer reads CSV or JSON lines by content.
             let job = try services.catalog.createImportJob(userId: p.userId)
             let services = self.services
@@ -38,7 +42,9 @@ struct ImportRoutes {
                     try services.catalog.updateImportJob(id: job.id, status: "running")
                     var limits = ZipLimits()
                     limits.maxTotalBytes = services.config.maxUploadBytes
-                    var summary = try await Importer(services: services).run(manifest: manifestPath, files: zipPath, owner: p, dryRun: false, limits: limits)
+                    var summary = try await Importer(services: services).run(
+                        manifest: manifestPath, files: zipPath, owner: p, dryRun: false, limits: limits,
+                        manifestLabel: manifestName, filesLabel: zipName)
                     if summary.problems.count > 1000 { summary.problems = Array(summary.problems.prefix(1000)) }  // the first 1,000 (failed counts all)
                     let text = String(decoding: try JSONEncoder().encode(summary), as: UTF8.self)
                     try services.catalog.updateImportJob(id: job.id, status: "done", summary: text)
@@ -47,8 +53,10 @@ struct ImportRoutes {
                     try? services.catalog.updateImportJob(id: job.id, status: "failed", error: message)
                     logger.warning("import failed", metadata: ["job": "\(job.id)", "error": "\(error)"])
                 }
-                // The manifest and the zip were only carriers: drop them unless a resource uses the same bytes.
-                for sha in uploaded where (try? services.catalog.blobKnown(sha256: sha)) == false { unlink(services.blobs.path(of: sha)) }
+                // The manifest and the zip were only carriers. They are not unlinked here: an
+                // upload of the same bytes may be committing right now; gc removes them once
+                // nothing uses them and the grace period has passed (its trash protocol re-checks).
+                _ = uploaded
             }
             return try JSONResponse.make(
                 ["id": .string(job.id), "status": .string("queued"), "location": .string("/v1/imports/\(job.id)")] as [String: JSONValue],

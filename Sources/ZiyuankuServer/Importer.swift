@@ -54,23 +54,27 @@ public struct Importer: Sendable {
 
     public func run(
         manifest: String, files: String, owner: Principal, dryRun: Bool, limits: ZipLimits = ZipLimits(),
+        manifestLabel: String? = nil, filesLabel: String? = nil,
         progress: (Int, Int) -> Void = { _, _ in }
     ) async throws -> ImportSummary {
+        // Messages name the manifest and the files as the user knows them (the HTTP import
+        // keeps them as blobs: their paths on this server are nobody's business).
+        let filesLabel = filesLabel ?? files
         let start = Date()
         var summary = ImportSummary(dryRun: dryRun)
-        let rows = try Self.readManifest(manifest, problems: &summary.problems)
+        let rows = try Self.readManifest(manifest, label: manifestLabel ?? manifest, problems: &summary.problems)
         summary.rows = rows.count
         // Files: a folder as is, or a zip extracted (with limits) into temporary space.
         var base = URL(fileURLWithPath: files).standardizedFileURL.path
         var extracted: String?
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: base, isDirectory: &isDir) else {
-            throw AppError(.validation, "\(files) does not exist.", errors: [.init(field: "files", message: "not found")])
+            throw AppError(.validation, "\(filesLabel) does not exist.", errors: [.init(field: "files", message: "not found")])
         }
         Self.removeStaleExtractions(services.root)
         if !isDir.boolValue {
             let dir = services.root.tmpPath + "/import-\(getpid())-\(Identifiers.uuidV7())"
-            try Self.extractZip(base, into: dir, limits: limits)
+            try Self.extractZip(base, into: dir, limits: limits, label: filesLabel)
             extracted = dir
             base = dir
         }
@@ -119,7 +123,7 @@ public struct Importer: Sendable {
                 }
                 var st = stat()
                 guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
-                    problem(field, "\(f.path) is not a file in \(files)")
+                    problem(field, "\(f.path) is not a file in \(filesLabel)")
                     continue
                 }
                 guard Int64(st.st_size) <= services.config.maxUploadBytes else {
@@ -174,7 +178,7 @@ public struct Importer: Sendable {
                 throw e  // a full disk stops the import; a re-run resumes after the space is freed
             } catch {
                 // One row failing to store does not lose the others (or the report).
-                summary.problems.append(ImportProblem(row: row.number, key: row.key, field: "row", message: (error as? AppError)?.detail ?? "\(error)"))
+                summary.problems.append(ImportProblem(row: row.number, key: row.key, field: "row", message: (error as? AppError)?.detail ?? "the row could not be stored (\(type(of: error)))"))
                 summary.failed += 1
             }
             progress(k + 1, valid.count)
@@ -197,13 +201,13 @@ public struct Importer: Sendable {
     /// Manifests are read whole, so they are bounded (100,000 rows fit in well under this).
     public static let maxManifestBytes = 32 << 20
 
-    static func readManifest(_ path: String, problems: inout [ImportProblem]) throws -> [Row] {
+    static func readManifest(_ path: String, label: String, problems: inout [ImportProblem]) throws -> [Row] {
         var st = stat()
         if stat(path, &st) == 0, Int(st.st_size) > maxManifestBytes {
             throw AppError(.payloadTooLarge, "The manifest is larger than \(maxManifestBytes >> 20) MiB; split it into several imports.")
         }
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw AppError(.validation, "Cannot read the manifest \(path).", errors: [.init(field: "manifest", message: "not readable")])
+            throw AppError(.validation, "Cannot read the manifest \(label).", errors: [.init(field: "manifest", message: "not readable")])
         }
         var bytes = Array(data)
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }  // Excel on Chinese Windows writes a BOM
@@ -320,7 +324,7 @@ public struct Importer: Sendable {
     /// Streams a file into the blob store (hashed while copied, fsynced, renamed).
     static func store(_ path: String, services: AppServices) async throws -> BlobInfo {
         let writer = try services.blobs.makeWriter(maxSize: services.config.maxUploadBytes)
-        guard let h = FileHandle(forReadingAtPath: path) else { throw AppError(.internal, "cannot read \(path)") }
+        guard let h = FileHandle(forReadingAtPath: path) else { throw AppError(.internal, "A file to import could not be opened any more.") }
         defer { try? h.close() }
         do {
             while let chunk = try h.read(upToCount: 1 << 20), !chunk.isEmpty {
@@ -348,10 +352,10 @@ public struct Importer: Sendable {
     /// before anything is written), only plain files and folders (no links), no absolute paths
     /// or `..`, at most `maxTotalBytes` in all and `maxRatio` bytes out per byte in per entry.
     /// Anything refused leaves nothing behind.
-    static func extractZip(_ zip: String, into dir: String, limits: ZipLimits) throws {
+    static func extractZip(_ zip: String, into dir: String, limits: ZipLimits, label: String? = nil) throws {
         let archive: Archive
         do { archive = try Archive(url: URL(fileURLWithPath: zip), accessMode: .read) } catch {
-            throw AppError(.validation, "\(zip) is neither a folder nor a readable zip file.", errors: [.init(field: "files", message: "not a zip")])
+            throw AppError(.validation, "\(label ?? zip) is neither a folder nor a readable zip file.", errors: [.init(field: "files", message: "not a zip")])
         }
         var entries: [Entry] = []
         var declaredTotal: Int64 = 0
@@ -383,22 +387,19 @@ public struct Importer: Sendable {
             var total: Int64 = 0
             for entry in entries {
                 let name = Self.entryName(entry)
-                let parts = name.replacingOccurrences(of: "\\", with: "/").split(separator: "/").map(String.init)
-                guard !name.hasPrefix("/"), !name.hasPrefix("\\"), !parts.contains(".."), !parts.isEmpty,
-                    !(parts.first?.contains(":") ?? false)
-                else {
+                guard let relative = ZipEntryNames.safeRelativePath(name) else {
                     throw AppError(.validation, "The zip entry \(name) would land outside the import folder.", errors: [.init(field: "files", message: "unsafe path")])
                 }
                 switch entry.type {
                 case .symlink:
                     throw AppError(.validation, "The zip entry \(name) is a symbolic link; links are not imported.", errors: [.init(field: "files", message: "link")])
                 case .directory:
-                    try fm.createDirectory(atPath: dir + "/" + parts.joined(separator: "/"), withIntermediateDirectories: true)
+                    try fm.createDirectory(atPath: dir + "/" + relative, withIntermediateDirectories: true)
                     continue
                 case .file:
                     break
                 }
-                let target = dir + "/" + parts.joined(separator: "/")
+                let target = dir + "/" + relative
                 try fm.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
                 guard fm.createFile(atPath: target, contents: nil), let out = FileHandle(forWritingAtPath: target) else {
                     throw AppError(.internal, "Cannot write \(target).")

@@ -4,6 +4,7 @@ import Logging
 import Prometheus
 import Synchronization
 import ZiyuankuCore
+import ZiyuankuStore
 
 /// Prometheus metrics of one server instance (the registry is rendered at `/metrics`).
 public final class ServerMetrics: Sendable {
@@ -52,13 +53,30 @@ struct FrontMiddleware: RouterMiddleware {
     let metrics: ServerMetrics
     let auth: AuthMiddleware
     let routes: RouteTable
+    var trustedProxies: [AddressRange] = []
+    var gate = AnonymousGate()
 
     func handle(_ request: Request, context: ZykContext, next: (Request, ZykContext) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
         var context = context
+        if !trustedProxies.isEmpty, let peer = context.remoteAddress, trustedProxies.contains(address: peer) {
+            context.clientAddress = AddressRange.clientAddress(peer: peer, forwardedFor: request.headers[.xForwardedFor], trusted: trustedProxies)
+            if let proto = request.headers[.xForwardedProto]?.split(separator: ",").last?.trimmingCharacters(in: .whitespaces).lowercased(),
+                proto == "https" || proto == "http"
+            {
+                context.forwardedProto = proto
+            }
+        }
         let response: Response
         do {
-            context.principal = try auth.principal(for: request)
+            let path = request.uri.path
+            if path == "/metrics" {
+                // Before authentication: a metrics scraper's token is not a user token.
+                try gate.checkMetrics(request, clientAddress: context.clientAddress) { try auth.principal(for: request) }
+            } else {
+                context.principal = try auth.principal(for: request)
+                if context.principal == nil { try gate.checkAnonymous(path: path) }
+            }
             response = try await next(request, context)
         } catch {
             var problem = ProblemMapping.problem(for: error, request: request, context: context)
@@ -89,5 +107,51 @@ struct FrontMiddleware: RouterMiddleware {
                 "duration_ms": "\(String(format: "%.2f", ms))",
             ])
         return response
+    }
+}
+
+/// What an anonymous caller may reach. With anonymous access on: everything the routes allow
+/// anonymous callers. With it off: only health and readiness, the API description (and later
+/// sign-in pages and static assets); every other path answers 401 before any route runs.
+/// `/metrics` follows `metrics_allow` (addresses or a token) and is otherwise open only while
+/// anonymous access is on and no allow list is set; admins may always read it.
+struct AnonymousGate: Sendable {
+    var allowAnonymous = true
+    var metricsAllow: [AddressRange] = []
+    var metricsToken: String?
+
+    static let alwaysOpen: Set<String> = ["/healthz", "/readyz", "/openapi.yaml"]
+
+    func checkAnonymous(path: String) throws {
+        guard !allowAnonymous, !Self.alwaysOpen.contains(path) else { return }
+        throw AppError(
+            .unauthorized, "This library is not open to anonymous visitors: sign in, or send Authorization: Bearer zyk_….",
+            headers: [("WWW-Authenticate", "Bearer realm=\"ziyuanku\"")])
+    }
+
+    func checkMetrics(_ request: Request, clientAddress: String?, principal: () throws -> Principal?) throws {
+        if let metricsToken, let header = request.headers[.authorization] {
+            let parts = header.split(separator: " ", maxSplits: 1)
+            if parts.count == 2, parts[0].lowercased() == "bearer",
+                Self.constantTimeEqual(Array(parts[1].trimmingCharacters(in: .whitespaces).utf8), Array(metricsToken.utf8))
+            {
+                return
+            }
+        }
+        if let clientAddress, metricsAllow.contains(address: clientAddress) { return }
+        if metricsAllow.isEmpty && metricsToken == nil && allowAnonymous { return }
+        let p = try principal()
+        if p?.role == .admin { return }
+        if p != nil { throw AppError.forbidden("Only administrators and the addresses in metrics_allow may read /metrics.") }
+        throw AppError(
+            .unauthorized, "/metrics is open only to the addresses or the token in metrics_allow, and to administrators.",
+            headers: [("WWW-Authenticate", "Bearer realm=\"ziyuanku\"")])
+    }
+
+    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var d: UInt8 = 0
+        for i in a.indices { d |= a[i] ^ b[i] }
+        return d == 0
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import NIOHTTP1
 import ZiyuankuCore
 import ZiyuankuStore
 
@@ -12,6 +13,12 @@ extension AppError: HTTPResponseError {
         problemResponse(instance: request.uri.path, requestId: context.id)
     }
 
+    static let maxErrors = 50
+
+    static func capped(_ s: String, _ max: Int) -> String {
+        s.unicodeScalars.count <= max ? s : String(String.UnicodeScalarView(s.unicodeScalars.prefix(max))) + "…"
+    }
+
     /// The RFC 9457 problem document.
     public func problemResponse(instance: String?, requestId: String?) -> Response {
         var doc: [String: JSONValue] = [
@@ -19,12 +26,15 @@ extension AppError: HTTPResponseError {
             "title": .string(kind.title),
             "titleZh": .string(kind.titleZh),
             "status": .number(Double(kind.status)),
-            "detail": .string(detail),
+            "detail": .string(Self.capped(detail, 2000)),
         ]
         if let instance { doc["instance"] = .string(instance) }
         if let requestId { doc["requestId"] = .string(requestId) }
         if !errors.isEmpty {
-            doc["errors"] = .array(errors.map { .object(["field": .string($0.field), "message": .string($0.message)]) })
+            // Bounded whatever a request provokes: a problem document stays a few KiB.
+            doc["errors"] = .array(
+                errors.prefix(Self.maxErrors).map { .object(["field": .string(Self.capped($0.field, 200)), "message": .string(Self.capped($0.message, 500))]) })
+            if errors.count > Self.maxErrors { doc["errorsOmitted"] = .number(Double(errors.count - Self.maxErrors)) }
         }
         for (k, v) in extra where doc[k] == nil { doc[k] = v }
         var headers: HTTPFields = [.contentType: "application/problem+json; charset=utf-8"]
@@ -74,6 +84,10 @@ enum ProblemMapping {
             let mapped = StoreErrors.map(e)!
             context.logger.warning("storage error", metadata: ["error": "\(e)"])
             return mapped
+        case let e as HTTPParserError:
+            // The connection's bytes cannot be framed any more (e.g. `Transfer-Encoding: xchunked`
+            // found mid-body): say so and close, never a 500.
+            return AppError(.badRequest, "The request could not be parsed (\(e)); the connection is closed.", headers: [("Connection", "close")])
         case is CancellationError:
             return AppError(.unavailable, "The request was cancelled.")
         default:

@@ -8,6 +8,8 @@ extension HTTPField.Name {
     static let contentDigest = HTTPField.Name("Content-Digest")!
     static let reprDigest = HTTPField.Name("Repr-Digest")!
     static let xContentTypeOptions = HTTPField.Name("X-Content-Type-Options")!
+    static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!
+    static let xForwardedProto = HTTPField.Name("X-Forwarded-Proto")!
 }
 
 enum BodyReader {
@@ -59,16 +61,10 @@ enum BodyReader {
     static func expectedSHA256(_ request: Request) throws -> [UInt8]? {
         for name in [HTTPField.Name.contentDigest, .reprDigest] {
             guard let header = request.headers[name] else { continue }
-            for member in header.split(separator: ",") {
-                let kv = member.split(separator: "=", maxSplits: 1)
-                guard kv.count == 2, kv[0].trimmingCharacters(in: .whitespaces).lowercased() == "sha-256" else { continue }
-                let v = kv[1].trimmingCharacters(in: .whitespaces)
-                guard v.count > 2, v.hasPrefix(":"), v.hasSuffix(":"), let data = Data(base64Encoded: String(v.dropFirst().dropLast())),
-                    data.count == 32
-                else {
-                    throw AppError(.badRequest, "\(name.rawName) must be sha-256=:<base64 of 32 bytes>:")
-                }
-                return Array(data)
+            switch DigestHeader.sha256(header) {
+            case .absent: continue
+            case .sha256(let digest): return digest
+            case .malformed: throw AppError(.badRequest, "\(name.rawName) must be sha-256=:<base64 of 32 bytes>:")
             }
         }
         return nil

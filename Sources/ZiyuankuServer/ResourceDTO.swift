@@ -146,7 +146,8 @@ struct ResourceDTO {
         w.comma()
         w.member("createdAt", s.createdAt)
         w.comma()
-        w.member("updatedAt", s.updatedAt)
+        // Readers see the times of what they see: a draft saved by the owner does not move them.
+        w.member("updatedAt", privileged ? s.updatedAt : (s.publishedAt ?? view.version.createdAt))
         w.comma()
         w.member("publishedAt", s.publishedAt)
         if titleHighlight != nil || descriptionSnippet != nil {

@@ -23,7 +23,10 @@ struct ResourceRoutes {
         r.on(.post, "/v1/resources/:id/files") { req, ctx in try await addFiles(req, ctx) }
         r.on(.get, "/v1/resources/:id/versions") { _, ctx in
             let (state, privileged) = try visible(ctx)
-            return try JSONResponse.make(["items": try catalog.versionSummaries(id: state.id, readable: privileged ? nil : try catalog.readerVersions(id: state.id))])
+            let readable = privileged
+                ? nil
+                : Access.readableVersions(ctx.principal, state, published: try catalog.readerVersions(id: state.id), allowAnonymous: allowAnonymous)
+            return try JSONResponse.make(["items": try catalog.versionSummaries(id: state.id, readable: readable)])
         }
         r.on(.get, "/v1/resources/:id/versions/:n") { _, ctx in
             let (state, _) = try visible(ctx)
@@ -73,7 +76,7 @@ struct ResourceRoutes {
         return view
     }
 
-    func versionNumber(_ ctx: ZykContext, _ state: ResourceState, published: Set<Int>) throws -> Int {
+    func versionNumber(_ ctx: ZykContext, _ state: ResourceState, published: [Int: Visibility]) throws -> Int {
         guard let raw = ctx.parameters.get("n"), let n = Int(raw),
             Access.canReadVersion(ctx.principal, state, n, published: published, allowAnonymous: allowAnonymous)
         else { throw AppError.notFound("version") }

@@ -89,7 +89,7 @@ struct TusRoutes {
             guard BodyReader.mediaType(req) == Self.offsetType else {
                 throw AppError(.unsupportedMediaType, "PATCH takes the bytes as \(Self.offsetType).")
             }
-            guard let raw = req.headers[.uploadOffset], raw.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let offset = Int64(raw) else {
+            guard let raw = req.headers[.uploadOffset], let offset = TusHeaders.byteCount(raw) else {
                 throw AppError(.badRequest, "Upload-Offset must be the number of bytes already received.")
             }
             return try await receive(req, upload: upload, offset: offset, status: .noContent)
@@ -141,7 +141,7 @@ struct TusRoutes {
         if req.headers[.uploadDeferLength] != nil {
             throw AppError(.badRequest, "Upload-Defer-Length is not supported: send Upload-Length.")
         }
-        guard let raw = req.headers[.uploadLength], raw.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let length = Int64(raw) else {
+        guard let raw = req.headers[.uploadLength], let length = TusHeaders.byteCount(raw) else {
             throw AppError(.badRequest, "Upload-Length must be the file's size in bytes.")
         }
         if length > services.config.maxUploadBytes {
@@ -149,8 +149,10 @@ struct TusRoutes {
                 extra: ["limit": .number(Double(services.config.maxUploadBytes))])
         }
         let metadata = req.headers[.uploadMetadata] ?? ""
-        let filename = try Self.filename(fromMetadata: metadata)
-        let upload = try catalog.createTusUpload(userId: p.userId, length: length, metadata: metadata, filename: filename, expiresIn: Self.expiry)
+        let filename = try TusHeaders.filename(fromMetadata: metadata)
+        let upload = try catalog.createTusUpload(
+            userId: p.userId, length: length, metadata: metadata, filename: filename, expiresIn: Self.expiry,
+            maxOpen: services.config.maxOpenUploadsPerUser, maxOpenBytes: services.config.maxOpenUploadBytesPerUser)
         let fd = open(path(upload.id), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw AppError(.insufficientStorage, "Cannot create the upload's file (errno \(errno)).") }
         fsync(fd)
@@ -168,32 +170,6 @@ struct TusRoutes {
         return response
     }
 
-    /// `Upload-Metadata`: comma-separated `key base64value` pairs; `filename` (or `name`) names
-    /// the file. Malformed metadata is refused rather than guessed at.
-    static func filename(fromMetadata header: String) throws -> String? {
-        guard !header.isEmpty else { return nil }
-        guard header.utf8.count <= 4096 else { throw AppError(.badRequest, "Upload-Metadata is limited to 4096 bytes.") }
-        var found: String?
-        for pair in header.split(separator: ",") {
-            let parts = pair.trimmingCharacters(in: .whitespaces).split(separator: " ", omittingEmptySubsequences: true)
-            guard parts.count == 1 || parts.count == 2, !parts[0].isEmpty else {
-                throw AppError(.badRequest, "Upload-Metadata must be comma-separated 'key base64value' pairs.")
-            }
-            var value: String?
-            if parts.count == 2 {
-                guard let data = Data(base64Encoded: String(parts[1])), let text = String(data: data, encoding: .utf8) else {
-                    throw AppError(.badRequest, "Upload-Metadata value of '\(parts[0])' is not base64-encoded UTF-8.")
-                }
-                value = text
-            }
-            if parts[0] == "filename" || (parts[0] == "name" && found == nil), let v = value {
-                guard let name = Filenames.clean(v), !name.isEmpty, name.utf8.count <= 255 else { throw AppError(.badRequest, "The filename in Upload-Metadata is empty or too long.") }
-                found = name
-            }
-        }
-        return found
-    }
-
     /// Appends the body at `offset`: streamed to the file, checksummed when `Upload-Checksum`
     /// is sent (a mismatch discards the chunk: 460), fsynced, then recorded. Without a checksum,
     /// bytes of a body cut short are kept (fsynced and recorded) so the client resumes after them.
@@ -203,17 +179,7 @@ struct TusRoutes {
             throw AppError(.conflict, "Upload-Offset \(offset) does not match the bytes received so far (\(upload.received)).",
                 extra: ["offset": .number(Double(upload.received))])
         }
-        var checksum: (algorithm: String, digest: Data)?
-        if let header = req.headers[.uploadChecksum] {
-            let parts = header.split(separator: " ")
-            guard parts.count == 2, let digest = Data(base64Encoded: String(parts[1])) else {
-                throw AppError(.badRequest, "Upload-Checksum must be 'algorithm base64digest'.")
-            }
-            guard ["sha1", "sha256"].contains(parts[0].lowercased()) else {
-                throw AppError(.badRequest, "Upload-Checksum algorithm \(parts[0]) is not supported; use sha1 or sha256.")
-            }
-            checksum = (parts[0].lowercased(), digest)
-        }
+        let checksum = try req.headers[.uploadChecksum].map { header throws(AppError) in try TusHeaders.checksum(header) }
         guard state.lock(upload.id) else { throw AppError(.locked, "Another request is writing to this upload; retry after it ends.") }
         defer { state.unlock(upload.id) }
         // Re-read under the lock: another request may have finished just before. Extending the
@@ -259,7 +225,7 @@ struct TusRoutes {
             cutShort = error  // the client went away: keep what arrived, unless it was checksummed
         }
         if let checksum, cutShort == nil {
-            let actual = checksum.algorithm == "sha1" ? Data(sha1.finalize()) : Data(sha256.finalize())
+            let actual = checksum.algorithm == "sha1" ? Array(sha1.finalize()) : Array(sha256.finalize())
             if actual != checksum.digest {
                 _ = ftruncate(fd, off_t(offset))
                 throw AppError(.checksumMismatch, "The chunk's \(checksum.algorithm) does not match Upload-Checksum; it was discarded. Send it again.")

@@ -24,7 +24,7 @@ struct WorkflowRoutes {
         }
         r.on(.get, "/v1/resources/:id/versions/:n/diff/:b") { _, ctx in
             let (state, privileged) = try resources.visible(ctx)
-            let published = privileged ? [] : try catalog.readerVersions(id: state.id)
+            let published = privileged ? [:] : try catalog.readerVersions(id: state.id)
             func number(_ key: String) throws -> Int {
                 guard let raw = ctx.parameters.get(key), let n = Int(raw),
                     Access.canReadVersion(ctx.principal, state, n, published: published, allowAnonymous: allowAnonymous)

@@ -33,10 +33,31 @@ public enum Access {
 
     /// Versions a caller may read: all for privileged callers; for readers of a live resource,
     /// the versions published and not withdrawn since (`published`, from the catalog).
-    public static func canReadVersion(_ p: Principal?, _ r: ResourceState, _ n: Int, published: Set<Int>, allowAnonymous: Bool) -> Bool {
+    /// A reader reads an older published version only under the stricter of the visibility it
+    /// was published with and the current one: making a resource public later does not open
+    /// what was published privately.
+    public static func canReadVersion(_ p: Principal?, _ r: ResourceState, _ n: Int, published: [Int: Visibility], allowAnonymous: Bool) -> Bool {
         if isPrivileged(p, r) { return n >= 1 && n <= r.currentVersion }
-        guard canReadPublished(p, r, allowAnonymous: allowAnonymous) else { return false }
-        return published.contains(n)
+        guard let snapshot = published[n] else { return false }
+        var narrowed = r
+        narrowed.visibility = stricter(snapshot, r.visibility)
+        return canReadPublished(p, narrowed, allowAnonymous: allowAnonymous)
+    }
+
+    /// The versions `canReadVersion` allows a reader, for listings.
+    public static func readableVersions(_ p: Principal?, _ r: ResourceState, published: [Int: Visibility], allowAnonymous: Bool) -> Set<Int> {
+        Set(published.keys.filter { canReadVersion(p, r, $0, published: published, allowAnonymous: allowAnonymous) })
+    }
+
+    public static func stricter(_ a: Visibility, _ b: Visibility) -> Visibility {
+        func rank(_ v: Visibility) -> Int {
+            switch v {
+            case .public: 0
+            case .organization: 1
+            case .private: 2
+            }
+        }
+        return rank(a) >= rank(b) ? a : b
     }
 
     /// Edit metadata and files: the owner (while they may still author) and admins.

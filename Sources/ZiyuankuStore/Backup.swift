@@ -173,6 +173,11 @@ extension Upkeep {
         guard let data = fm.contents(atPath: source + "/manifest.json"),
             let manifest = try? JSONDecoder().decode(BackupManifest.self, from: data)
         else { throw AppError(.validation, "\(source) has no readable manifest.json: it is not a complete backup.") }
+        // The manifest names files inside the backup folder only: a plain regular file, never a
+        // path that climbs out of it or a link that points elsewhere.
+        for name in [manifest.catalogFile, manifest.blobList] where !Self.isPlainFile(name, in: source) {
+            throw AppError(.validation, "The manifest in \(source) names '\(name.prefix(100))', which is not a plain file inside the backup folder; the backup is damaged or not ours.")
+        }
         let catalogSource = source + "/" + manifest.catalogFile
         guard try sha256(ofFile: catalogSource) == manifest.catalogSHA256 else {
             throw AppError(.validation, "The catalog in \(source) does not match its manifest's SHA-256; the backup is damaged.")
@@ -186,7 +191,7 @@ extension Upkeep {
         let store = FileBlobStore(root: root)
         let entries = String(decoding: listData, as: UTF8.self).split(separator: "\n").compactMap { line -> (String, Int64)? in
             let parts = line.split(separator: " ")
-            guard parts.count == 2, let size = Int64(parts[1]), Identifiers.isSHA256Hex(String(parts[0])) else { return nil }
+            guard parts.count == 2, let size = Int64(parts[1]), size >= 0, Identifiers.isSHA256Hex(String(parts[0])) else { return nil }
             return (String(parts[0]), size)
         }
         for (sha, size) in entries {
@@ -198,7 +203,7 @@ extension Upkeep {
                 try copyFile(src, dst, sync: false)
             }
             report.blobs += 1
-            report.bytes += size
+            report.bytes = report.bytes.addingReportingOverflow(size).overflow ? Int64.max : report.bytes + size
             progress(report.bytes, manifest.blobBytes)
         }
         try syncFilesystem(of: root.blobsPath)
@@ -207,6 +212,13 @@ extension Upkeep {
         report.fixity = try upkeep.fixity()
         report.verify = try upkeep.verify()
         return (catalog, report)
+    }
+
+    /// A name of a regular file directly inside `folder` (not a link, no slashes, no dots only).
+    static func isPlainFile(_ name: String, in folder: String) -> Bool {
+        guard !name.isEmpty, name.utf8.count <= 255, !name.contains("/"), name != ".", name != "..", !name.contains("\0") else { return false }
+        var st = stat()
+        return lstat(folder + "/" + name, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
     }
 
     static let readOnly: Configuration = {

@@ -61,7 +61,7 @@ extension Catalog {
             args.insert(expression, at: 0)
         }
         let offset = (q.page - 1) * q.pageSize
-        return try pool.read { db in
+        var result = try pool.read { db in
             var facets: SearchFacets?
             var total: Int?
             var totalExact = true
@@ -118,16 +118,20 @@ extension Catalog {
             for row in rows {
                 let s = ResourceState(row: row)
                 guard let v = try Self.version(db, id: s.id, number: Access.defaultVersion(viewer, s), cache: versions) else { continue }
-                var hit = SearchHit(view: ResourceView(state: s, version: v))
-                if let text {
-                    // FTS5's own highlight() cannot mark overlapping bigrams; ours uses the same normalisation.
-                    hit.titleHighlight = SearchHighlighter.highlight(v.metadata.title, patterns: text.patterns)
-                    hit.descriptionSnippet = SearchHighlighter.highlight(v.metadata.description, patterns: text.patterns, excerpt: 120)
-                }
-                hits.append(hit)
+                hits.append(SearchHit(view: ResourceView(state: s, version: v)))
             }
             return SearchResult(hits: hits, total: total ?? 0, totalExact: totalExact, facets: facets)
         }
+        if let text {
+            // Outside the read transaction: FTS5's own highlight() cannot mark overlapping
+            // bigrams; ours uses the same normalisation, over a bounded window of each field.
+            for i in result.hits.indices {
+                let m = result.hits[i].view.version.metadata
+                result.hits[i].titleHighlight = SearchHighlighter.highlight(m.title, patterns: text.patterns)
+                result.hits[i].descriptionSnippet = SearchHighlighter.highlight(m.description, patterns: text.patterns, excerpt: 120)
+            }
+        }
+        return result
     }
 
     /// Facet counts and the exact total over everything the query matches, in one pass. A

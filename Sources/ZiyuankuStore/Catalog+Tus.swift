@@ -32,10 +32,33 @@ public struct TusUpload: Sendable, Equatable {
 }
 
 extension Catalog {
-    public func createTusUpload(userId: String, length: Int64, metadata: String, filename: String?, expiresIn: TimeInterval) throws -> TusUpload {
+    /// Registers a resumable upload. `maxOpen` and `maxOpenBytes` bound the user's uploads
+    /// that are neither complete nor expired, and the bytes they declare.
+    public func createTusUpload(
+        userId: String, length: Int64, metadata: String, filename: String?, expiresIn: TimeInterval, maxOpen: Int? = nil, maxOpenBytes: Int64? = nil
+    ) throws -> TusUpload {
         let id = Identifiers.uuidV7()
         let now = Date()
         try pool.write { db in
+            if maxOpen != nil || maxOpenBytes != nil {
+                let row = try Row.fetchOne(
+                    db.cachedStatement(sql: "SELECT count(*), coalesce(sum(length), 0) FROM tus_uploads WHERE user_id = ? AND sha256 IS NULL AND expires_at > ?"),
+                    arguments: [userId, Timestamp.format(now)])
+                let open: Int = row?[0] ?? 0
+                let declared: Int64 = row?[1] ?? 0
+                if let maxOpen, open >= maxOpen {
+                    throw AppError(
+                        .quotaExceeded, "You have \(open) unfinished resumable uploads (at most \(maxOpen)); finish or delete one (DELETE /v1/uploads/{id}) first.",
+                        extra: ["limit": .number(Double(maxOpen))])
+                }
+                let (total, overflow) = declared.addingReportingOverflow(length)
+                if let maxOpenBytes, overflow || total > maxOpenBytes {
+                    throw AppError(
+                        .quotaExceeded,
+                        "Your unfinished resumable uploads would declare \(overflow ? "too many" : String(total)) bytes in all (at most \(maxOpenBytes)); finish or delete some first.",
+                        extra: ["limit": .number(Double(maxOpenBytes))])
+                }
+            }
             try db.execute(
                 sql: """
                     INSERT INTO tus_uploads (id, user_id, length, metadata, filename, created_at, expires_at)

@@ -192,9 +192,23 @@ extension Catalog {
     }
 
     /// The versions readers may read: published and not withdrawn since.
-    public func readerVersions(id: String) throws -> Set<Int> {
+    /// The versions published and not withdrawn, with the visibility each had when saved (a
+    /// reader may read a version only under the stricter of that and the current visibility).
+    public func readerVersions(id: String) throws -> [Int: Visibility] {
         try pool.read { db in
-            Set(try Int.fetchAll(db.cachedStatement(sql: "SELECT version FROM publications WHERE resource_id = ? AND withdrawn_at IS NULL"), arguments: [id]))
+            var out: [Int: Visibility] = [:]
+            let rows = try Row.fetchCursor(
+                db.cachedStatement(
+                    sql: """
+                        SELECT p.version, json_extract(v.metadata, '$.visibility') FROM publications p
+                        JOIN versions v ON v.resource_id = p.resource_id AND v.number = p.version
+                        WHERE p.resource_id = ? AND p.withdrawn_at IS NULL
+                        """), arguments: [id])
+            while let row = try rows.next() {
+                // A snapshot without a readable visibility counts as private: never wider than stored.
+                out[row[0]] = (row[1] as String?).flatMap(Visibility.init(rawValue:)) ?? .private
+            }
+            return out
         }
     }
 

@@ -166,10 +166,21 @@ public final class Catalog: Sendable {
         return IssuedToken(info: info, secret: secret)
     }
 
-    public func issueToken(userId: String, label: String, expiresAt: Date?, actor: String? = nil) throws -> IssuedToken {
+    /// Issues a token. `maxLive` bounds the user's live (unrevoked, unexpired) tokens.
+    public func issueToken(userId: String, label: String, expiresAt: Date?, actor: String? = nil, maxLive: Int? = nil) throws -> IssuedToken {
         try pool.write { db in
             guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM users WHERE id = ?"), arguments: [userId]) == true else {
                 throw AppError.notFound("user")
+            }
+            if let maxLive {
+                let live = try Int.fetchOne(
+                    db.cachedStatement(sql: "SELECT count(*) FROM tokens WHERE user_id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)"),
+                    arguments: [userId, Timestamp.now()]) ?? 0
+                if live >= maxLive {
+                    throw AppError(
+                        .quotaExceeded, "This user already has \(live) live tokens (at most \(maxLive)); revoke one (DELETE /v1/tokens/{id}) first.",
+                        extra: ["limit": .number(Double(maxLive))])
+                }
             }
             return try Self.insertToken(db, userId: userId, label: label, expiresAt: expiresAt.map(Timestamp.format), actor: actor)
         }

@@ -99,7 +99,10 @@ import Testing
         #expect(MediaSniffer.sniff(head: mp4, filename: "a.mp4") == "video/mp4")
         #expect(MediaSniffer.sniff(head: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0], filename: "x") == "image/png")
         #expect(MediaSniffer.sniff(head: Array("%PDF-1.7\n".utf8), filename: "x.pdf") == "application/pdf")
-        #expect(MediaSniffer.sniff(head: [0x50, 0x4B, 3, 4, 0, 0], filename: "课件.pptx").hasSuffix("presentationml.presentation"))
+        let ooxml: [UInt8] = [0x50, 0x4B, 3, 4] + [UInt8](repeating: 0, count: 26) + Array("[Content_Types].xml".utf8)
+        #expect(MediaSniffer.sniff(head: ooxml, filename: "课件.pptx").hasSuffix("presentationml.presentation"))
+        // Any other zip renamed .pptx is a zip (issue 12, finding 13).
+        #expect(MediaSniffer.sniff(head: [0x50, 0x4B, 3, 4, 0, 0], filename: "课件.pptx") == "application/zip")
         #expect(MediaSniffer.sniff(head: Array("WEBVTT\n\n00:00.000".utf8), filename: "a.vtt") == "text/vtt")
     }
 

@@ -136,6 +136,11 @@ import ZiyuankuStore
             #expect(status == "done", "\(r.json)")
             let summary = r.json["summary"] as? [String: Any]
             #expect(summary?["created"] as? Int == 3 && summary?["failed"] as? Int == 1)
+            // The missing file is named as the user wrote it, in the zip as they named it: never
+            // a path on the server (the carriers are blobs in the data root).
+            let text = String(buffer: r.body)
+            #expect(text.contains("讲义9.pdf") && text.contains("素材.zip"), "\(text)")
+            #expect(!text.contains(env.dir.path) && !text.contains("/blobs/") && !text.contains("/tmp"), "\(text)")
             #expect(try await client.execute(uri: "/v1/imports/\(id)", method: .get, headers: env.auth("teacherB")).status == .notFound)
             #expect(try await client.execute(uri: "/v1/imports", method: .post, headers: { var x = env.auth("readerA"); x[.contentType] = Fixtures.multipartType; return x }(), body: body).status == .forbidden)
             let one = Fixtures.multipart([.init(name: "file", filename: "清单.csv", contentType: "text/csv", body: Array(csv.utf8))])

@@ -252,6 +252,22 @@ import ZiyuankuStore
         bytes[bytes.count / 2] ^= 0xFF
         try bytes.write(to: URL(fileURLWithPath: cat))
         #expect(throws: AppError.self) { try Upkeep.restore(from: target, into: DataRoot(path: env.dir.appendingPathComponent("restored-2").path)) }
+        // A manifest that names a file outside the backup folder (with that file's true digest,
+        // as a forger would write it), or a link out of it, is refused: nothing is copied in.
+        let outside = env.dir.appendingPathComponent("outside.sqlite")
+        try Data("not a catalog of this backup".utf8).write(to: outside)
+        let manifestURL = URL(fileURLWithPath: target + "/manifest.json")
+        let original = try Data(contentsOf: manifestURL)
+        for (name, makeLink) in [("../../outside.sqlite", false), ("linked.sqlite", true)] {
+            var doc = try #require(try JSONSerialization.jsonObject(with: original) as? [String: Any])
+            doc["catalogFile"] = name
+            doc["catalogSHA256"] = Identifiers.sha256Hex(Array(try Data(contentsOf: outside)))
+            if makeLink { try FileManager.default.createSymbolicLink(atPath: target + "/" + name, withDestinationPath: outside.path) }
+            try JSONSerialization.data(withJSONObject: doc).write(to: manifestURL)
+            let into = DataRoot(path: env.dir.appendingPathComponent("restored-escape-\(makeLink)").path)
+            #expect(throws: AppError.self) { try Upkeep.restore(from: target, into: into) }
+            #expect(!FileManager.default.fileExists(atPath: into.catalogPath), "restore copied \(name) in as the catalog")
+        }
     }
 
     @Test func theReportCountsWhatTheLibraryIsJudgedBy() async throws {

@@ -1,0 +1,314 @@
+import Foundation
+import HTTPTypes
+import Logging
+import NIOCore
+import NIOHTTPTypes
+import Synchronization
+
+/// Time and count bounds for client connections (RELIABILITY.md R12–R16 round 2):
+/// - `idleTimeout`: a connection with no request in progress and nothing received for this
+///   long is closed (keep-alive idle, or a socket that never sends anything);
+/// - `headerTimeout`: once the first byte of a request arrives, its whole head must arrive
+///   within this time (slowloris); the client gets a 408, then the connection is closed;
+/// - `minBodyBytesPerSecond`: while the server is waiting for body bytes, at least this rate
+///   over each `rateWindow` of waiting (time the server itself holds back reading does not
+///   count, so a slow disk never cuts a client);
+/// - `maxConnections`: past it, the longest-idle connection that is not in a request is
+///   closed to make room; when every connection is busy the new one gets a 503 with
+///   `Retry-After` and is closed, never left hanging.
+public struct ConnectionLimits: Sendable, Equatable {
+    public var idleTimeout: Duration = .seconds(75)
+    public var headerTimeout: Duration = .seconds(30)
+    public var minBodyBytesPerSecond = 256
+    public var rateWindow: Duration = .seconds(60)
+    public var maxConnections = 4096
+    public init() {}
+}
+
+/// The connections the server holds, shared by all event loops.
+final class ConnectionRegistry: Sendable {
+    struct Entry {
+        let channel: any Channel
+        /// When the connection last became idle (no request in progress); nil while busy.
+        var idleSince: NIODeadline?
+    }
+
+    let limit: Int
+    private let entries = Mutex<[ObjectIdentifier: Entry]>([:])
+
+    init(limit: Int) { self.limit = max(1, limit) }
+
+    var count: Int { entries.withLock { $0.count } }
+
+    /// Registers a new connection. When the server is full, the longest-idle connection is
+    /// closed to make room; false when every connection is busy (the caller refuses this one).
+    func admit(_ channel: any Channel) -> Bool {
+        let victim: (any Channel)? = entries.withLock { e in
+            var victim: (any Channel)?
+            if e.count >= limit {
+                guard let oldest = e.filter({ $0.value.idleSince != nil }).min(by: { $0.value.idleSince! < $1.value.idleSince! }) else {
+                    return nil
+                }
+                victim = oldest.value.channel
+                e[oldest.key] = nil
+            }
+            e[ObjectIdentifier(channel)] = Entry(channel: channel, idleSince: .now())
+            return victim
+        }
+        if let victim {
+            victim.close(promise: nil)
+            return true
+        }
+        return entries.withLock { $0[ObjectIdentifier(channel)] != nil }
+    }
+
+    func setIdle(_ channel: any Channel, _ idle: Bool) {
+        entries.withLock { e in
+            let key = ObjectIdentifier(channel)
+            guard e[key] != nil else { return }
+            let since = e[key]?.idleSince
+            e[key]?.idleSince = idle ? (since ?? .now()) : nil
+        }
+    }
+
+    func remove(_ channel: any Channel) {
+        _ = entries.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) }
+    }
+}
+
+/// The per-connection clock, shared by the two handlers that see the connection: the byte
+/// level (reads, and when the server asks for more) and the message level (request heads and
+/// ends, response ends). Lives on the connection's event loop.
+final class ConnectionClock {
+    let limits: ConnectionLimits
+    let registry: ConnectionRegistry
+    let logger: Logger
+    var channel: (any Channel)?
+
+    /// Nothing of the current request head has arrived yet / when its first byte did.
+    var expectingHead = true
+    var headStartedAt: NIODeadline?
+    var inBody = false
+    /// Requests whose head arrived and whose response has not ended.
+    var pending = 0
+    var lastActivity = NIODeadline.now()
+    /// Body rate: bytes and waiting time in the current window; when the server asked for bytes.
+    var windowBytes = 0
+    var windowWaited: Int64 = 0
+    var waitingSince: NIODeadline?
+    var timer: RepeatedTask?
+
+    init(limits: ConnectionLimits, registry: ConnectionRegistry, logger: Logger) {
+        self.limits = limits
+        self.registry = registry
+        self.logger = logger
+    }
+
+    var isIdle: Bool { pending == 0 && !inBody }
+
+    func updateIdle() {
+        if let channel { registry.setIdle(channel, isIdle) }
+    }
+
+    func start(_ context: ChannelHandlerContext) {
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+            let (clock, context) = bound.value
+            clock.tick(context)
+        }
+    }
+
+    func stop() {
+        timer?.cancel()
+        timer = nil
+        if let channel { registry.remove(channel) }
+    }
+
+    func bytesRead(_ n: Int) {
+        let now = NIODeadline.now()
+        lastActivity = now
+        if let w = waitingSince {
+            windowWaited += (now - w).nanoseconds
+            waitingSince = nil
+        }
+        if inBody { windowBytes += n }
+        if expectingHead && !inBody && headStartedAt == nil { headStartedAt = now }
+    }
+
+    func readRequested() {
+        if waitingSince == nil { waitingSince = .now() }
+    }
+
+    func headReceived() {
+        expectingHead = false
+        headStartedAt = nil
+        inBody = true
+        pending += 1
+        windowBytes = 0
+        windowWaited = 0
+        updateIdle()
+    }
+
+    func requestEnded() {
+        inBody = false
+        expectingHead = true
+        updateIdle()
+    }
+
+    func responseEnded() {
+        pending = max(0, pending - 1)
+        lastActivity = .now()
+        updateIdle()
+    }
+
+    func tick(_ context: ChannelHandlerContext) {
+        let now = NIODeadline.now()
+        if inBody {
+            var waited = windowWaited
+            if let w = waitingSince { waited += (now - w).nanoseconds }
+            let window = limits.rateWindow
+            let windowNanos = window.components.seconds * 1_000_000_000 + window.components.attoseconds / 1_000_000_000
+            if waited >= windowNanos {
+                let needed = Int64(limits.minBodyBytesPerSecond) * max(1, windowNanos / 1_000_000_000)
+                if Int64(windowBytes) < needed {
+                    logger.notice("closing a connection whose request body arrives too slowly", metadata: [
+                        "bytes": "\(windowBytes)", "seconds": "\(waited / 1_000_000_000)",
+                    ])
+                    context.close(promise: nil)
+                    return
+                }
+                windowBytes = 0
+                windowWaited = 0
+                if waitingSince != nil { waitingSince = now }
+            }
+        } else if pending == 0, let started = headStartedAt {
+            if now - started >= TimeAmount(limits.headerTimeout) {
+                logger.notice("closing a connection whose request head did not arrive in time")
+                let body = #"{"type":"https://ziyuanku.dev/problems/request-timeout","title":"Request timeout","titleZh":"请求超时","status":408,"detail":"The request head did not arrive in time; the connection is closed."}"#
+                let text = "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/problem+json; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
+                let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+                context.writeAndFlush(NIOAny(ByteBuffer(string: text))).whenComplete { _ in bound.value.close(promise: nil) }
+                headStartedAt = nil
+                return
+            }
+        } else if isIdle, now - lastActivity >= TimeAmount(limits.idleTimeout) {
+            context.close(promise: nil)
+        }
+    }
+}
+
+extension TimeAmount {
+    init(_ d: Duration) {
+        let (s, atto) = d.components
+        let (ns, overflow) = s.multipliedReportingOverflow(by: 1_000_000_000)
+        self = overflow ? .nanoseconds(.max) : .nanoseconds(ns &+ atto / 1_000_000_000)
+    }
+}
+
+/// First in the pipeline: admits the connection (or answers 503), and feeds the clock with
+/// every read and every request for more bytes.
+final class ConnectionByteGuard: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let clock: ConnectionClock
+    private var refused = false
+
+    init(clock: ConnectionClock) { self.clock = clock }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { admit(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if clock.channel == nil { admit(context) }
+        context.fireChannelActive()
+    }
+
+    private func admit(_ context: ChannelHandlerContext) {
+        guard clock.channel == nil else { return }
+        clock.channel = context.channel
+        if clock.registry.admit(context.channel) {
+            clock.start(context)
+            return
+        }
+        refused = true
+        clock.channel = nil
+        clock.logger.warning("refusing a connection: every one of the \(clock.registry.limit) allowed connections is busy")
+        let body = #"{"type":"https://ziyuanku.dev/problems/service-unavailable","title":"Service unavailable","titleZh":"服务暂不可用","status":503,"detail":"The server is at its connection limit; try again in a few seconds."}"#
+        let text = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json; charset=utf-8\r\nRetry-After: 5\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: text))).whenComplete { _ in bound.value.close(promise: nil) }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if refused { return }  // nothing a refused connection sends is read
+        clock.bytesRead(unwrapInboundIn(data).readableBytes)
+        context.fireChannelRead(data)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        clock.readRequested()
+        context.read()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        clock.stop()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        clock.stop()
+    }
+}
+
+/// After the HTTP codec: tells the clock where requests and responses begin and end.
+final class ConnectionMessageGuard: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    let clock: ConnectionClock
+
+    init(clock: ConnectionClock) { self.clock = clock }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head: clock.headReceived()
+        case .end: clock.requestEnded()
+        case .body: break
+        }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) {
+            let bound = NIOLoopBound(clock, eventLoop: context.eventLoop)
+            let p = promise ?? context.eventLoop.makePromise()
+            p.futureResult.whenComplete { _ in bound.value.responseEnded() }
+            context.write(data, promise: p)
+            return
+        }
+        context.write(data, promise: promise)
+    }
+}
+
+extension ConnectionLimits {
+    /// Raises this process's open-file limit to its hard limit and returns how many
+    /// connections fit under it, keeping `reserve` descriptors for the catalog, blob files,
+    /// converters and logs.
+    public static func connectionsAllowedByFileLimit(reserve: Int = 128) -> Int {
+        var rl = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &rl) == 0 else { return Int.max }
+        if rl.rlim_cur < rl.rlim_max {
+            var raised = rl
+            raised.rlim_cur = rl.rlim_max
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { rl = raised }
+        }
+        let soft = rl.rlim_cur == rlim_t.max ? UInt64(Int.max) : UInt64(rl.rlim_cur)
+        return Int(clamping: soft) > reserve + 16 ? Int(clamping: soft) - reserve : 16
+    }
+}
