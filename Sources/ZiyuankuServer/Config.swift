@@ -113,7 +113,8 @@ public struct ServerConfig: Sendable, Equatable {
         ("sync_backoff_cap_seconds", "ZYK_SYNC_BACKOFF_CAP_SECONDS", "longest wait between attempts; default 600"),
         ("header_timeout_seconds", "ZYK_HEADER_TIMEOUT_SECONDS", "seconds a request head may take to arrive once it starts (then 408); default 30"),
         ("idle_timeout_seconds", "ZYK_IDLE_TIMEOUT_SECONDS", "seconds an idle connection is kept open; default 75"),
-        ("min_body_rate", "ZYK_MIN_BODY_RATE", "bytes per second a request body must average over each 60 s of waiting; default 256"),
+        ("min_body_rate", "ZYK_MIN_BODY_RATE", "bytes per second a request body must average over each window of waiting; default 256, 0 off"),
+        ("min_body_rate_window_seconds", "ZYK_MIN_BODY_RATE_WINDOW_SECONDS", "the window min_body_rate is measured over; default 60"),
         ("max_connections", "ZYK_MAX_CONNECTIONS", "open connections at most (idle ones are closed to make room, else 503); default 4096, capped by the open-file limit"),
         ("public_url", "ZYK_PUBLIC_URL", "the address people use, e.g. https://ziyuanku.example.edu.cn; default http://HOST:PORT"),
         ("trusted_proxies", "ZYK_TRUSTED_PROXIES", "comma-separated addresses or CIDR ranges whose X-Forwarded-For/-Proto are believed; default none"),
@@ -210,6 +211,9 @@ public struct ServerConfig: Sendable, Equatable {
         case "min_body_rate":
             guard let n = Int(v), (0...1 << 30).contains(n) else { throw bad("must be bytes per second, 0 (off) or more") }
             connectionLimits.minBodyBytesPerSecond = n
+        case "min_body_rate_window_seconds":
+            guard let n = Int(v), (1...3600).contains(n) else { throw bad("must be seconds 1–3600") }
+            connectionLimits.rateWindow = .seconds(n)
         case "max_connections":
             guard let n = Int(v), (1...1_000_000).contains(n) else { throw bad("must be a whole number 1–1000000") }
             connectionLimits.maxConnections = n

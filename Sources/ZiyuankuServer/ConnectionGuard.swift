@@ -163,7 +163,7 @@ final class ConnectionClock {
 
     func tick(_ context: ChannelHandlerContext) {
         let now = NIODeadline.now()
-        if inBody {
+        if inBody && limits.minBodyBytesPerSecond > 0 {
             var waited = windowWaited
             if let w = waitingSince { waited += (now - w).nanoseconds }
             let window = limits.rateWindow

@@ -35,10 +35,14 @@ struct ImportRoutes {
             let job = try services.catalog.createImportJob(userId: p.userId)
             let services = self.services
             let logger = ctx.logger
-            let uploaded = blobs.map(\.blob.sha256)
             // One import at a time, server-wide: the others wait queued (each can unpack gigabytes).
             await services.imports.enqueue {
                 do {
+                    // The carriers may have waited in the queue: hold them (refresh their rows,
+                    // back from the trash if gc took them) before reading them.
+                    try services.catalog.holdBlobs([
+                        (manifestBlob.blob.sha256, manifestBlob.blob.size, manifestName), (zipBlob.blob.sha256, zipBlob.blob.size, zipName),
+                    ])
                     try services.catalog.updateImportJob(id: job.id, status: "running")
                     var limits = ZipLimits()
                     limits.maxTotalBytes = services.config.maxUploadBytes
@@ -56,7 +60,6 @@ struct ImportRoutes {
                 // The manifest and the zip were only carriers. They are not unlinked here: an
                 // upload of the same bytes may be committing right now; gc removes them once
                 // nothing uses them and the grace period has passed (its trash protocol re-checks).
-                _ = uploaded
             }
             return try JSONResponse.make(
                 ["id": .string(job.id), "status": .string("queued"), "location": .string("/v1/imports/\(job.id)")] as [String: JSONValue],

@@ -113,15 +113,7 @@ public final class BlobWriter {
         guard fd >= 0 else { throw BlobWriter.ioError(errno, "create a temporary file") }
     }
 
-    deinit {
-        if !done {
-            // A job still running holds its own copy of the descriptor number; wait for it
-            // before closing so it never writes into a reused descriptor.
-            _ = try? inFlight?.wait()
-            if fd >= 0 { close(fd) }
-            unlink(tmpPath)
-        }
-    }
+    deinit { abort() }
 
     static func ioError(_ code: Int32, _ what: String) -> AppError {
         if code == ENOSPC || code == EDQUOT {
@@ -249,19 +241,22 @@ public final class BlobWriter {
         return BlobInfo(sha256: sha, size: count, head: head)
     }
 
-    /// Discards everything received.
+    /// Discards everything received. Never blocks: the temporary file is unlinked at once; a
+    /// write job still running holds its own copy of the descriptor number, so the descriptor
+    /// is closed when that job ends (never while it could still write into a reused number).
     public func abort() {
         guard !done else { return }
         done = true
+        unlink(tmpPath)
+        let fd = self.fd
+        self.fd = -1
+        guard fd >= 0 else { return }
         if let job = inFlight {
             inFlight = nil
-            _ = try? job.wait()
-        }
-        if fd >= 0 {
+            job.whenComplete { _ in close(fd) }
+        } else {
             close(fd)
-            fd = -1
         }
-        unlink(tmpPath)
     }
 
     public static func fsyncDirectory(_ path: String) {

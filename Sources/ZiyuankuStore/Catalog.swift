@@ -320,6 +320,9 @@ public final class Catalog: Sendable {
     /// Records that `userId` uploaded these bytes (the blob file is already in place).
     public func recordBlobUpload(_ blob: BlobInfo, userId: String) throws {
         try pool.write { db in
+            // The upload may have found these bytes already stored and kept no copy of its own;
+            // if gc moved that file to the trash since, it comes back now (or the upload fails).
+            try ensureBlobFiles([(blob.sha256, "the uploaded file")])
             try Self.insertBlob(db, sha256: blob.sha256, size: blob.size)
             try db.cachedStatement(sql: "INSERT INTO blob_uploads (sha256, user_id, uploaded_at) VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET uploaded_at = excluded.uploaded_at").execute(arguments: [blob.sha256, userId, Timestamp.now()])
             try Self.audit(db, actor: userId, action: "blob.upload", details: ["sha256": .string(blob.sha256), "size": .number(Double(blob.size))])

@@ -460,6 +460,11 @@ extension Catalog {
     /// Inside a save's write transaction: every file's bytes are in blobs/, moved back from the
     /// trash when a concurrent gc just took them; otherwise the save fails without writing.
     func ensureBlobs(_ files: [NewFile]) throws {
+        try ensureBlobFiles(files.map { ($0.sha256, $0.name) })
+    }
+
+    /// The same for bytes known by digest: `name` is what the user calls them, for the message.
+    func ensureBlobFiles(_ files: [(sha256: String, name: String)]) throws {
         guard let root = dataRoot else { return }
         let store = FileBlobStore(root: root)
         for f in files {
@@ -475,6 +480,16 @@ extension Catalog {
                 }
             }
             throw AppError(.conflict, "The stored bytes of \(f.name) are no longer kept (removed as unused); upload the file again.")
+        }
+    }
+
+    /// Holds bytes for work that is about to read them (an import's manifest and zip): records
+    /// or refreshes their rows, so gc's grace period starts again now, and brings them back
+    /// from the trash if gc just took them — in one write transaction, as a save does.
+    public func holdBlobs(_ blobs: [(sha256: String, size: Int64, name: String)]) throws {
+        try pool.write { db in
+            try ensureBlobFiles(blobs.map { ($0.sha256, $0.name) })
+            for b in blobs { try Self.insertBlob(db, sha256: b.sha256, size: b.size) }
         }
     }
 }

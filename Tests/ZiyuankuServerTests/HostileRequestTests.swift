@@ -6,6 +6,7 @@ import Testing
 import ZiyuankuCore
 import ZiyuankuServer
 import ZiyuankuStore
+import GRDB
 
 /// Issue 12's findings as a client sends them, through the real router (wire-level ones —
 /// desync, slowloris, Transfer-Encoding, connection limits — are in Tests/process/hostile_wire.py).
@@ -191,5 +192,70 @@ import ZiyuankuStore
             #expect(try await client.execute(uri: "/metrics", method: .get, headers: [.authorization: "Bearer \(token)"]).status == .ok)
             #expect(try await client.execute(uri: "/metrics", method: .get, headers: [.authorization: "Bearer \(token)x"]).status == .unauthorized)
         }
+    }
+}
+
+/// Suspicions from issue 12 about blobs shared between uploads, imports and gc, settled.
+@Suite struct BlobRaceTests {
+    /// Makes every blob row look older than any grace period.
+    static func ageBlobRows(_ env: TestEnv) throws {
+        let db = try DatabaseQueue(path: env.services.root.catalogPath)
+        try db.write { try $0.execute(sql: "UPDATE blobs SET created_at = '2000-01-01T00:00:00.000Z'") }
+    }
+
+    // POST /v1/blobs finds the bytes already stored and keeps no copy; gc then moves that file
+    // to the trash before the upload's row is written. The row must not point at nothing.
+    @Test func anUploadDeduplicatedAgainstABlobGCJustTookGetsItBack() async throws {
+        let env = try TestEnv()
+        let bytes = Fixtures.video(4000, seed: 42)
+        let first = try env.services.blobs.makeWriter(maxSize: 1 << 20)
+        try await first.write(bytes)
+        let blob = try await first.finish()
+        try env.services.catalog.recordBlobUpload(blob, userId: env.principals["owner"]!.userId)
+        try Self.ageBlobRows(env)
+        // The second upload of the same bytes: its file is dropped in favour of the stored one.
+        let second = try env.services.blobs.makeWriter(maxSize: 1 << 20)
+        try await second.write(bytes)
+        let again = try await second.finish()
+        // gc runs between the dedupe and the row.
+        let report = try Upkeep(catalog: env.services.catalog, root: env.services.root).gc(grace: 3600, dryRun: false)
+        #expect(report.removed.map(\.sha256) == [blob.sha256])
+        #expect(access(env.services.blobs.path(of: blob.sha256), F_OK) != 0, "gc moved it to the trash")
+        try env.services.catalog.recordBlobUpload(again, userId: env.principals["teacherB"]!.userId)
+        #expect(access(env.services.blobs.path(of: blob.sha256), F_OK) == 0, "the upload's row points at bytes that are gone")
+        // And a save referencing the bytes works.
+        try await env.test { client in
+            var h = env.auth("teacherB")
+            h[.contentType] = "application/json"
+            var m = Fixtures.metadata(["title": "去重之后"])
+            m["files"] = [["sha256": blob.sha256, "name": "示范.mp4", "role": "primary"]]
+            let r = try await client.execute(uri: "/v1/resources", method: .post, headers: h, body: Fixtures.json(m))
+            #expect(r.status == .created, "\(String(buffer: r.body))")
+        }
+    }
+
+    // A queued import's manifest and zip can wait longer than gc's grace period; the job holds
+    // them before it reads them, bringing them back from the trash if gc just took them.
+    @Test func aQueuedImportHoldsItsCarriers() async throws {
+        let env = try TestEnv()
+        let writer = try env.services.blobs.makeWriter(maxSize: 1 << 20)
+        try await writer.write(Array("title,file\n".utf8))
+        let carrier = try await writer.finish()
+        // A carrier as the import route stores it: a file, no row yet; make it old.
+        let path = env.services.blobs.path(of: carrier.sha256)
+        var old = [timeval(tv_sec: 946_684_800, tv_usec: 0), timeval(tv_sec: 946_684_800, tv_usec: 0)]
+        #expect(utimes(path, &old) == 0)
+        let report = try Upkeep(catalog: env.services.catalog, root: env.services.root).gc(grace: 3600, dryRun: false)
+        #expect(report.removed.map(\.sha256) == [carrier.sha256] && access(path, F_OK) != 0)
+        try env.services.catalog.holdBlobs([(carrier.sha256, carrier.size, "清单.csv")])
+        #expect(access(path, F_OK) == 0, "the carrier is back for the job")
+        // Held: a gc now keeps it (its row is fresh).
+        let again = try Upkeep(catalog: env.services.catalog, root: env.services.root).gc(grace: 3600, dryRun: false)
+        #expect(again.removed.isEmpty && access(path, F_OK) == 0)
+        // Gone for good (trash purged): the job is told in plain words.
+        try Self.ageBlobRows(env)
+        _ = try Upkeep(catalog: env.services.catalog, root: env.services.root).gc(grace: 3600, dryRun: false)
+        try FileManager.default.removeItem(atPath: env.services.root.trashPath + "/" + carrier.sha256)
+        #expect(throws: AppError.self) { try env.services.catalog.holdBlobs([(carrier.sha256, carrier.size, "清单.csv")]) }
     }
 }
