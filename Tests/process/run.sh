@@ -2,19 +2,23 @@
 # Process-level reliability tests: R1 (kill -9 during plain uploads), R2 (kill -9 during
 # version / publish / restore traffic), tus (resumable uploads with the tuspy client: client and
 # server killed mid-upload, checksums, offset races) and R6 (disk full), then wire_and_cli.py
-# (bad input over a real socket, the CLI) when it is present, then import (zyk import: R13
+# (bad input over a real socket, the CLI) when it is present, then hostile (hostile_wire.py:
+# issue 12's hostile clients — absurd dates, a one-grapheme filename, slowloris, the connection
+# limit, request desync, error amplification, transfer codings, import and restore paths,
+# anonymous access off, quotas, download counting; under 3 minutes), then import (zyk import: R13
 # hostile zips, kill -9 midway and resume, a manifest with bad rows), then sync (zyk sync
 # against tools/zyk-mock-platform: R9 faults, R10 kill -9 after acks, R11 refusals, a large file),
 # then systemd (systemd_unit.sh: `systemd-analyze verify` on deploy/zyk.service and its sample
 # config; restart behaviour is not tested, these machines do not run systemd as init).
 #
-#   Tests/process/run.sh [--only r1|r2|tus|r6|wire|import|sync|systemd] [flags]
+#   Tests/process/run.sh [--only r1|r2|tus|r6|wire|hostile|import|sync|systemd] [flags]
 #
 # Runs after `swift build`; the server binary is ${ZYK_BIN:-.build/debug/zyk}, relative to the
 # repository root. Flags are passed through to the script that knows them:
 #   all:     --bin PATH
 #   R1, R2, tus, R6, import, sync: --seed N  --deadline SECONDS  --keep
-#   R1, R2, tus, import, sync: --workdir DIR
+#   R1, R2, tus, import, sync, hostile: --workdir DIR
+#   hostile: --keep (its deadline is its own, 170 s)
 #   R1, R2, sync: --kills N
 #   R1:      --min-mb MB  --max-mb MB
 #   R6:      --size-mb MB  --big-mb MB  --rounds N  --request-timeout SECONDS
@@ -30,7 +34,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 cd "$repo"
 
-usage() { sed -n '2,26p' "$here/run.sh" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,30p' "$here/run.sh" | sed 's/^# \{0,1\}//'; }
 
 only=all
 bin="${ZYK_BIN:-.build/debug/zyk}"
@@ -40,6 +44,7 @@ tus_args=()
 import_args=()
 r6_args=()
 sync_args=()
+hostile_args=()
 both_args=()
 while (($#)); do
     arg="$1"
@@ -51,7 +56,7 @@ while (($#)); do
     fi
     case "$arg" in
         -h | --help) usage; exit 0 ;;
-        --keep) both_args+=("$arg") ;;
+        --keep) both_args+=("$arg"); hostile_args+=("$arg") ;;
         --only | --bin | --seed | --deadline | --kills | --min-mb | --max-mb | --workdir | --size-mb | --big-mb | --rounds | --request-timeout | --bomb-mb | --items)
             if [[ -z "$value" ]]; then
                 if (($# == 0)); then
@@ -66,7 +71,7 @@ while (($#)); do
                 --bin) bin="$value" ;;
                 --seed | --deadline) both_args+=("$arg" "$value") ;;
                 --kills) kill_args+=("$arg" "$value") ;;
-                --workdir) kill_args+=("$arg" "$value"); tus_args+=("$arg" "$value"); import_args+=("$arg" "$value") ;;
+                --workdir) kill_args+=("$arg" "$value"); tus_args+=("$arg" "$value"); import_args+=("$arg" "$value"); hostile_args+=("$arg" "$value") ;;
                 --bomb-mb) import_args+=("$arg" "$value") ;;
                 --items) sync_args+=("$arg" "$value") ;;
                 --big-mb) r6_args+=("$arg" "$value"); sync_args+=("$arg" "$value") ;;
@@ -77,7 +82,7 @@ while (($#)); do
         *) echo "run.sh: unknown flag $arg (see --help)" >&2; exit 64 ;;
     esac
 done
-case "$only" in all | r1 | r2 | tus | r6 | wire | import | sync | systemd) ;; *) echo "run.sh: --only takes r1, r2, tus, r6, wire, import, sync or systemd" >&2; exit 64 ;; esac
+case "$only" in all | r1 | r2 | tus | r6 | wire | hostile | import | sync | systemd) ;; *) echo "run.sh: --only takes r1, r2, tus, r6, wire, hostile, import, sync or systemd" >&2; exit 64 ;; esac
 
 if [[ "$bin" != /* ]]; then bin="$repo/$bin"; fi
 if [[ ! -x "$bin" ]]; then
@@ -130,6 +135,9 @@ if [[ "$only" == all || "$only" == r6 ]]; then
 fi
 if [[ ("$only" == all || "$only" == wire) && -f "$here/wire_and_cli.py" ]]; then
     run_one wire "$here/wire_and_cli.py" --bin "$bin"
+fi
+if [[ "$only" == all || "$only" == hostile ]]; then
+    run_one hostile "$here/hostile_wire.py" --bin "$bin" ${hostile_args[@]+"${hostile_args[@]}"}
 fi
 if [[ "$only" == all || "$only" == import ]]; then
     run_one import "$here/import_zip.py" --bin "$bin" ${both_args[@]+"${both_args[@]}"} ${import_args[@]+"${import_args[@]}"}
