@@ -24,7 +24,9 @@ public enum Filenames {
         while let f = s.first, f == "." || f == " " { s.removeFirst() }
         while let l = s.last, l == " " || l == "." { s.removeLast() }
         guard !s.isEmpty else { return nil }
-        return truncate(s, maxBytes: maxBytes)
+        var cut = truncate(s, maxBytes: maxBytes)
+        while let l = cut.last, l == " " || l == "." { cut.removeLast() }
+        return cut.isEmpty ? nil : cut
     }
 
     /// Shortens to at most `maxBytes` UTF-8 bytes, keeping a short extension (at most 32 bytes).
@@ -44,17 +46,19 @@ public enum Filenames {
         var used = 0
         for ch in stem {
             let n = ch.utf8.count
-            if used + n > budget { break }
-            out.append(ch)
-            used += n
-        }
-        if out.isEmpty {
-            for u in stem.unicodeScalars {
-                let n = UTF8.width(u)
-                if used + n > budget { break }
-                out.unicodeScalars.append(u)
+            if used + n <= budget {
+                out.append(ch)
                 used += n
+                continue
             }
+            // The first character that does not fit whole keeps the code points that fit.
+            for u in ch.unicodeScalars {
+                let w = UTF8.width(u)
+                if used + w > budget { break }
+                out.unicodeScalars.append(u)
+                used += w
+            }
+            break
         }
         return out + ext
     }

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Logging
 import NIOCore
+import NIOHTTP1
 import NIOHTTPTypes
 import Synchronization
 
@@ -283,6 +284,27 @@ final class ConnectionMessageGuard: ChannelDuplexHandler, RemovableChannelHandle
         }
         context.fireChannelRead(data)
     }
+
+    /// A request head that cannot be parsed (conflicting lengths, an unknown transfer coding,
+    /// a broken head) gets a problem document like every other error, then the connection
+    /// closes: after a framing error nothing more on it can be trusted.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard error is HTTPParserError else { return context.fireErrorCaught(error) }
+        // Mid-request the route sees the error in the body it reads and answers it itself.
+        guard clock.pending == 0, !clock.inBody else { return context.fireErrorCaught(error) }
+        guard !answeredParseError else { return }
+        answeredParseError = true
+        let body = #"{"type":"https://ziyuanku.dev/problems/bad-request","title":"Bad request","titleZh":"请求有误","status":400,"detail":"The request's bytes could not be read as HTTP/1.1 (for example both Content-Length and Transfer-Encoding, two different lengths, or a transfer coding other than chunked); the connection is closed."}"#
+        let head = HTTPResponse(status: .badRequest, headerFields: [
+            .contentType: "application/problem+json; charset=utf-8", .contentLength: String(body.utf8.count), .connection: "close",
+        ])
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(ByteBuffer(string: body))), promise: nil)
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in bound.value.close(promise: nil) }
+    }
+
+    private var answeredParseError = false
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .end = unwrapOutboundIn(data) {

@@ -87,7 +87,11 @@ enum ProblemMapping {
         case let e as HTTPParserError:
             // The connection's bytes cannot be framed any more (e.g. `Transfer-Encoding: xchunked`
             // found mid-body): say so and close, never a 500.
-            return AppError(.badRequest, "The request could not be parsed (\(e)); the connection is closed.", headers: [("Connection", "close")])
+            _ = e
+            return AppError(
+                .badRequest,
+                "The request's bytes could not be read as HTTP/1.1 (for example a transfer coding other than chunked, or a broken chunk); the connection is closed.",
+                headers: [("Connection", "close")])
         case is CancellationError:
             return AppError(.unavailable, "The request was cancelled.")
         default:

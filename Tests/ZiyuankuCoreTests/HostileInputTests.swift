@@ -153,6 +153,17 @@ import Testing
         #expect(AddressRange.clientAddress(peer: "127.0.0.1", forwardedFor: nil, trusted: proxies) == "127.0.0.1")
     }
 
+    // Deep nesting is refused by the parser, not by a stack overflow.
+    @Test func deeplyNestedJSONIsRefused() {
+        for depth in [1_000, 100_000] {
+            let bytes = Array(String(repeating: "[", count: depth).utf8) + Array(String(repeating: "]", count: depth).utf8)
+            #expect(throws: MalformedJSON.self) { try JSONValue.parse(bytes) }
+            let objects = Array(String(repeating: "{\"a\":", count: depth).utf8) + [UInt8(ascii: "1")] + Array(String(repeating: "}", count: depth).utf8)
+            #expect(throws: MalformedJSON.self) { try JSONValue.parse(objects) }
+        }
+        #expect((try? JSONValue.parse(Array("[[[[1]]]]".utf8))) != nil)
+    }
+
     @Test func tusAndDigestHeaders() throws {
         #expect(TusHeaders.byteCount("12") == 12 && TusHeaders.byteCount("99999999999999999999") == nil && TusHeaders.byteCount("-1") == nil)
         #expect(TusHeaders.byteCount("") == nil && TusHeaders.byteCount("+5") == nil)

@@ -342,7 +342,7 @@ import ZiyuankuSync
                     return n > 0
                 }
                 guard let key = req.headers[HTTPField.Name("Idempotency-Key")!], key.hasPrefix(id + ":") else { return Response(status: .badRequest) }
-                self.bodies.withLock { $0[key, default: []].insert(Identifiers.sha256Hex(Array(buffer: body))) }
+                _ = self.bodies.withLock { $0[key, default: []].insert(Identifiers.sha256Hex(Array(buffer: body))) }
                 if fail {
                     self.onFailing.withLock { $0 }?()
                     return Response(status: .serviceUnavailable)
@@ -385,7 +385,7 @@ import ZiyuankuSync
             let path = FileManager.default.temporaryDirectory.appendingPathComponent("zyk-sync-\(UUID()).bin").path
             defer { try? FileManager.default.removeItem(atPath: path) }
             let bytes = (0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ ($0 >> 11)) }
-            FileManager.default.createFile(atPath: path, contents: Data(bytes))
+            _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
             let sha = Identifiers.sha256Hex(bytes)
             #expect(try await platform.hasFile(sha256: sha) == false)
             let counter = ByteCounter()

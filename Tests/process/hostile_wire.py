@@ -50,8 +50,11 @@ source, not run (there is no build of it); what each check covers there:
  11. No per-user quotas (`max_open_uploads_per_user`, `max_tokens_per_user` did not exist).
  12. Download counting: old `clientKey` was address + User-Agent, so a client counted once
      per User-Agent it chose to send.
-
-`min_body_rate` is not checked: its window is 60 s, too slow for this script.
+ 13. A body dripping one byte at a time (the issue's "a byte every 100 s", faster): the old
+     BodyStallGuard cut only a body with nothing at all for 120 s. Now `min_body_rate` over
+     `min_body_rate_window_seconds` (2 s here) of the server's own waiting cuts it, while a
+     slow but steady upload is stored. Also check 7 now wants a problem document for the
+     chunked + Content-Length head (the framework's bare 400 before).
 
 Standard library only; talks to 127.0.0.1 only. Bounded: a hard deadline (--deadline, default
 170 s) covers the whole run. Closes with "N passed, M failed"; exits 1 on any failure.
@@ -637,11 +640,56 @@ class Run:
                 c.close()
             r = got[0] if got else None
             # RFC 9112 §6.1 suggests 501 for a transfer coding the server does not know; a 4xx
-            # is as good. 500 (an "internal error") and silence are not.
+            # is as good. 500 (an "internal error") and silence are not. Like every error, it
+            # is a problem document.
             ok = r is not None and (400 <= r.status < 500 or r.status == 501)
             self.check(ok, f"[7] POST /v1/blobs with {label}: 4xx (or 501), never 500",
                        f"{r.status} {short(r.body, 120)}" if r else f"no response ({c.buf[:80]!r}, {c.error})")
+            pok, why = z.is_problem(r)
+            self.check(pok, f"[7] ({label}) the answer is a problem document", why)
         self.alive(7)
+
+    # -- 13. a body dripping slower than min_body_rate -------------------------------------------
+
+    def check13_body_rate(self):
+        # A 2 s window at 256 B/s: a body dripping one byte a second is cut within a few
+        # seconds (the default window is 60 s; "a byte every 100 s" is the same attack, slower).
+        # A body that keeps the rate is not.
+        self.serve(min_body_rate=256, min_body_rate_window_seconds=2, idle_timeout_seconds=30)
+        auth = {"Authorization": f"Bearer {self.teacher}", "Content-Type": "application/octet-stream"}
+        drip = Conn(self.port)
+        drip.send(head_bytes("POST", "/v1/blobs", dict(auth, **{"Content-Length": "100000"})))
+        t0 = time.monotonic()
+        closed_after = None
+        while time.monotonic() - t0 < 10.0:
+            try:
+                drip.send(b"x")
+            except ERRORS:
+                pass
+            drip.pump(1.0)
+            if drip.eof:
+                closed_after = time.monotonic() - t0
+                break
+        drip.close()
+        self.check(closed_after is not None and closed_after <= 8.0,
+                   "[13] a body dripping 1 byte/s is cut (min_body_rate 256 B/s over 2 s windows)",
+                   f"closed after {closed_after:.1f} s" if closed_after else "still open after 10 s")
+        # An honest slow upload: 64 KiB in 16 pieces over ~4 s (16 KiB/s) is stored.
+        data = os.urandom(64 * 1024)
+        ok = Conn(self.port)
+        ok.send(head_bytes("POST", "/v1/blobs", dict(auth, **{"Content-Length": str(len(data)), "Connection": "close"})))
+        for i in range(16):
+            ok.send(data[i * 4096:(i + 1) * 4096])
+            ok.pump(0.25)
+        try:
+            got, _ = ok.responses(1, timeout=10.0)
+        except ValueError:
+            got = []
+        ok.close()
+        r = got[0] if got else None
+        self.check(r is not None and r.status == 201, "[13] a slow but steady upload (16 KiB/s) is stored",
+                   f"{r.status if r else None} {short(r.body, 120) if r else ok.buf[:80]!r}")
+        self.alive(13)
 
     # -- 8. import messages ---------------------------------------------------------------------
 
@@ -878,6 +926,7 @@ def main():
         timed(run, "4 connection limit", run.check4_connections)
         timed(run, "10 no anonymous", run.check10_no_anonymous)
         timed(run, "11 quotas", run.check11_quotas)
+        timed(run, "13 body rate", run.check13_body_rate)
         rc, secs, graceful = run.srv.stop(timeout=15)
         run.check(rc == 0 and graceful, "the server stops cleanly on SIGTERM at the end", f"exit {rc} after {secs:.1f} s")
     except (z.HardTimeout, KeyboardInterrupt) as e:
