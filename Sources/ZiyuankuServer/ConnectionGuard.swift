@@ -14,6 +14,7 @@ import Synchronization
 /// - `minBodyBytesPerSecond`: while the server is waiting for body bytes, at least this rate
 ///   over each `rateWindow` of waiting (time the server itself holds back reading does not
 ///   count, so a slow disk never cuts a client);
+/// - a client that takes nothing of its response for `idleTimeout` is dropped too;
 /// - `maxConnections`: past it, the longest-idle connection that is not in a request is
 ///   closed to make room; when every connection is busy the new one gets a 503 with
 ///   `Retry-After` and is closed, never left hanging.
@@ -98,6 +99,8 @@ final class ConnectionClock {
     var windowWaited: Int64 = 0
     var waitingSince: NIODeadline?
     var timer: RepeatedTask?
+    /// Since when the client has not taken what the server writes (the socket's buffer is full).
+    var unwritableSince: NIODeadline?
 
     init(limits: ConnectionLimits, registry: ConnectionRegistry, logger: Logger) {
         self.limits = limits
@@ -164,6 +167,13 @@ final class ConnectionClock {
 
     func tick(_ context: ChannelHandlerContext) {
         let now = NIODeadline.now()
+        // A client that reads nothing of its response for the idle timeout is dropped: a
+        // download nobody takes must not hold a connection (and its file) forever.
+        if let since = unwritableSince, now - since >= TimeAmount(limits.idleTimeout) {
+            logger.notice("closing a connection whose client stopped reading its response")
+            context.close(promise: nil)
+            return
+        }
         if inBody && limits.minBodyBytesPerSecond > 0 {
             var waited = windowWaited
             if let w = waitingSince { waited += (now - w).nanoseconds }
@@ -253,6 +263,11 @@ final class ConnectionByteGuard: ChannelDuplexHandler, RemovableChannelHandler {
     func read(context: ChannelHandlerContext) {
         clock.readRequested()
         context.read()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        clock.unwritableSince = context.channel.isWritable ? nil : (clock.unwritableSince ?? .now())
+        context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -55,6 +55,8 @@ source, not run (there is no build of it); what each check covers there:
      `min_body_rate_window_seconds` (2 s here) of the server's own waiting cuts it, while a
      slow but steady upload is stored. Also check 7 now wants a problem document for the
      chunked + Content-Length head (the framework's bare 400 before).
+ 14. A download the client never reads held its connection and file open forever; now it is
+     dropped once nothing has been taken for `idle_timeout_seconds`.
 
 Standard library only; talks to 127.0.0.1 only. Bounded: a hard deadline (--deadline, default
 170 s) covers the whole run. Closes with "N passed, M failed"; exits 1 on any failure.
@@ -305,8 +307,8 @@ class Run:
         self.res_a = self.publish_video("日期测试", "a.mp4")
         self.res_b = self.publish_video("计数测试", "b.mp4")
 
-    def publish_video(self, title, name):
-        data = z.video_bytes(self.rng, 64 * 1024)
+    def publish_video(self, title, name, size=64 * 1024):
+        data = z.video_bytes(self.rng, size)
         ctype, body = z.multipart_body(z.resource_metadata(title), name, data)
         st, _, b = z.request(self.port, "POST", "/v1/resources", headers=z.auth(self.teacher, ctype), body=body)
         if st != 201:
@@ -649,6 +651,36 @@ class Run:
             self.check(pok, f"[7] ({label}) the answer is a problem document", why)
         self.alive(7)
 
+    # -- 14. a download nobody reads ------------------------------------------------------------
+
+    def check14_unread_download(self):
+        # idle_timeout_seconds = 3: a client that asks for 8 MiB and reads nothing is dropped
+        # within a few seconds, instead of holding the connection and the file open forever.
+        self.serve(idle_timeout_seconds=3)
+        big = self.publish_video("不读的下载", "big.mp4", size=8 * 1024 * 1024)
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(10)
+        s.connect((z.HOST, self.port))
+        path = f"/v1/resources/{big['id']}/files/big.mp4"
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        time.sleep(8.0)  # read nothing for well past the idle timeout
+        got, eof, t0 = 0, False, time.monotonic()
+        while time.monotonic() - t0 < 10.0:
+            try:
+                b = s.recv(1 << 20)
+            except (socket.timeout, OSError):
+                eof = True
+                break
+            if not b:
+                eof = True
+                break
+            got += len(b)
+        s.close()
+        self.check(eof and got < big["size"], "[14] a download the client stops reading is dropped after the idle timeout",
+                   f"received {got} of {big['size']} bytes, then {'EOF' if eof else 'still open'}")
+        self.alive(14)
+
     # -- 13. a body dripping slower than min_body_rate -------------------------------------------
 
     def check13_body_rate(self):
@@ -927,6 +959,7 @@ def main():
         timed(run, "10 no anonymous", run.check10_no_anonymous)
         timed(run, "11 quotas", run.check11_quotas)
         timed(run, "13 body rate", run.check13_body_rate)
+        timed(run, "14 unread download", run.check14_unread_download)
         rc, secs, graceful = run.srv.stop(timeout=15)
         run.check(rc == 0 and graceful, "the server stops cleanly on SIGTERM at the end", f"exit {rc} after {secs:.1f} s")
     except (z.HardTimeout, KeyboardInterrupt) as e:
