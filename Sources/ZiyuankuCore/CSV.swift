@@ -119,7 +119,15 @@ public enum MajorCatalogCSV {
         if !missing.isEmpty {
             return .failure(RowErrors(all: [RowError(row: 1, column: missing.joined(separator: ", "), reason: "missing column(s); the header must have \(requiredColumns.joined(separator: ", "))")]))
         }
-        let idx = Dictionary(uniqueKeysWithValues: cols.enumerated().map { ($1, $0) })
+        // A column named twice would be ambiguous (and must not trap): refused when it is one we read.
+        var idx: [String: Int] = [:]
+        var twice: [String] = []
+        for (i, c) in cols.enumerated() {
+            if idx[c] == nil { idx[c] = i } else if requiredColumns.contains(c) && !twice.contains(c) { twice.append(c) }
+        }
+        if !twice.isEmpty {
+            return .failure(RowErrors(all: [RowError(row: 1, column: twice.joined(separator: ", "), reason: "appears more than once in the header")]))
+        }
         var out: [MajorCatalogRow] = []
         var errors: [RowError] = []
         var seen = Set<String>()

@@ -92,14 +92,15 @@ public struct MultipartParser: Sendable {
                 if parts > maxParts { throw MultipartError("too many parts: at most \(maxParts)") }
                 state = .headers
             case .headers:
+                // An empty header block is just CRLF. Checked first: a body that holds a blank
+                // line must not be taken for the end of headers (whether it arrived yet or not).
+                if buffer.count - cursor >= 2 && buffer[cursor] == 0x0D && buffer[cursor + 1] == 0x0A {
+                    events.append(.begin(MultipartPartHeaders()))
+                    cursor += 2
+                    state = .body
+                    continue loop
+                }
                 guard let end = find([0x0D, 0x0A, 0x0D, 0x0A], in: buffer, from: cursor) else {
-                    // An empty header block is just CRLF.
-                    if buffer.count - cursor >= 2 && buffer[cursor] == 0x0D && buffer[cursor + 1] == 0x0A {
-                        events.append(.begin(MultipartPartHeaders()))
-                        cursor += 2
-                        state = .body
-                        continue loop
-                    }
                     if buffer.count - cursor > maxHeaderBytes { throw MultipartError("part headers exceed \(maxHeaderBytes) bytes") }
                     break loop
                 }
