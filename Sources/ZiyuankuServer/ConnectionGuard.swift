@@ -234,19 +234,21 @@ final class ConnectionByteGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        if clock.channel == nil { admit(context) }
+        admit(context)
         context.fireChannelActive()
     }
 
+    private var decided = false
+
     private func admit(_ context: ChannelHandlerContext) {
-        guard clock.channel == nil else { return }
-        clock.channel = context.channel
+        guard !decided else { return }
+        decided = true
         if clock.registry.admit(context.channel) {
+            clock.channel = context.channel
             clock.start(context)
             return
         }
         refused = true
-        clock.channel = nil
         clock.logger.warning("refusing a connection: every one of the \(clock.registry.limit) allowed connections is busy")
         let body = #"{"type":"https://ziyuanku.dev/problems/service-unavailable","title":"Service unavailable","titleZh":"服务暂不可用","status":503,"detail":"The server is at its connection limit; try again in a few seconds."}"#
         let text = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json; charset=utf-8\r\nRetry-After: 5\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
