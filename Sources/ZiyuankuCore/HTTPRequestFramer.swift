@@ -6,7 +6,7 @@
 ///
 /// Anything it does not fully understand — both `Content-Length` and `Transfer-Encoding`,
 /// conflicting lengths, a transfer coding other than chunked, obsolete line folding, an
-/// `Upgrade`, an over-long line — switches it to pass-through for the rest of the connection:
+/// `Upgrade` or `CONNECT`, an over-long line — switches it to pass-through for the rest of the connection:
 /// no more rewriting at all, and NIO's parser answers the request as it sees fit.
 public struct HTTPRequestFramer: Sendable {
     enum State: Sendable, Equatable {
@@ -21,6 +21,8 @@ public struct HTTPRequestFramer: Sendable {
     private var contentLength: Int64?
     private var chunked = false
     private var unframeable = false
+    /// The first bytes of the current request line (enough to see the method).
+    private var method: [UInt8] = []
 
     public init() {}
 
@@ -51,9 +53,12 @@ public struct HTTPRequestFramer: Sendable {
                     line.removeAll(keepingCapacity: true)
                     contentLength = nil
                     chunked = false
-                    unframeable = false
-                } else if b >= 0x80 {
-                    escapes.append(i)
+                    // CONNECT turns the connection into a tunnel: nothing after it is framed.
+                    unframeable = method.starts(with: Array("CONNECT ".utf8))
+                    method.removeAll(keepingCapacity: true)
+                } else {
+                    if method.count < 8 { method.append(b) }
+                    if b >= 0x80 { escapes.append(i) }
                 }
                 i += 1
             case .body(let remaining):

@@ -74,11 +74,17 @@ import Testing
             #expect(escapes([Array(chunked[..<cut]), Array(chunked[cut...])]) == whole, "split at \(cut)")
         }
         // Framing it cannot follow (both lengths, an unknown coding): no rewriting at all after it.
-        for head in ["Transfer-Encoding: xchunked", "Transfer-Encoding: chunked\r\nContent-Length: 8", "Content-Length: 8\r\nContent-Length: 9"] {
+        for head in ["Transfer-Encoding: xchunked", "Transfer-Encoding: chunked\r\nContent-Length: 8", "Content-Length: 8\r\nContent-Length: 9", "Upgrade: h2c"] {
             var framer = HTTPRequestFramer()
             let bytes = Array("POST / HTTP/1.1\r\n\(head)\r\n\r\n".utf8) + body + search
             #expect(bytes.withUnsafeBytes { framer.feed($0) }.isEmpty && framer.isPassthrough, "\(head)")
         }
+    }
+
+    @Test func aConnectTunnelIsNeverRewritten() {
+        var framer = HTTPRequestFramer()
+        let bytes = Array("CONNECT example.org:443 HTTP/1.1\r\nHost: example.org\r\n\r\n".utf8) + Array("GET /?q=康复 HTTP/1.1\r\n\r\n".utf8)
+        #expect(bytes.withUnsafeBytes { framer.feed($0) }.isEmpty && framer.isPassthrough)
     }
 
     // Finding 4: highlighting was quadratic in the length of a word.
