@@ -23,6 +23,7 @@ public struct AppError: Error, Sendable, CustomStringConvertible {
         case gone = "gone"
         case locked = "locked"
         case checksumMismatch = "checksum-mismatch"
+        case requestTimeout = "request-timeout"
         case quotaExceeded = "quota-exceeded"
         case tooManyRequests = "too-many-requests"
         case `internal` = "internal-error"
@@ -46,6 +47,7 @@ public struct AppError: Error, Sendable, CustomStringConvertible {
             case .gone: 410
             case .locked: 423
             case .checksumMismatch: 460  // tus 1.0 checksum extension
+            case .requestTimeout: 408
             case .quotaExceeded: 403
             case .tooManyRequests: 429
             case .internal: 500
@@ -75,6 +77,7 @@ public struct AppError: Error, Sendable, CustomStringConvertible {
             case .gone: "Gone"
             case .locked: "Locked"
             case .checksumMismatch: "Checksum mismatch"
+            case .requestTimeout: "Request timeout"
             case .quotaExceeded: "Quota exceeded"
             case .tooManyRequests: "Too many requests"
             case .internal: "Internal error"
@@ -105,6 +108,7 @@ public struct AppError: Error, Sendable, CustomStringConvertible {
             case .gone: "已过期或已删除"
             case .locked: "另一个请求正在写入"
             case .checksumMismatch: "校验和不一致，本段数据已丢弃"
+            case .requestTimeout: "请求超时"
             case .quotaExceeded: "超出配额"
             case .tooManyRequests: "请求过于频繁，请稍后再试"
             case .internal: "服务器内部错误"

@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
 import Synchronization
+import ZiyuankuCore
 
 /// Time and count bounds for client connections (RELIABILITY.md R12–R16 round 2):
 /// - `idleTimeout`: a connection with no request in progress and nothing received for this
@@ -125,6 +126,7 @@ final class ConnectionClock {
     func stop() {
         timer?.cancel()
         timer = nil
+        byteContext = nil
         if let channel { registry.remove(channel) }
     }
 
@@ -165,6 +167,15 @@ final class ConnectionClock {
         updateIdle()
     }
 
+    /// The byte-level context (the first handler's), where whole responses are written raw.
+    var byteContext: ChannelHandlerContext?
+
+    /// Writes a problem as a whole response below the HTTP codec, then closes the connection.
+    func answer(_ context: ChannelHandlerContext, _ problem: AppError) {
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(NIOAny(problem.wireResponse())).whenComplete { _ in bound.value.close(promise: nil) }
+    }
+
     func tick(_ context: ChannelHandlerContext) {
         let now = NIODeadline.now()
         // A client that reads nothing of its response for the idle timeout is dropped: a
@@ -195,10 +206,7 @@ final class ConnectionClock {
         } else if pending == 0, let started = headStartedAt {
             if now - started >= TimeAmount(limits.headerTimeout) {
                 logger.notice("closing a connection whose request head did not arrive in time")
-                let body = #"{"type":"https://ziyuanku.dev/problems/request-timeout","title":"Request timeout","titleZh":"请求超时","status":408,"detail":"The request head did not arrive in time; the connection is closed."}"#
-                let text = "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/problem+json; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
-                let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-                context.writeAndFlush(NIOAny(ByteBuffer(string: text))).whenComplete { _ in bound.value.close(promise: nil) }
+                answer(context, AppError(.requestTimeout, "The request head did not arrive within \(limits.headerTimeout.components.seconds) s; the connection is closed."))
                 headStartedAt = nil
                 return
             }
@@ -243,6 +251,7 @@ final class ConnectionByteGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private func admit(_ context: ChannelHandlerContext) {
         guard !decided else { return }
         decided = true
+        clock.byteContext = context
         if clock.registry.admit(context.channel) {
             clock.channel = context.channel
             clock.start(context)
@@ -250,10 +259,7 @@ final class ConnectionByteGuard: ChannelDuplexHandler, RemovableChannelHandler {
         }
         refused = true
         clock.logger.warning("refusing a connection: every one of the \(clock.registry.limit) allowed connections is busy")
-        let body = #"{"type":"https://ziyuanku.dev/problems/service-unavailable","title":"Service unavailable","titleZh":"服务暂不可用","status":503,"detail":"The server is at its connection limit; try again in a few seconds."}"#
-        let text = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json; charset=utf-8\r\nRetry-After: 5\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
-        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: text))).whenComplete { _ in bound.value.close(promise: nil) }
+        clock.answer(context, AppError(.unavailable, "The server is at its connection limit; try again in a few seconds.", headers: [("Retry-After", "5")]))
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -311,14 +317,10 @@ final class ConnectionMessageGuard: ChannelDuplexHandler, RemovableChannelHandle
         guard clock.pending == 0, !clock.inBody else { return context.fireErrorCaught(error) }
         guard !answeredParseError else { return }
         answeredParseError = true
-        let body = #"{"type":"https://ziyuanku.dev/problems/bad-request","title":"Bad request","titleZh":"请求有误","status":400,"detail":"The request's bytes could not be read as HTTP/1.1 (for example both Content-Length and Transfer-Encoding, two different lengths, or a transfer coding other than chunked); the connection is closed."}"#
-        let head = HTTPResponse(status: .badRequest, headerFields: [
-            .contentType: "application/problem+json; charset=utf-8", .contentLength: String(body.utf8.count), .connection: "close",
-        ])
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        context.write(wrapOutboundOut(.body(ByteBuffer(string: body))), promise: nil)
-        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in bound.value.close(promise: nil) }
+        guard let byteContext = clock.byteContext else { return context.close(promise: nil) }
+        clock.answer(byteContext, AppError(
+            .badRequest,
+            "The request's bytes could not be read as HTTP/1.1 (for example both Content-Length and Transfer-Encoding, two different lengths, or a transfer coding other than chunked); the connection is closed."))
     }
 
     private var answeredParseError = false

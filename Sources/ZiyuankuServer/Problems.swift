@@ -21,6 +21,15 @@ extension AppError: HTTPResponseError {
 
     /// The RFC 9457 problem document.
     public func problemResponse(instance: String?, requestId: String?) -> Response {
+        var headers: HTTPFields = [.contentType: "application/problem+json; charset=utf-8"]
+        for (name, value) in self.headers {
+            if let n = HTTPField.Name(name) { headers[n] = value }
+        }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: documentBytes(instance: instance, requestId: requestId))))
+    }
+
+    /// The RFC 9457 document itself, bounded whatever a request provokes (a few KiB).
+    func documentBytes(instance: String?, requestId: String?) -> Data {
         var doc: [String: JSONValue] = [
             "type": .string(kind.typeURI),
             "title": .string(kind.title),
@@ -31,18 +40,24 @@ extension AppError: HTTPResponseError {
         if let instance { doc["instance"] = .string(instance) }
         if let requestId { doc["requestId"] = .string(requestId) }
         if !errors.isEmpty {
-            // Bounded whatever a request provokes: a problem document stays a few KiB.
             doc["errors"] = .array(
                 errors.prefix(Self.maxErrors).map { .object(["field": .string(Self.capped($0.field, 200)), "message": .string(Self.capped($0.message, 500))]) })
             if errors.count > Self.maxErrors { doc["errorsOmitted"] = .number(Double(errors.count - Self.maxErrors)) }
         }
         for (k, v) in extra where doc[k] == nil { doc[k] = v }
-        var headers: HTTPFields = [.contentType: "application/problem+json; charset=utf-8"]
-        for (name, value) in self.headers {
-            if let n = HTTPField.Name(name) { headers[n] = value }
-        }
-        let body = (try? JSONResponse.encoder.encode(JSONValue.object(doc))) ?? Data()
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        return (try? JSONResponse.encoder.encode(JSONValue.object(doc))) ?? Data()
+    }
+
+    /// The problem as a whole HTTP/1.1 response that closes the connection, for answers written
+    /// below the HTTP codec (the connection limit, the header timeout, an unparseable head).
+    func wireResponse() -> ByteBuffer {
+        let body = documentBytes(instance: nil, requestId: nil)
+        var head = "HTTP/1.1 \(kind.status) \(HTTPResponse.Status(code: kind.status).reasonPhrase)\r\n"
+        head += "Content-Type: application/problem+json; charset=utf-8\r\nContent-Length: \(body.count)\r\nConnection: close\r\n"
+        for (name, value) in headers where name.lowercased() != "connection" { head += "\(name): \(value)\r\n" }
+        var buffer = ByteBuffer(string: head + "\r\n")
+        buffer.writeBytes(body)
+        return buffer
     }
 }
 

@@ -13,14 +13,19 @@ import GRDB
 @Suite struct HostileRequestTests {
     static let hugeGrapheme = "x.a" + String(repeating: "\u{0301}", count: 200)
 
+    /// A public, published video; returns its id and its file's download path.
+    static func publishedVideo(_ client: any TestClientProtocol, _ env: TestEnv, size: Int) async throws -> (id: String, path: String) {
+        let created = try await client.createResource(env, files: [("示范.mp4", Fixtures.video(size))])
+        let id = try #require(created["id"] as? String)
+        try await client.publish(env, id)
+        return (id, "/v1/resources/\(id)/files/\(percentEncoded("示范.mp4"))")
+    }
+
     // Finding 1: an absurd If-Modified-Since (or If-Range) ended the process.
     @Test func absurdConditionalDatesAreIgnored() async throws {
         let env = try TestEnv()
         try await env.test { client in
-            let created = try await client.createResource(env, files: [("示范.mp4", Fixtures.video(5000))])
-            let id = created["id"] as! String
-            try await client.publish(env, id)
-            let path = "/v1/resources/\(id)/files/\(percentEncoded("示范.mp4"))"
+            let (_, path) = try await Self.publishedVideo(client, env, size: 5000)
             for date in ["Sun, 06 Nov -2147483648 08:49:37 GMT", "Sun, 06 Nov 99999 08:49:37 GMT", "Sun, 06 Nov 0000 08:49:37 GMT"] {
                 var r = try await client.execute(uri: path, method: .get, headers: [.ifModifiedSince: date])
                 #expect(r.status == .ok && r.body.readableBytes == 5000, "\(date)")
@@ -118,10 +123,7 @@ import GRDB
     @Test func downloadsCountPerClientNotPerUserAgent() async throws {
         let env = try TestEnv()
         try await env.test { client in
-            let created = try await client.createResource(env, files: [("示范.mp4", Fixtures.video(3000))])
-            let id = created["id"] as! String
-            try await client.publish(env, id)
-            let path = "/v1/resources/\(id)/files/\(percentEncoded("示范.mp4"))"
+            let (id, path) = try await Self.publishedVideo(client, env, size: 3000)
             for ua in ["curl/8", "Mozilla/5.0", "Wget", "a", "b"] {
                 #expect(try await client.execute(uri: path, method: .get, headers: [.userAgent: ua]).status == .ok)
                 var signedIn = env.auth("readerB")
