@@ -1,5 +1,7 @@
 import Foundation
 import Hummingbird
+import NIOCore
+import NIOPosix
 import ZiyuankuCore
 import ZiyuankuStore
 
@@ -11,7 +13,7 @@ struct ResourceRoutes {
 
     func register(_ r: Routes) {
         r.on(.post, "/v1/resources") { req, ctx in try await create(req, ctx) }
-        r.on(.get, "/v1/resources") { req, ctx in try list(req, ctx) }
+        r.on(.get, "/v1/resources") { req, ctx in try await list(req, ctx) }
         r.on(.get, "/v1/resources/:id") { _, ctx in
             let view = try visibleView(ctx) { Access.defaultVersion(ctx.principal, $0) }
             return try ResourceDTO(
@@ -426,7 +428,14 @@ struct ResourceRoutes {
 
     // MARK: list
 
-    func list(_ req: Request, _ ctx: ZykContext) throws -> Response {
+    /// Threads for searches and listings, one per core, for the life of the process.
+    static let searchThreads: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: max(1, System.coreCount))
+        pool.start()
+        return pool
+    }()
+
+    func list(_ req: Request, _ ctx: ZykContext) async throws -> Response {
         if ctx.principal == nil && !allowAnonymous { throw AppError.unauthorized }
         var q = QueryReader(
             req,
@@ -472,8 +481,13 @@ struct ResourceRoutes {
         query.page = q.int("page", default: 1, range: 1...10_000)
         query.pageSize = q.int("pageSize", default: 20, range: 1...100)
         try q.check()
-        let result = try catalog.searchResources(
-            query, text: text, sort: sort, viewer: ctx.principal, allowAnonymous: allowAnonymous, facets: wantFacets)
+        // On threads of its own, not the Swift concurrency pool: a search that counts facets over
+        // 100,000 resources must not hold up every other request while it runs (nor the upload
+        // writes and fsyncs on NIO's shared pool).
+        let (catalog, viewer, allowAnonymous, frozen, facets) = (self.catalog, ctx.principal, self.allowAnonymous, query, wantFacets)
+        let result = try await Self.searchThreads.runIfActive {
+            try catalog.searchResources(frozen, text: text, sort: sort, viewer: viewer, allowAnonymous: allowAnonymous, facets: facets)
+        }
         return try ResourcePage(
             items: result.hits.map {
                 ResourceDTO(

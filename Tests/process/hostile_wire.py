@@ -57,6 +57,9 @@ source, not run (there is no build of it); what each check covers there:
      chunked + Content-Length head (the framework's bare 400 before).
  14. A download the client never reads held its connection and file open forever; now it is
      dropped once nothing has been taken for `idle_timeout_seconds`.
+ 15. Costly highlighting (finding 4): three searches over long descriptions at once, and an
+     unrelated GET meanwhile (generous time bounds; the old code took 8–26 s and stalled the
+     GET for 17 s).
 
 Standard library only; talks to 127.0.0.1 only. Bounded: a hard deadline (--deadline, default
 170 s) covers the whole run. Closes with "N passed, M failed"; exits 1 on any failure.
@@ -651,6 +654,46 @@ class Run:
             self.check(pok, f"[7] ({label}) the answer is a problem document", why)
         self.alive(7)
 
+    # -- 15. costly highlighting next to an unrelated request --------------------------------
+
+    def check15_search_cost(self):
+        # Finding 4: 30 drafts whose description is 5,000 × "a", searched for twelve "a"s with
+        # 100 per page, three at once, while an unrelated GET runs. The old highlighter was
+        # quadratic inside the read: 8.4 s per search, 26 s for three, the GET stalled 17 s.
+        self.serve()
+        ids = []
+        for i in range(30):
+            meta = z.resource_metadata(f"高亮成本{i}", description="a" * 5000)
+            ctype, body = z.multipart_body(meta, f"h{i}.mp4", z.video_bytes(self.rng, 4096))
+            st, _, b = z.request(self.port, "POST", "/v1/resources", headers=z.auth(self.teacher, ctype), body=body)
+            if st == 201:
+                ids.append(json.loads(b)["id"])
+        q = "/v1/resources?q=" + "+".join(["a"] * 12) + "&pageSize=100"
+        results = {}
+
+        def search(k):
+            t = time.monotonic()
+            st, _, b = z.request(self.port, "GET", q, headers=z.auth(self.teacher), timeout=60)
+            results[k] = (st, time.monotonic() - t, len(b))
+
+        threads = [threading.Thread(target=search, args=(k,)) for k in range(3)]
+        for t in threads:
+            t.start()
+        time.sleep(0.05)
+        t0 = time.monotonic()
+        st, _, _ = z.request(self.port, "GET", f"/v1/resources/{self.res_a['id']}", timeout=60)
+        unrelated = time.monotonic() - t0
+        for t in threads:
+            t.join(70)
+        slowest = max((r[1] for r in results.values()), default=99.0)
+        self.check(len(ids) == 30 and len(results) == 3 and all(r[0] == 200 for r in results.values()),
+                   "[15] three searches over 30 long descriptions answer 200", f"{len(ids)} drafts, {results}")
+        # Generous bounds (a debug build on a busy machine): the old code took 8–26 s.
+        self.check(slowest < 5.0, "[15] each of the three searches answers within 5 s (was 8–26 s)", f"slowest {slowest:.2f} s")
+        self.check(st == 200 and unrelated < 2.0, "[15] an unrelated GET meanwhile answers within 2 s (was stalled 17 s)",
+                   f"{st} after {unrelated:.2f} s")
+        self.alive(15)
+
     # -- 14. a download nobody reads ------------------------------------------------------------
 
     def check14_unread_download(self):
@@ -960,6 +1003,7 @@ def main():
         timed(run, "11 quotas", run.check11_quotas)
         timed(run, "13 body rate", run.check13_body_rate)
         timed(run, "14 unread download", run.check14_unread_download)
+        timed(run, "15 search cost", run.check15_search_cost)
         rc, secs, graceful = run.srv.stop(timeout=15)
         run.check(rc == 0 and graceful, "the server stops cleanly on SIGTERM at the end", f"exit {rc} after {secs:.1f} s")
     except (z.HardTimeout, KeyboardInterrupt) as e:
