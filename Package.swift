@@ -9,6 +9,8 @@ let package = Package(
         // For tools beside the server (the search benchmark under bench/search).
         .library(name: "ZiyuankuStore", targets: ["ZiyuankuStore"]),
         .library(name: "ZiyuankuCore", targets: ["ZiyuankuCore"]),
+        // The fuzz harnesses (built with libFuzzer by bench/fuzz; replayed by the tests).
+        .library(name: "ZiyuankuFuzzTargets", targets: ["ZiyuankuFuzzTargets"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -47,6 +49,8 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto")
             ]
         ),
+        // One harness per parser of user input in ZiyuankuCore (bench/fuzz, Tests/fuzz).
+        .target(name: "ZiyuankuFuzzTargets", dependencies: ["ZiyuankuCore"]),
         // Catalog (GRDB on the system SQLite) and the content-addressed blob store.
         .target(
             name: "ZiyuankuStore",
@@ -101,7 +105,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ZiyuankuCoreTests",
-            dependencies: ["ZiyuankuCore"]
+            dependencies: ["ZiyuankuCore", "ZiyuankuFuzzTargets"]
         ),
         .testTarget(
             name: "ZiyuankuServerTests",
