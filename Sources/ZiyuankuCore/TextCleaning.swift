@@ -25,4 +25,25 @@ public enum TextCleaning {
         default: false
         }
     }
+
+    /// A user-supplied string made safe to show in one line of a log or a message: control,
+    /// line-separator and bidi characters become `\u{…}` escapes, and the text is cut at
+    /// `max` code points. A zip entry name cannot forge a log line or reorder what is shown.
+    public static func oneLine(_ s: String, max: Int = 300) -> String {
+        var out = ""
+        var n = 0
+        for u in s.unicodeScalars {
+            if n >= max {
+                out += "…"
+                break
+            }
+            if u.value < 0x20 || (0x7F...0x9F).contains(u.value) || u.value == 0x2028 || u.value == 0x2029 || isBidiControl(u) {
+                out += "\\u{\(String(u.value, radix: 16))}"
+            } else {
+                out.unicodeScalars.append(u)
+            }
+            n += 1
+        }
+        return out
+    }
 }

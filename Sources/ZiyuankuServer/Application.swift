@@ -120,6 +120,18 @@ public func buildApplication(services: AppServices, logger: Logger) -> some Appl
         logger: logger)
 }
 
+/// Runs the server until SIGTERM or SIGINT. Shutdown is graceful for at most
+/// `shutdown_timeout_seconds`: requests in flight may finish, then what is still running is
+/// cancelled (a slow upload must not keep a stopping server alive until a supervisor kills it
+/// and the download counts are lost); the counts are written and a running sync stopped either way.
+public func runServer(services: AppServices, logger: Logger) async throws {
+    let app = buildApplication(services: services, logger: logger)
+    var configuration = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+    configuration.maximumGracefulShutdownDuration = .seconds(services.config.shutdownTimeoutSeconds)
+    configuration.maximumCancellationDuration = .seconds(5)
+    try await ServiceGroup(configuration: configuration).run()
+}
+
 /// Registers routes and records them in the route table.
 struct Routes {
     let router: Router<ZykContext>

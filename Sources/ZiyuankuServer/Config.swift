@@ -77,6 +77,9 @@ public struct ServerConfig: Sendable, Equatable {
     public var maxOpenUploadsPerUser = 100
     public var maxOpenUploadBytesPerUser: Int64 = 64 << 30
     public var maxTokensPerUser = 100
+    /// Seconds a stopping server lets requests in flight finish before it cancels them
+    /// (`ZYK_SHUTDOWN_TIMEOUT_SECONDS`); below a supervisor's own stop timeout.
+    public var shutdownTimeoutSeconds = 20
 
     public init() {}
 
@@ -122,6 +125,7 @@ public struct ServerConfig: Sendable, Equatable {
         ("max_open_uploads_per_user", "ZYK_MAX_OPEN_UPLOADS_PER_USER", "resumable uploads a user may have open at once; default 100"),
         ("max_open_upload_bytes_per_user", "ZYK_MAX_OPEN_UPLOAD_BYTES_PER_USER", "bytes a user's open resumable uploads may declare in all; default 68719476736 (64 GiB)"),
         ("max_tokens_per_user", "ZYK_MAX_TOKENS_PER_USER", "live API tokens per user; default 100"),
+        ("shutdown_timeout_seconds", "ZYK_SHUTDOWN_TIMEOUT_SECONDS", "seconds requests in flight may run on after SIGTERM before they are cancelled; default 20"),
     ]
 
     public struct Invalid: Error, CustomStringConvertible {
@@ -247,6 +251,9 @@ public struct ServerConfig: Sendable, Equatable {
         case "max_open_uploads_per_user", "max_tokens_per_user":
             guard let n = Int(v), (1...1_000_000).contains(n) else { throw bad("must be a whole number 1–1000000") }
             if key == "max_tokens_per_user" { maxTokensPerUser = n } else { maxOpenUploadsPerUser = n }
+        case "shutdown_timeout_seconds":
+            guard let n = Int(v), (1...3600).contains(n) else { throw bad("must be seconds 1–3600") }
+            shutdownTimeoutSeconds = n
         case "max_open_upload_bytes_per_user":
             guard let n = Int64(v), n > 0 else { throw bad("must be a positive number of bytes") }
             maxOpenUploadBytesPerUser = n

@@ -31,7 +31,7 @@ struct ZykHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
                 withEncoderConfiguration: .init(), withDecoderLimitConfiguration: .init())
             try ops.addHandler(HTTP1ToHTTPServerCodec(secure: false))
             try ops.addHandler(ConnectionMessageGuard(clock: clock))
-            try ops.addHandler(ExpectContinueHandler(maxBodyBytes: maxBodyBytes))
+            try ops.addHandler(ExpectContinueHandler(maxBodyBytes: maxBodyBytes, clock: clock))
             // Closes idle keep-alive connections on graceful shutdown (as Hummingbird's own channel does).
             try ops.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
             return try NIOAsyncChannel(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))

@@ -55,7 +55,7 @@ struct ImportRoutes {
                 } catch {
                     let message = (error as? AppError)?.detail ?? "the import stopped: \(type(of: error))"
                     try? services.catalog.updateImportJob(id: job.id, status: "failed", error: message)
-                    logger.warning("import failed", metadata: ["job": "\(job.id)", "error": "\(error)"])
+                    logger.warning("import failed", metadata: ["job": "\(job.id)", "error": "\(TextCleaning.oneLine("\(error)", max: 1000))"])
                 }
                 // The manifest and the zip were only carriers. They are not unlinked here: an
                 // upload of the same bytes may be committing right now; gc removes them once

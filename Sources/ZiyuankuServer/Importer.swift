@@ -352,6 +352,14 @@ public struct Importer: Sendable {
     /// before anything is written), only plain files and folders (no links), no absolute paths
     /// or `..`, at most `maxTotalBytes` in all and `maxRatio` bytes out per byte in per entry.
     /// Anything refused leaves nothing behind.
+    /// A zip entry the file system will not take where it belongs: named as the zip names it,
+    /// never by where it would have gone on this server.
+    static func cannotUnpack(_ name: String) -> AppError {
+        AppError(
+            .validation, "The zip entry \(name) cannot be unpacked (it repeats another entry's name, or a file and a folder share a name).",
+            errors: [.init(field: "files", message: "entry cannot be unpacked")])
+    }
+
     static func extractZip(_ zip: String, into dir: String, limits: ZipLimits, label: String? = nil) throws {
         let archive: Archive
         do { archive = try Archive(url: URL(fileURLWithPath: zip), accessMode: .read) } catch {
@@ -386,23 +394,29 @@ public struct Importer: Sendable {
         do {
             var total: Int64 = 0
             for entry in entries {
-                let name = Self.entryName(entry)
-                guard let relative = ZipEntryNames.safeRelativePath(name) else {
+                let raw = Self.entryName(entry)
+                let name = TextCleaning.oneLine(raw)
+                guard let relative = ZipEntryNames.safeRelativePath(raw) else {
                     throw AppError(.validation, "The zip entry \(name) would land outside the import folder.", errors: [.init(field: "files", message: "unsafe path")])
                 }
                 switch entry.type {
                 case .symlink:
                     throw AppError(.validation, "The zip entry \(name) is a symbolic link; links are not imported.", errors: [.init(field: "files", message: "link")])
                 case .directory:
-                    try fm.createDirectory(atPath: dir + "/" + relative, withIntermediateDirectories: true)
+                    do { try fm.createDirectory(atPath: dir + "/" + relative, withIntermediateDirectories: true) } catch {
+                        throw Self.cannotUnpack(name)
+                    }
                     continue
                 case .file:
                     break
                 }
                 let target = dir + "/" + relative
-                try fm.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-                guard fm.createFile(atPath: target, contents: nil), let out = FileHandle(forWritingAtPath: target) else {
-                    throw AppError(.internal, "Cannot write \(target).")
+                do { try fm.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true) } catch {
+                    throw Self.cannotUnpack(name)
+                }
+                var st = stat()
+                guard lstat(target, &st) != 0, fm.createFile(atPath: target, contents: nil), let out = FileHandle(forWritingAtPath: target) else {
+                    throw Self.cannotUnpack(name)
                 }
                 defer { try? out.close() }
                 var written: Int64 = 0

@@ -83,7 +83,7 @@ enum ProblemMapping {
     static func problem(for error: any Error, request: Request, context: some RequestContext) -> AppError {
         switch error {
         case let e as AppError:
-            if e.kind == .internal { context.logger.error("internal error", metadata: ["error": "\(e.detail)"]) }
+            if e.kind == .internal { context.logger.error("internal error", metadata: ["error": "\(TextCleaning.oneLine(e.detail, max: 1000))"]) }
             return e
         case let e as HTTPError:
             switch e.status.code {
@@ -92,12 +92,12 @@ enum ProblemMapping {
             case 413: return AppError(.payloadTooLarge, e.body ?? "The request body is too large.")
             case 400: return AppError(.badRequest, e.body ?? "The request could not be understood.")
             default:
-                if e.status.code >= 500 { context.logger.error("framework error", metadata: ["error": "\(e)"]) }
+                if e.status.code >= 500 { context.logger.error("framework error", metadata: ["error": "\(TextCleaning.oneLine("\(e)", max: 1000))"]) }
                 return AppError(e.status.code >= 500 ? .internal : .badRequest, e.body ?? e.status.reasonPhrase)
             }
         case let e where StoreErrors.map(e) != nil:
             let mapped = StoreErrors.map(e)!
-            context.logger.warning("storage error", metadata: ["error": "\(e)"])
+            context.logger.warning("storage error", metadata: ["error": "\(TextCleaning.oneLine("\(e)", max: 1000))"])
             return mapped
         case let e as HTTPParserError:
             // The connection's bytes cannot be framed any more (e.g. `Transfer-Encoding: xchunked`
@@ -107,10 +107,15 @@ enum ProblemMapping {
                 .badRequest,
                 "The request's bytes could not be read as HTTP/1.1 (for example a transfer coding other than chunked, or a broken chunk); the connection is closed.",
                 headers: [("Connection", "close")])
+        case is IOError, is ChannelError:
+            // The client went away (a reset or a close mid-body): nobody will read an answer,
+            // and it is not the server's failure — no 5xx in the logs and metrics for it.
+            context.logger.notice("the connection failed mid-request", metadata: ["error": "\(TextCleaning.oneLine("\(error)", max: 300))"])
+            return AppError(.badRequest, "The connection failed before the request had arrived whole.", headers: [("Connection", "close")])
         case is CancellationError:
             return AppError(.unavailable, "The request was cancelled.")
         default:
-            context.logger.error("unexpected error", metadata: ["error": "\(error)"])
+            context.logger.error("unexpected error", metadata: ["error": "\(TextCleaning.oneLine("\(error)", max: 1000))"])
             return AppError(.internal, "Something went wrong on the server; the request id identifies it in the logs.")
         }
     }

@@ -197,6 +197,10 @@ extension Upkeep {
         for (sha, size) in entries {
             let src = source + "/blobs/" + store.relativePath(sha)
             let dst = store.path(of: sha)
+            // Only regular files come in: a link in the backup (to /etc/…, say) would be served
+            // as that blob. What is skipped, fixity then reports as missing.
+            var st = stat()
+            guard lstat(src, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
             try fm.createDirectory(atPath: (dst as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             if link(src, dst) != 0 {
                 if access(src, R_OK) != 0 { continue }  // fixity reports it missing

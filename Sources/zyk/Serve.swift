@@ -49,8 +49,7 @@ struct Serve: AsyncParsableCommand {
                     "address": "http://\(config.host):\(config.port)", "dataRoot": "\(services.root.path)",
                     "adminTokenFile": "\(services.root.adminTokenPath)",
                 ])
-            let app = buildApplication(services: services, logger: logger)
-            try await app.runService()
+            try await runServer(services: services, logger: logger)
         }
     }
 }

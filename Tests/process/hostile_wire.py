@@ -60,6 +60,10 @@ source, not run (there is no build of it); what each check covers there:
  15. Costly highlighting (finding 4): three searches over long descriptions at once, and an
      unrelated GET meanwhile (generous time bounds; the old code took 8–26 s and stalled the
      GET for 17 s).
+ 16–18 and parts of 8 and 9 come from a red-team probe after the fixes: a SIGTERMed server
+     waited for a slow upload forever; a 100 Continue landed inside a pipelined download; a
+     client reset mid-body counted as a 500; odd zip entries leaked the data root in the job's
+     error and forged log lines; a symlinked blob in a backup was restored and served.
 
 Standard library only; talks to 127.0.0.1 only. Bounded: a hard deadline (--deadline, default
 170 s) covers the whole run. Closes with "N passed, M failed"; exits 1 on any failure.
@@ -83,6 +87,7 @@ import select  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
+import struct  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
@@ -309,6 +314,7 @@ class Run:
         self.teacher = z.make_teacher(self.binary, self.root)
         self.res_a = self.publish_video("日期测试", "a.mp4")
         self.res_b = self.publish_video("计数测试", "b.mp4")
+        self.res_big = self.publish_video("大文件", "big-pipelined.mp4", size=6 * 1024 * 1024)
 
     def publish_video(self, title, name, size=64 * 1024):
         data = z.video_bytes(self.rng, size)
@@ -694,6 +700,75 @@ class Run:
                    f"{st} after {unrelated:.2f} s")
         self.alive(15)
 
+    # -- 16. a bounded graceful shutdown ----------------------------------------------------------
+
+    def check16_shutdown(self):
+        # A slow upload (400 B/s, above min_body_rate) kept a SIGTERMed server alive for as long
+        # as the client liked; now requests in flight get shutdown_timeout_seconds (2 s here).
+        self.serve(shutdown_timeout_seconds=2)
+        c = Conn(self.port)
+        c.send(head_bytes("POST", "/v1/blobs", {"Authorization": f"Bearer {self.teacher}", "Content-Type": "application/octet-stream",
+                                                "Content-Length": "1000000"}))
+        stop = threading.Event()
+
+        def drip():
+            while not stop.is_set():
+                try:
+                    c.send(b"y" * 400)
+                except ERRORS:
+                    return
+                time.sleep(1.0)
+
+        t = threading.Thread(target=drip)
+        t.start()
+        time.sleep(1.5)
+        rc, secs, graceful = self.srv.stop(timeout=20)
+        stop.set()
+        t.join(5)
+        c.close()
+        self.check(graceful and rc is not None and secs <= 12.0, "[16] SIGTERM during a slow upload: the server exits within its shutdown timeout (+ cancellation)",
+                   f"exit {rc} after {secs:.1f} s")
+        self.serve()  # later checks want a server
+
+    # -- 17. Expect: 100-continue behind a response still being sent --------------------------
+
+    def check17_expect_pipelined(self):
+        self.serve()
+        c = Conn(self.port)
+        path = f"/v1/resources/{self.res_big['id']}/files/{self.res_big['name']}"
+        c.send(head_bytes("GET", path, {}))
+        c.pump(0.3)  # part of the big response is on its way
+        c.send(head_bytes("POST", "/v1/blobs", {"Authorization": f"Bearer {self.teacher}", "Content-Type": "application/octet-stream",
+                                                "Content-Length": "3", "Expect": "100-continue"}))
+        time.sleep(1.2)
+        c.send(b"abc")
+        got, _ = c.responses(3, timeout=20.0)
+        c.close()
+        first = got[0] if got else None
+        intact = first is not None and first.status == 200 and len(first.body) == self.res_big["size"] and b"HTTP/1.1 100" not in first.body
+        self.check(intact, "[17] an Expect: 100-continue pipelined behind a download does not land inside that download",
+                   f"{first.status if first else None}, {len(first.body) if first else 0} of {self.res_big['size']} bytes")
+        statuses = [r.status for r in got]
+        self.check(201 in statuses, "[17] the pipelined upload is stored", f"statuses {statuses}")
+        self.alive(17)
+
+    # -- 18. a client that resets mid-body -------------------------------------------------------
+
+    def check18_reset(self):
+        self.serve()
+        for path in ("/v1/blobs", "/v1/resources"):
+            s = socket.create_connection((z.HOST, self.port))
+            ctype = "application/octet-stream" if path == "/v1/blobs" else "application/json"
+            s.sendall(head_bytes("POST", path, {"Authorization": f"Bearer {self.teacher}", "Content-Type": ctype, "Content-Length": "100000"}) + b"x" * 1000)
+            time.sleep(0.3)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()  # RST
+        time.sleep(0.5)
+        st, _, b = z.request(self.port, "GET", "/metrics")
+        fives = [line for line in b.decode("utf-8", "replace").splitlines() if line.startswith("zyk_http_requests") and 'status="5' in line]
+        self.check(st == 200 and not fives, "[18] a client resetting mid-body is not counted as a server error (5xx)", f"{fives[:2]}")
+        self.alive(18)
+
     # -- 14. a download nobody reads ------------------------------------------------------------
 
     def check14_unread_download(self):
@@ -797,6 +872,41 @@ class Run:
         self.check(doc.get("status") in ("done", "failed") and "缺失的文件.pdf" in text,
                    "[8] the import job finishes and names the missing file", f"status {doc.get('status')}")
         self.check(not leaks, "[8] no message names the data root, /blobs/ or /tmp", f"found {leaks}" if leaks else "clean")
+        # Zips whose entries the file system will not take (found by a red-team probe: the job
+        # error named <data root>/tmp/import-<pid>-…): an entry ".", a NUL in a name, a name
+        # longer than a file name may be, a folder and a file of the same name, and a newline
+        # meant to forge a log line.
+        for label, entries in (
+            ("an entry named .", [(".", b"x")]),
+            ("a NUL in an entry name", [("evil\x00name.pdf", b"%PDF-1.7\n%%EOF\n")]),
+            ("a 300-byte entry name", [("长" * 100 + ".pdf", b"%PDF-1.7\n%%EOF\n")]),
+            ("a folder then a file of the same name", [("d/", b""), ("d", b"x")]),
+            ("a newline forging a log line", [("../\n2026-12-05T00:00:00+0000 critical zyk: FORGED LINE", b"x")]),
+        ):
+            zbuf = io.BytesIO()
+            with zipfile.ZipFile(zbuf, "w") as zf:
+                for name, data in entries:
+                    info = zipfile.ZipInfo(name)
+                    if name.endswith("/"):
+                        info.external_attr = 0o40755 << 16
+                    zf.writestr(info, data)
+            ctype, body = multipart([("file", "manifest.csv", "text/csv", manifest), ("file", "files.zip", "application/zip", zbuf.getvalue())])
+            st, _, b = z.request(self.port, "POST", "/v1/imports", headers=z.auth(self.teacher, ctype), body=body)
+            text = b.decode("utf-8", "replace")
+            if st == 202:
+                job = json.loads(b)["id"]
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    st2, _, b2 = z.request(self.port, "GET", f"/v1/imports/{job}", headers=z.auth(self.teacher))
+                    text = b2.decode("utf-8", "replace")
+                    if st2 == 200 and json.loads(b2).get("status") in ("done", "failed"):
+                        break
+                    time.sleep(0.2)
+            leaks = [x for x in (self.root, real_root, "/blobs/", "/tmp", self.work) if x in text]
+            self.check(not leaks and "Internal" not in text and "internal-error" not in text,
+                       f"[8] a zip with {label}: refused or imported in plain words, no server path", f"{st}: {text[:300]}")
+        forged = [line for line in self.srv.log_tail(400).splitlines() if line.startswith("2026-12-05T00:00:00")]
+        self.check(not forged, "[8] a zip entry name cannot forge a line in the server log", f"{forged[:1]}")
         self.alive(8)
 
     # -- 9. zyk restore ---------------------------------------------------------------------------
@@ -861,6 +971,24 @@ class Run:
         r = subprocess.run([self.binary, "restore", backup, "--data-root", good], capture_output=True, timeout=120)
         self.check(r.returncode == 0 and os.path.exists(os.path.join(good, "catalog.sqlite")), "[9] control: the untouched backup restores (exit 0)",
                    f"exit {r.returncode} {short(r.stderr, 200)}")
+        # A blob in the backup replaced by a symlink to a file outside (a red-team finding: it
+        # was hard-linked into the new data root and then served as that blob).
+        linked = os.path.join(self.work, "backup-linked-blob")
+        shutil.copytree(backup, linked, symlinks=True)
+        victim = None
+        for dirpath, _, files in os.walk(os.path.join(linked, "blobs")):
+            for f in files:
+                victim = os.path.join(dirpath, f)
+                break
+            if victim:
+                break
+        if victim:
+            os.unlink(victim)
+            os.symlink(foreign, victim)
+            into = os.path.join(self.work, "restore-linked-blob")
+            subprocess.run([self.binary, "restore", linked, "--data-root", into], capture_output=True, timeout=120)
+            links = [os.path.join(dp, f) for dp, _, fs in os.walk(os.path.join(into, "blobs")) for f in fs if os.path.islink(os.path.join(dp, f))]
+            self.check(not links, "[9] a symlink standing for a blob in the backup is not restored", f"links in the new data root: {links[:2]}")
         self.alive(9)
 
     # -- 10. anonymous access off, metrics_allow ---------------------------------------------------
@@ -1004,6 +1132,9 @@ def main():
         timed(run, "13 body rate", run.check13_body_rate)
         timed(run, "14 unread download", run.check14_unread_download)
         timed(run, "15 search cost", run.check15_search_cost)
+        timed(run, "17 expect pipelined", run.check17_expect_pipelined)
+        timed(run, "18 reset mid-body", run.check18_reset)
+        timed(run, "16 shutdown bound", run.check16_shutdown)
         rc, secs, graceful = run.srv.stop(timeout=15)
         run.check(rc == 0 and graceful, "the server stops cleanly on SIGTERM at the end", f"exit {rc} after {secs:.1f} s")
     except (z.HardTimeout, KeyboardInterrupt) as e:
