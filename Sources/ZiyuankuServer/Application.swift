@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import ServiceLifecycle
+import Synchronization
 import ZiyuankuCore
 import ZiyuankuSchema
 import ZiyuankuStore
@@ -17,6 +18,9 @@ public struct AppServices: Sendable {
     let tus = TusState()
     let imports = ImportQueue()
     let sync = SyncCoordinator()
+    /// The last readiness check and when it ran: /readyz is open to anyone, and each check
+    /// writes to the catalog and fsyncs a file, so a check is reused for a second.
+    let lastReadiness = ReadinessCache()
 
     public init(config: ServerConfig, catalog: Catalog, metrics: ServerMetrics = ServerMetrics()) {
         self.config = config
@@ -26,6 +30,11 @@ public struct AppServices: Sendable {
         self.metrics = metrics
         self.downloads = DownloadCounter(catalog: catalog)
     }
+}
+
+final class ReadinessCache: Sendable {
+    private let last = Mutex<(at: ContinuousClock.Instant, ok: Bool, checks: [String: String])?>(nil)
+    func withLock<T>(_ body: (inout (at: ContinuousClock.Instant, ok: Bool, checks: [String: String])?) -> T) -> T { last.withLock { body(&$0) } }
 }
 
 /// The routes the server answers, as registered (method, OpenAPI-style path). The OpenAPI

@@ -268,14 +268,29 @@ final class ConnectionByteGuard: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelRead(data)
     }
 
+    /// A read asked for while the client was not taking its responses.
+    private var heldRead = false
+
+    /// Nothing more is read from a client that does not read what it is sent: pipelined
+    /// requests would otherwise pile up their responses in the server's memory.
     func read(context: ChannelHandlerContext) {
+        guard context.channel.isWritable else {
+            heldRead = true
+            return
+        }
         clock.readRequested()
         context.read()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        clock.unwritableSince = context.channel.isWritable ? nil : (clock.unwritableSince ?? .now())
+        let writable = context.channel.isWritable
+        clock.unwritableSince = writable ? nil : (clock.unwritableSince ?? .now())
         context.fireChannelWritabilityChanged()
+        if writable && heldRead {
+            heldRead = false
+            clock.readRequested()
+            context.read()
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -299,9 +314,27 @@ final class ConnectionMessageGuard: ChannelDuplexHandler, RemovableChannelHandle
 
     init(clock: ConnectionClock) { self.clock = clock }
 
+    /// Requests a client may send ahead of their answers (HTTP/1.1 pipelining); past it the
+    /// connection is closed. Browsers do not pipeline; a client that sends thousands of
+    /// requests without reading an answer only wants the server to hold them.
+    static let maxPipelined = 16
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
-        case .head: clock.headReceived()
+        case .head(let head):
+            clock.headReceived()
+            // `Connection: close` in any spelling (`Close`, `keep-alive, close`, repeated): the
+            // connection ends with this request's answer, which says so.
+            if !closeAfterResponse, head.headerFields[values: .connection].contains(where: { value in
+                value.split(separator: ",").contains { $0.trimmingCharacters(in: .whitespaces).lowercased() == "close" }
+            }) {
+                closeAfterResponse = true
+            }
+            if clock.pending > Self.maxPipelined {
+                clock.logger.notice("closing a connection with more than \(Self.maxPipelined) requests waiting for their answers")
+                context.close(promise: nil)
+                return
+            }
         case .end: clock.requestEnded()
         case .body: break
         }
@@ -325,15 +358,26 @@ final class ConnectionMessageGuard: ChannelDuplexHandler, RemovableChannelHandle
 
     private var answeredParseError = false
 
+    private var closeAfterResponse = false
+
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) {
-            let bound = NIOLoopBound(clock, eventLoop: context.eventLoop)
+        switch unwrapOutboundIn(data) {
+        case .head(var head) where closeAfterResponse && head.status.code >= 200:
+            head.headerFields[.connection] = "close"
+            context.write(wrapOutboundOut(.head(head)), promise: promise)
+        case .end:
+            let bound = NIOLoopBound((clock, context), eventLoop: context.eventLoop)
+            let close = closeAfterResponse
             let p = promise ?? context.eventLoop.makePromise()
-            p.futureResult.whenComplete { _ in bound.value.responseEnded() }
+            p.futureResult.whenComplete { _ in
+                let (clock, context) = bound.value
+                clock.responseEnded()
+                if close { context.close(promise: nil) }
+            }
             context.write(data, promise: p)
-            return
+        default:
+            context.write(data, promise: promise)
         }
-        context.write(data, promise: promise)
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import NIOCore
+import Synchronization
 import ZiyuankuCore
 import ZiyuankuSchema
 import ZiyuankuStore
@@ -26,6 +27,22 @@ struct SystemRoutes {
 
     /// Ready when the catalog takes a write transaction and the data root takes a synced file.
     func ready() throws -> Response {
+        let now = ContinuousClock.now
+        // Only a good answer is reused: a problem is looked at again on every call.
+        if let last = services.lastReadiness.withLock({ $0 }), last.ok, now - last.at < .seconds(1) {
+            return try Self.readiness(ok: last.ok, checks: last.checks)
+        }
+        let (ok, checks) = runChecks()
+        services.lastReadiness.withLock { $0 = (now, ok, checks) }
+        return try Self.readiness(ok: ok, checks: checks)
+    }
+
+    static func readiness(ok: Bool, checks: [String: String]) throws -> Response {
+        let doc: JSONValue = .object(["status": .string(ok ? "ready" : "not ready"), "checks": checks.jsonValue])
+        return try JSONResponse.make(doc, status: ok ? .ok : .serviceUnavailable, headers: [.cacheControl: "no-store"])
+    }
+
+    func runChecks() -> (Bool, [String: String]) {
         var checks: [String: String] = [:]
         var ok = true
         do {
@@ -45,8 +62,7 @@ struct SystemRoutes {
         }
         if fd >= 0 { close(fd) }
         unlink(probe)
-        let doc: JSONValue = .object(["status": .string(ok ? "ready" : "not ready"), "checks": checks.jsonValue])
-        return try JSONResponse.make(doc, status: ok ? .ok : .serviceUnavailable)
+        return (ok, checks)
     }
 }
 

@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import NIOCore
 import NIOPosix
+import Synchronization
 import ZiyuankuCore
 
 #if canImport(Glibc)
@@ -105,12 +106,44 @@ public final class BlobWriter {
     private var done = false
     static let batchSize = 1 << 20
 
+    /// Temporary files open at once, in the whole process, at most half the open-file limit:
+    /// a multipart request may hold dozens, and connections alone do not bound them. Past it a
+    /// new upload is answered 503 with Retry-After at once, rather than failing deep inside
+    /// with "too many open files" while downloads and the catalog run short too.
+    static let openFiles = Atomic<Int>(0)
+    static let maxOpenFiles: Int = {
+        var rl = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &rl) == 0, rl.rlim_cur != rlim_t.max else { return 1 << 20 }
+        return max(32, Int(clamping: rl.rlim_cur) / 2)
+    }()
+    private var holdsSlot = false
+
     init(store: FileBlobStore, maxSize: Int64) throws {
         self.store = store
         self.maxSize = maxSize
         self.tmpPath = store.root.tmpPath + "/upload-\(getpid())-\(Identifiers.uuidV7())"
-        fd = open(tmpPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw BlobWriter.ioError(errno, "create a temporary file") }
+        let (open, _) = Self.openFiles.add(1, ordering: .relaxed)
+        guard open <= Self.maxOpenFiles else {
+            Self.openFiles.subtract(1, ordering: .relaxed)
+            fd = -1
+            done = true
+            throw AppError(.unavailable, "The server is receiving as many files as it can at once; try again in a few seconds.", headers: [("Retry-After", "5")])
+        }
+        holdsSlot = true
+        fd = Glibc.open(tmpPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            let code = errno
+            releaseSlot()
+            done = true
+            throw BlobWriter.ioError(code, "create a temporary file")
+        }
+    }
+
+    private func releaseSlot() {
+        if holdsSlot {
+            holdsSlot = false
+            Self.openFiles.subtract(1, ordering: .relaxed)
+        }
     }
 
     deinit { abort() }
@@ -233,6 +266,7 @@ public final class BlobWriter {
             }
             self.fd = -1
             done = true
+            releaseSlot()
         } catch {
             self.fd = -1
             abort()
@@ -245,6 +279,7 @@ public final class BlobWriter {
     /// write job still running holds its own copy of the descriptor number, so the descriptor
     /// is closed when that job ends (never while it could still write into a reused number).
     public func abort() {
+        releaseSlot()
         guard !done else { return }
         done = true
         unlink(tmpPath)

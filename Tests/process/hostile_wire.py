@@ -64,6 +64,9 @@ source, not run (there is no build of it); what each check covers there:
      waited for a slow upload forever; a 100 Continue landed inside a pipelined download; a
      client reset mid-body counted as a 500; odd zip entries leaked the data root in the job's
      error and forged log lines; a symlinked blob in a backup was restored and served.
+ 19. Pipelining without reading: clients that sent thousands of requests and read nothing made
+     the server hold their answers (20 MB a connection); now reading stops while a client takes
+     nothing, and more than 16 requests waiting for their answers close the connection.
 
 Standard library only; talks to 127.0.0.1 only. Bounded: a hard deadline (--deadline, default
 170 s) covers the whole run. Closes with "N passed, M failed"; exits 1 on any failure.
@@ -769,6 +772,55 @@ class Run:
         self.check(st == 200 and not fives, "[18] a client resetting mid-body is not counted as a server error (5xx)", f"{fives[:2]}")
         self.alive(18)
 
+    # -- 19. pipelining without reading ----------------------------------------------------------
+
+    def check19_pipelining(self):
+        self.serve(idle_timeout_seconds=30)
+        # Modest pipelining still works: 10 requests in one write, 10 answers in order.
+        c = Conn(self.port)
+        c.send(b"".join(head_bytes("GET", "/healthz", {}) for _ in range(10)))
+        got, _ = c.responses(10, timeout=10.0)
+        c.close()
+        self.check(len(got) == 10 and all(r.status == 200 for r in got), "[19] ten pipelined requests get ten answers", f"{len(got)} answers")
+        # `Connection: close` in any spelling ends the connection with the answer, at once.
+        for value in ("Close", "keep-alive, close", "CLOSE"):
+            c = Conn(self.port)
+            t0 = time.monotonic()
+            c.send(head_bytes("GET", "/healthz", {"Connection": value}))
+            got, _ = c.responses(1, timeout=5.0)
+            while not c.eof and time.monotonic() - t0 < 5.0:
+                c.pump(0.1)
+            c.close()
+            r = got[0] if got else None
+            self.check(r is not None and r.status == 200 and r.headers.get("connection", "").lower() == "close" and c.eof
+                       and time.monotonic() - t0 < 3.0, f"[19] Connection: {value} → the answer says close and the connection ends",
+                       f"{r.status if r else None}, connection {r.headers.get('connection') if r else None!r}, closed {c.eof}")
+        # Twenty clients each pipeline 2,000 requests for a 200 KB document and read nothing
+        # (a red-team finding: 20 MB held per connection, 480 MB in all).
+        pid = self.srv.proc.pid
+        before = rss_kb(pid)
+        one = head_bytes("GET", "/openapi.yaml", {})
+        socks = []
+        for _ in range(20):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.settimeout(5)
+            s.connect((z.HOST, self.port))
+            s.setblocking(False)
+            try:
+                s.send(one * 2000)
+            except (BlockingIOError, OSError):
+                pass
+            socks.append(s)
+        time.sleep(4.0)
+        peak = rss_kb(pid)
+        for s in socks:
+            s.close()
+        grown = (peak - before) / 1024
+        self.check(grown < 100, "[19] 20 clients pipelining 2,000 requests each without reading: server memory grows < 100 MB",
+                   f"RSS {before // 1024} → {peak // 1024} MB")
+        self.alive(19)
+
     # -- 14. a download nobody reads ------------------------------------------------------------
 
     def check14_unread_download(self):
@@ -1134,6 +1186,7 @@ def main():
         timed(run, "15 search cost", run.check15_search_cost)
         timed(run, "17 expect pipelined", run.check17_expect_pipelined)
         timed(run, "18 reset mid-body", run.check18_reset)
+        timed(run, "19 pipelining", run.check19_pipelining)
         timed(run, "16 shutdown bound", run.check16_shutdown)
         rc, secs, graceful = run.srv.stop(timeout=15)
         run.check(rc == 0 and graceful, "the server stops cleanly on SIGTERM at the end", f"exit {rc} after {secs:.1f} s")
