@@ -304,11 +304,12 @@ public struct Importer: Sendable {
     /// The absolute path of `relative` inside `base`, or nil when it is absolute, climbs out
     /// with `..`, or passes through a symbolic link.
     static func safePath(_ relative: String, under base: String) -> String? {
-        let parts = relative.replacingOccurrences(of: "\\", with: "/").split(separator: "/").map(String.init)
-        guard !relative.hasPrefix("/"), !parts.isEmpty, !parts.contains(".."), !parts.contains(where: { $0.contains("\u{0}") }) else { return nil }
+        // The same rule as for zip entries (by code point, no "..", no absolute paths, no
+        // control characters), then no link on the way.
+        guard let clean = ZipEntryNames.safeRelativePath(relative) else { return nil }
         var path = base
-        for part in parts where part != "." {
-            path += "/" + part
+        for part in clean.unicodeScalars.split(separator: "/") {
+            path += "/" + String(String.UnicodeScalarView(part))
             var st = stat()
             if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK { return nil }
         }
