@@ -49,6 +49,11 @@ done
 [[ "$seconds" =~ ^[0-9]+$ ]] && [ "$seconds" -gt 0 ] || { echo "--seconds must be a positive whole number" >&2; exit 2; }
 [ "$jobs" = 1 ] || [ "$jobs" = 2 ] || { echo "--jobs must be 1 or 2" >&2; exit 2; }
 
+# The code fuzzed is the work tree as built now (noted before the hour of fuzzing starts).
+commit="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+dirty=""
+if [ -n "$(git -C "$repo" status --porcelain -- Sources 2>/dev/null)" ]; then dirty=" (with uncommitted changes in Sources/)"; fi
+started="$(date -u +%Y-%m-%dT%H:%MZ)"
 scratch="$here/.build-fuzz"
 bin="$scratch/release/ZiyuankuFuzz"
 if [ "$build" = 1 ]; then
@@ -115,9 +120,6 @@ for t in "${targets[@]}"; do
 done
 wait
 
-commit="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-dirty=""
-if [ -n "$(git -C "$repo" status --porcelain -- Sources 2>/dev/null)" ]; then dirty=" (with uncommitted changes in Sources/)"; fi
 cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 swiftv="$(swift --version 2>/dev/null | head -1)"
 results="$repo/bench/results"
@@ -127,7 +129,7 @@ total_crashes=0
 {
     echo "# Fuzzing (bench/fuzz/run.sh)"
     echo
-    echo "$(date -u +%Y-%m-%dT%H:%MZ), commit $commit$dirty; $swiftv; $(nproc) cores ($cpu);"
+    echo "Started $started, built from commit $commit$dirty; $swiftv; $(nproc) cores ($cpu);"
     echo "libFuzzer with AddressSanitizer, ${seconds}s per target, $jobs at a time, \`-max_len=65536 -timeout=5 -rss_limit_mb=2048\`."
     echo
     echo "| target | executions | exec/s | corpus (seeds → end) | crashes | peak RSS (MB) |"
