@@ -13,15 +13,23 @@ struct AuthMiddleware: Sendable {
         let invalid = AppError(
             .unauthorized, "The bearer token is invalid, expired or revoked.",
             headers: [("WWW-Authenticate", "Bearer realm=\"ziyuanku\", error=\"invalid_token\"")])
-        let parts = header.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+        guard let token = Self.bearerCredential(header) else {
             throw AppError(
                 .unauthorized, "Only bearer tokens are accepted: Authorization: Bearer zyk_…",
                 headers: [("WWW-Authenticate", "Bearer realm=\"ziyuanku\"")])
         }
-        let token = parts[1].trimmingCharacters(in: .whitespaces)
         guard let principal = try catalog.authenticate(token: token) else { throw invalid }
         return principal
+    }
+}
+
+extension AuthMiddleware {
+    /// The credential of `Authorization: Bearer …` (scheme case-insensitive), or nil for
+    /// another scheme.
+    static func bearerCredential(_ header: String) -> String? {
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        return parts[1].trimmingCharacters(in: .whitespaces)
     }
 }
 

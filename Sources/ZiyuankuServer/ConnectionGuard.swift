@@ -88,9 +88,9 @@ final class ConnectionClock {
     let logger: Logger
     var channel: (any Channel)?
 
-    /// Nothing of the current request head has arrived yet / when its first byte did.
-    var expectingHead = true
+    /// When the first byte of the next request head arrived (nil: none yet).
     var headStartedAt: NIODeadline?
+    /// Between a request's head and its end: what arrives is body, not a head.
     var inBody = false
     /// Requests whose head arrived and whose response has not ended.
     var pending = 0
@@ -138,7 +138,7 @@ final class ConnectionClock {
             waitingSince = nil
         }
         if inBody { windowBytes += n }
-        if expectingHead && !inBody && headStartedAt == nil { headStartedAt = now }
+        if !inBody && headStartedAt == nil { headStartedAt = now }
     }
 
     func readRequested() {
@@ -146,7 +146,6 @@ final class ConnectionClock {
     }
 
     func headReceived() {
-        expectingHead = false
         headStartedAt = nil
         inBody = true
         pending += 1
@@ -157,7 +156,6 @@ final class ConnectionClock {
 
     func requestEnded() {
         inBody = false
-        expectingHead = true
         updateIdle()
     }
 
@@ -188,8 +186,7 @@ final class ConnectionClock {
         if inBody && limits.minBodyBytesPerSecond > 0 {
             var waited = windowWaited
             if let w = waitingSince { waited += (now - w).nanoseconds }
-            let window = limits.rateWindow
-            let windowNanos = window.components.seconds * 1_000_000_000 + window.components.attoseconds / 1_000_000_000
+            let windowNanos = TimeAmount(limits.rateWindow).nanoseconds
             if waited >= windowNanos {
                 let needed = Int64(limits.minBodyBytesPerSecond) * max(1, windowNanos / 1_000_000_000)
                 if Int64(windowBytes) < needed {

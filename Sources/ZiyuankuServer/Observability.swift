@@ -130,13 +130,10 @@ struct AnonymousGate: Sendable {
     }
 
     func checkMetrics(_ request: Request, clientAddress: String?, principal: () throws -> Principal?) throws {
-        if let metricsToken, let header = request.headers[.authorization] {
-            let parts = header.split(separator: " ", maxSplits: 1)
-            if parts.count == 2, parts[0].lowercased() == "bearer",
-                Self.constantTimeEqual(Array(parts[1].trimmingCharacters(in: .whitespaces).utf8), Array(metricsToken.utf8))
-            {
-                return
-            }
+        if let metricsToken, let credential = request.headers[.authorization].flatMap(AuthMiddleware.bearerCredential),
+            Self.constantTimeEqual(Array(credential.utf8), Array(metricsToken.utf8))
+        {
+            return
         }
         if let clientAddress, metricsAllow.contains(address: clientAddress) { return }
         if metricsAllow.isEmpty && metricsToken == nil && allowAnonymous { return }

@@ -99,10 +99,9 @@ enum ProblemMapping {
             let mapped = StoreErrors.map(e)!
             context.logger.warning("storage error", metadata: ["error": "\(TextCleaning.oneLine("\(e)", max: 1000))"])
             return mapped
-        case let e as HTTPParserError:
+        case is HTTPParserError:
             // The connection's bytes cannot be framed any more (e.g. `Transfer-Encoding: xchunked`
             // found mid-body): say so and close, never a 500.
-            _ = e
             return AppError(
                 .badRequest,
                 "The request's bytes could not be read as HTTP/1.1 (for example a transfer coding other than chunked, or a broken chunk); the connection is closed.",

@@ -146,7 +146,11 @@ import Testing
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../shared/data/majors-2021.csv").standardized
     }
 
-    @Test func parsesTheOfficialCatalog() throws {
+    // The official catalog lives in ../shared (CI has it; a new user's clone does not): skipped,
+    // and said so, only outside CI.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: csvURL.path) || ProcessInfo.processInfo.environment["CI"] == "true",
+        "skipped: ../shared/data/majors-2021.csv is not beside this clone"))
+    func parsesTheOfficialCatalog() throws {
         let bytes = try [UInt8](Data(contentsOf: Self.csvURL))
         let rows = try MajorCatalogCSV.parse(bytes).get()
         #expect(rows.count == 1681)

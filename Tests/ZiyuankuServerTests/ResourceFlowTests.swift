@@ -200,10 +200,15 @@ import ZiyuankuStore
 }
 
 @Suite struct MajorImportTests {
-    @Test func importsTheOfficialCatalogIdempotently() throws {
+    static let csvURL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../shared/data/majors-2021.csv")
+
+    // The official catalog lives in ../shared (CI has it; a new user's clone does not): skipped,
+    // and said so, only outside CI.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: csvURL.path) || ProcessInfo.processInfo.environment["CI"] == "true",
+        "skipped: ../shared/data/majors-2021.csv is not beside this clone"))
+    func importsTheOfficialCatalogIdempotently() throws {
         let env = try TestEnv()
-        let csv = try [UInt8](
-            Data(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../shared/data/majors-2021.csv")))
+        let csv = try [UInt8](Data(contentsOf: Self.csvURL))
         let first = try env.services.catalog.importMajorCatalog(csv: csv, source: "majors-2021.csv")
         #expect(first.majorsInCatalog == 1349)
         #expect(first.rows == 1681)

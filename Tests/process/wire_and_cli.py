@@ -173,6 +173,10 @@ def main():
                 f.write("catalogCode,educationLevel,majorCode,majorName,parentCode,itemLevel\nX,VOCATIONAL_ALIEN,520601,康复,5206,MAJOR\n")
             r = run("vocab", "import-majors", bad)
             res.check(r.returncode == 65 and b"row 2" in r.stderr, "a bad majors file: exit 65 naming the row", r.stderr[:160].decode(errors="replace"))
+        elif os.environ.get("CI") == "true":
+            res.check(False, "import-majors: ../shared/data/majors-2021.csv is there (CI must run this check)", csv)
+        else:
+            z.log(f"SKIP import-majors with the official catalog: {csv} is not beside this clone (CI runs it)")
 
         # Graceful shutdown even with an idle keep-alive connection open.
         idle = socket.create_connection((z.HOST, port), timeout=10)
