@@ -87,25 +87,25 @@ public enum TusHeaders {
     /// `Upload-Metadata`: comma-separated `key base64value` pairs; `filename` (or `name`) names
     /// the file, cleaned as every user filename is. Malformed metadata is refused rather than
     /// guessed at.
-    public static func filename(fromMetadata header: String) throws(AppError) -> String? {
+    public static func filename(fromMetadata header: String) throws(DomainError) -> String? {
         guard !header.isEmpty else { return nil }
-        guard header.utf8.count <= maxMetadataBytes else { throw AppError(.badRequest, "Upload-Metadata is limited to \(maxMetadataBytes) bytes.") }
+        guard header.utf8.count <= maxMetadataBytes else { throw DomainError(.badRequest, "Upload-Metadata is limited to \(maxMetadataBytes) bytes.") }
         var found: String?
         for pair in header.split(separator: ",") {
             let parts = pair.trimmingCharacters(in: .whitespaces).split(separator: " ", omittingEmptySubsequences: true)
             guard parts.count == 1 || parts.count == 2, !parts[0].isEmpty else {
-                throw AppError(.badRequest, "Upload-Metadata must be comma-separated 'key base64value' pairs.")
+                throw DomainError(.badRequest, "Upload-Metadata must be comma-separated 'key base64value' pairs.")
             }
             var value: String?
             if parts.count == 2 {
                 guard let data = Data(base64Encoded: String(parts[1])), let text = String(data: data, encoding: .utf8) else {
-                    throw AppError(.badRequest, "Upload-Metadata value of '\(parts[0].prefix(64))' is not base64-encoded UTF-8.")
+                    throw DomainError(.badRequest, "Upload-Metadata value of '\(parts[0].prefix(64))' is not base64-encoded UTF-8.")
                 }
                 value = text
             }
             if parts[0] == "filename" || (parts[0] == "name" && found == nil), let v = value {
                 guard let name = Filenames.clean(v), !name.isEmpty, name.utf8.count <= Filenames.maxBytes else {
-                    throw AppError(.badRequest, "The filename in Upload-Metadata is empty or too long.")
+                    throw DomainError(.badRequest, "The filename in Upload-Metadata is empty or too long.")
                 }
                 found = name
             }
@@ -119,17 +119,17 @@ public enum TusHeaders {
     }
 
     /// `Upload-Checksum: sha1|sha256 <base64>`.
-    public static func checksum(_ header: String) throws(AppError) -> Checksum {
+    public static func checksum(_ header: String) throws(DomainError) -> Checksum {
         let parts = header.split(separator: " ")
         guard header.utf8.count <= 256, parts.count == 2, let digest = Data(base64Encoded: String(parts[1])) else {
-            throw AppError(.badRequest, "Upload-Checksum must be 'algorithm base64digest'.")
+            throw DomainError(.badRequest, "Upload-Checksum must be 'algorithm base64digest'.")
         }
         let algorithm = parts[0].lowercased()
         guard ["sha1", "sha256"].contains(algorithm) else {
-            throw AppError(.badRequest, "Upload-Checksum algorithm \(parts[0].prefix(32)) is not supported; use sha1 or sha256.")
+            throw DomainError(.badRequest, "Upload-Checksum algorithm \(parts[0].prefix(32)) is not supported; use sha1 or sha256.")
         }
         guard digest.count == (algorithm == "sha1" ? 20 : 32) else {
-            throw AppError(.badRequest, "Upload-Checksum's \(algorithm) digest must be \(algorithm == "sha1" ? 20 : 32) bytes.")
+            throw DomainError(.badRequest, "Upload-Checksum's \(algorithm) digest must be \(algorithm == "sha1" ? 20 : 32) bytes.")
         }
         return Checksum(algorithm: algorithm, digest: Array(digest))
     }

@@ -28,7 +28,7 @@ struct AdminRoutes {
             let name = f.text("name", required: true, max: 200)
             let kind: OrganizationKind? = f.enumValue("kind", required: true)
             errors += f.errors
-            guard errors.isEmpty, let name, let kind else { throw AppError.validation(errors) }
+            guard errors.isEmpty, let name, let kind else { throw DomainError.validation(errors) }
             return try JSONResponse.make(try catalog.createOrganization(name: name, kind: kind, actor: admin.userId), status: .created)
         }
 
@@ -51,7 +51,7 @@ struct AdminRoutes {
             let role: Role? = f.enumValue("role", required: true)
             errors += f.errors
             if let org, !Identifiers.isUUID(org) { errors.append(.init(field: "organizationId", message: "must be an organization id")) }
-            guard errors.isEmpty, let org, let name, let role else { throw AppError.validation(errors) }
+            guard errors.isEmpty, let org, let name, let role else { throw DomainError.validation(errors) }
             let (user, token) = try catalog.createUser(organizationId: org, name: name, role: role, actor: admin.userId)
             return try JSONResponse.make(UserCreated(user: user, token: token.secret, tokenId: token.info.id), status: .created)
         }
@@ -62,7 +62,7 @@ struct AdminRoutes {
             let userId = q.uuid("userId")
             try q.check()
             if p.role == .admin { return try JSONResponse.make(["items": try catalog.tokens(userId: userId)]) }
-            if let userId, userId != p.userId { throw AppError.forbidden("You may list only your own tokens.") }
+            if let userId, userId != p.userId { throw DomainError.forbidden("You may list only your own tokens.") }
             return try JSONResponse.make(["items": try catalog.tokens(userId: p.userId)])
         }
         r.on(.post, "/v1/tokens") { req, ctx in
@@ -76,9 +76,9 @@ struct AdminRoutes {
             let label = f.text("label", required: false, max: 100) ?? ""
             let days = f.integer("expiresInDays", required: false, range: 1...3650)
             errors += f.errors
-            guard errors.isEmpty else { throw AppError.validation(errors) }
-            if userId != p.userId && p.role != .admin { throw AppError.forbidden("Only administrators may issue tokens for other users.") }
-            guard Identifiers.isUUID(userId), try catalog.user(id: userId) != nil else { throw AppError.notFound("user") }
+            guard errors.isEmpty else { throw DomainError.validation(errors) }
+            if userId != p.userId && p.role != .admin { throw DomainError.forbidden("Only administrators may issue tokens for other users.") }
+            guard Identifiers.isUUID(userId), try catalog.user(id: userId) != nil else { throw DomainError.notFound("user") }
             let token = try catalog.issueToken(userId: userId, label: label, expiresAt: days.map { Date().addingTimeInterval(Double($0) * 86400) }, actor: p.userId,
                 maxLive: services.config.maxTokensPerUser)
             return try JSONResponse.make(TokenCreated(token: token.secret, info: token.info), status: .created)
@@ -87,7 +87,7 @@ struct AdminRoutes {
             let p = try ctx.requireUser()
             let id = try ctx.parameters.require("id")
             guard Identifiers.isUUID(id), let t = try catalog.token(id: id), p.role == .admin || t.userId == p.userId else {
-                throw AppError.notFound("token")
+                throw DomainError.notFound("token")
             }
             _ = try catalog.revokeToken(id: id, actor: p.userId)
             return Response(status: .noContent)

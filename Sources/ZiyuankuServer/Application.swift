@@ -86,7 +86,7 @@ public func openServices(config: ServerConfig, logger: Logger) throws -> AppServ
 public func writeSecretFile(path: String, contents: String) throws {
     let tmp = path + ".tmp-\(getpid())"
     let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-    guard fd >= 0 else { throw AppError(.internal, "cannot create \(path): errno \(errno)") }
+    guard fd >= 0 else { throw DomainError(.internal, "cannot create \(path): errno \(errno)") }
     let bytes = Array(contents.utf8)
     let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
     fchmod(fd, 0o600)
@@ -94,7 +94,7 @@ public func writeSecretFile(path: String, contents: String) throws {
     close(fd)
     guard n == bytes.count, rename(tmp, path) == 0 else {
         unlink(tmp)
-        throw AppError(.internal, "cannot write \(path)")
+        throw DomainError(.internal, "cannot write \(path)")
     }
 }
 

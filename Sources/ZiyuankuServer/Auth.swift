@@ -10,13 +10,12 @@ struct AuthMiddleware: Sendable {
 
     func principal(for request: Request) throws -> Principal? {
         guard let header = request.headers[.authorization] else { return nil }
-        let invalid = AppError(
-            .unauthorized, "The bearer token is invalid, expired or revoked.",
-            headers: [("WWW-Authenticate", "Bearer realm=\"ziyuanku\", error=\"invalid_token\"")])
+        let invalid = DomainError(
+            .unauthorized, "The bearer token is invalid, expired or revoked.")
+            .with(headers: [("WWW-Authenticate", "Bearer realm=\"ziyuanku\", error=\"invalid_token\"")])
         guard let token = Self.bearerCredential(header) else {
-            throw AppError(
-                .unauthorized, "Only bearer tokens are accepted: Authorization: Bearer zyk_…",
-                headers: [("WWW-Authenticate", "Bearer realm=\"ziyuanku\"")])
+            throw DomainError(
+                .unauthorized, "Only bearer tokens are accepted: Authorization: Bearer zyk_…")
         }
         guard let principal = try catalog.authenticate(token: token) else { throw invalid }
         return principal
@@ -36,19 +35,19 @@ extension AuthMiddleware {
 extension ZykContext {
     /// The caller, or 401.
     func requireUser() throws -> Principal {
-        guard let p = principal else { throw AppError.unauthorized }
+        guard let p = principal else { throw DomainError.unauthorized }
         return p
     }
 
     func requireAdmin() throws -> Principal {
         let p = try requireUser()
-        guard p.role == .admin else { throw AppError.forbidden("Only administrators may do this.") }
+        guard p.role == .admin else { throw DomainError.forbidden("Only administrators may do this.") }
         return p
     }
 
     func requireAuthor() throws -> Principal {
         let p = try requireUser()
-        guard p.role.canAuthor else { throw AppError.forbidden("Your role (\(p.role.rawValue)) may not upload or create resources.") }
+        guard p.role.canAuthor else { throw DomainError.forbidden("Your role (\(p.role.rawValue)) may not upload or create resources.") }
         return p
     }
 }

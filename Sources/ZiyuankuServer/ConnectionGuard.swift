@@ -169,9 +169,9 @@ final class ConnectionClock {
     var byteContext: ChannelHandlerContext?
 
     /// Writes a problem as a whole response below the HTTP codec, then closes the connection.
-    func answer(_ context: ChannelHandlerContext, _ problem: AppError) {
+    func answer(_ context: ChannelHandlerContext, _ problem: DomainError) {
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        context.writeAndFlush(NIOAny(problem.wireResponse())).whenComplete { _ in bound.value.close(promise: nil) }
+        context.writeAndFlush(NIOAny(HTTPProblem(problem, headers: []).wireResponse())).whenComplete { _ in bound.value.close(promise: nil) }
     }
 
     func tick(_ context: ChannelHandlerContext) {
@@ -203,7 +203,7 @@ final class ConnectionClock {
         } else if pending == 0, let started = headStartedAt {
             if now - started >= TimeAmount(limits.headerTimeout) {
                 logger.notice("closing a connection whose request head did not arrive in time")
-                answer(context, AppError(.requestTimeout, "The request head did not arrive within \(limits.headerTimeout.components.seconds) s; the connection is closed."))
+                answer(context, DomainError(.requestTimeout, "The request head did not arrive within \(limits.headerTimeout.components.seconds) s; the connection is closed."))
                 headStartedAt = nil
                 return
             }
@@ -256,7 +256,7 @@ final class ConnectionByteGuard: ChannelDuplexHandler, RemovableChannelHandler {
         }
         refused = true
         clock.logger.warning("refusing a connection: every one of the \(clock.registry.limit) allowed connections is busy")
-        clock.answer(context, AppError(.unavailable, "The server is at its connection limit; try again in a few seconds.", headers: [("Retry-After", "5")]))
+        clock.answer(context, DomainError(.unavailable, "The server is at its connection limit; try again in a few seconds.", retryAfterSeconds: 5))
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -348,7 +348,7 @@ final class ConnectionMessageGuard: ChannelDuplexHandler, RemovableChannelHandle
         guard !answeredParseError else { return }
         answeredParseError = true
         guard let byteContext = clock.byteContext else { return context.close(promise: nil) }
-        clock.answer(byteContext, AppError(
+        clock.answer(byteContext, DomainError(
             .badRequest,
             "The request's bytes could not be read as HTTP/1.1 (for example both Content-Length and Transfer-Encoding, two different lengths, or a transfer coding other than chunked); the connection is closed."))
     }

@@ -18,10 +18,10 @@ struct Downloads {
         let state = view.state
         let version = view.version.number
         guard let file = view.version.files.first(where: { $0.name == name || $0.name == TextCleaning.normalize(name) }) else {
-            throw AppError.notFound("file")
+            throw DomainError.notFound("file")
         }
         guard let path = services.blobs.localPath(of: file.sha256) else {
-            throw AppError(.internal, "The stored bytes of \(file.name) are missing; an administrator has been told (run zyk fixity).")
+            throw DomainError(.internal, "The stored bytes of \(file.name) are missing; an administrator has been told (run zyk fixity).")
         }
         let size = file.size
         let etag = "\"\(file.sha256)\""
@@ -83,13 +83,11 @@ struct Downloads {
             services.metrics.downloadBytes.increment(by: isHead ? 0 : size)
             return Response(status: .ok, headers: headers, body: isHead ? ResponseBody() : body(path: path, ranges: [0...(max(size, 1) - 1)], size: size))
         case .unsatisfiable:
-            var e = AppError(.rangeNotSatisfiable, "The requested range lies outside the file (\(size) bytes).")
-            e.headers = [("Content-Range", "bytes */\(size)"), ("Accept-Ranges", "bytes")]
-            throw e
+            throw DomainError(.rangeNotSatisfiable, "The requested range lies outside the file (\(size) bytes).")
+                .with(headers: [("Content-Range", "bytes */\(size)"), ("Accept-Ranges", "bytes")])
         case .tooMany:
-            var e = AppError(.rangeNotSatisfiable, "Too many ranges: at most \(ByteRangeRequest.defaultMaxRanges) per request.")
-            e.headers = [("Content-Range", "bytes */\(size)"), ("Accept-Ranges", "bytes")]
-            throw e
+            throw DomainError(.rangeNotSatisfiable, "Too many ranges: at most \(ByteRangeRequest.defaultMaxRanges) per request.")
+                .with(headers: [("Content-Range", "bytes */\(size)"), ("Accept-Ranges", "bytes")])
         case .ranges(let ranges) where ranges.count == 1:
             let r = ranges[0]
             headers[.contentType] = contentType

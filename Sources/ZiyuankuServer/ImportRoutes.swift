@@ -13,7 +13,7 @@ struct ImportRoutes {
         r.on(.post, "/v1/imports") { req, ctx in
             let p = try ctx.requireAuthor()
             guard BodyReader.mediaType(req) == "multipart/form-data" else {
-                throw AppError(.unsupportedMediaType, "Send the manifest (.csv or .jsonl) and the files (.zip) as two 'file' parts of multipart/form-data.")
+                throw DomainError(.unsupportedMediaType, "Send the manifest (.csv or .jsonl) and the files (.zip) as two 'file' parts of multipart/form-data.")
             }
             let uploader = Uploader(services: services)
             let received = try await uploader.receiveMultipart(req, jsonParts: []) { _, _ in }
@@ -22,12 +22,12 @@ struct ImportRoutes {
             let zips = received.filter { ext($0.name) == "zip" }
             guard manifests.count == 1, zips.count == 1, received.count == 2 else {
                 for f in received { f.writer.abort() }
-                throw AppError.validation([.init(field: "file", message: "send exactly two files: one manifest (.csv or .jsonl) and one .zip")])
+                throw DomainError.validation([.init(field: "file", message: "send exactly two files: one manifest (.csv or .jsonl) and one .zip")])
             }
             let blobs = try await uploader.commit(received)
             let manifestName = manifests[0].name, zipName = zips[0].name
             guard let manifestBlob = blobs.first(where: { $0.name == manifestName }), let zipBlob = blobs.first(where: { $0.name == zipName }) else {
-                throw AppError.validation([.init(field: "file", message: "send exactly two files: one manifest (.csv or .jsonl) and one .zip")])
+                throw DomainError.validation([.init(field: "file", message: "send exactly two files: one manifest (.csv or .jsonl) and one .zip")])
             }
             let manifestPath = services.blobs.path(of: manifestBlob.blob.sha256)
             let zipPath = services.blobs.path(of: zipBlob.blob.sha256)
@@ -53,7 +53,7 @@ struct ImportRoutes {
                     let text = String(decoding: try JSONEncoder().encode(summary), as: UTF8.self)
                     try services.catalog.updateImportJob(id: job.id, status: "done", summary: text)
                 } catch {
-                    let message = (error as? AppError)?.detail ?? "the import stopped: \(type(of: error))"
+                    let message = (error as? DomainError)?.message ?? "the import stopped: \(type(of: error))"
                     try? services.catalog.updateImportJob(id: job.id, status: "failed", error: message)
                     logger.warning("import failed", metadata: ["job": "\(job.id)", "error": "\(TextCleaning.oneLine("\(error)", max: 1000))"])
                 }
@@ -69,7 +69,7 @@ struct ImportRoutes {
             let p = try ctx.requireUser()
             let id = try ctx.parameters.require("id")
             guard Identifiers.isUUID(id), let job = try services.catalog.importJob(id: id), job.userId == p.userId || p.role == .admin else {
-                throw AppError.notFound("import")
+                throw DomainError.notFound("import")
             }
             var body: [String: JSONValue] = ["id": .string(job.id), "status": .string(job.status), "createdAt": .string(job.createdAt)]
             if let f = job.finishedAt { body["finishedAt"] = .string(f) }

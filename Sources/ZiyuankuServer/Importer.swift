@@ -69,7 +69,7 @@ public struct Importer: Sendable {
         var extracted: String?
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: base, isDirectory: &isDir) else {
-            throw AppError(.validation, "\(filesLabel) does not exist.", errors: [.init(field: "files", message: "not found")])
+            throw DomainError(.validation, "\(filesLabel) does not exist.", fields: [.init(field: "files", message: "not found")])
         }
         Self.removeStaleExtractions(services.root)
         if !isDir.boolValue {
@@ -109,9 +109,9 @@ public struct Importer: Sendable {
                 continue
             }
             var metadata: ResourceMetadata?
-            do { metadata = try routes.validateMetadata(row.object) } catch let e as AppError {
-                for f in e.errors { problem(f.field, f.message) }
-                if e.errors.isEmpty { problem("metadata", e.detail) }
+            do { metadata = try routes.validateMetadata(row.object) } catch let e as DomainError {
+                for f in e.fields { problem(f.field, f.message) }
+                if e.fields.isEmpty { problem("metadata", e.message) }
             }
             var resolved: [(path: String, name: String, role: FileRole, size: Int64)] = []
             if row.files.isEmpty { problem("files", "a resource needs at least one file") }
@@ -146,8 +146,8 @@ public struct Importer: Sendable {
                 let manifestFiles = resolved.map { f in
                     NewFile(name: f.name, sha256: "", size: f.size, mediaType: MediaSniffer.mediaType(head: Self.head(f.path), filename: f.name), role: f.role)
                 }
-                do { try ResourceRoutes.checkManifest(manifestFiles, resourceType: metadata.resourceType) } catch let e as AppError {
-                    for f in e.errors { problem(f.field, f.message) }
+                do { try ResourceRoutes.checkManifest(manifestFiles, resourceType: metadata.resourceType) } catch let e as DomainError {
+                    for f in e.fields { problem(f.field, f.message) }
                 }
                 if problems.isEmpty { valid.append((row, metadata, resolved)) }
             }
@@ -174,11 +174,11 @@ public struct Importer: Sendable {
                 } else {
                     summary.alreadyImported += 1
                 }
-            } catch let e as AppError where e.kind == .insufficientStorage {
+            } catch let e as DomainError where e.code == .insufficientStorage {
                 throw e  // a full disk stops the import; a re-run resumes after the space is freed
             } catch {
                 // One row failing to store does not lose the others (or the report).
-                summary.problems.append(ImportProblem(row: row.number, key: row.key, field: "row", message: (error as? AppError)?.detail ?? "the row could not be stored (\(type(of: error)))"))
+                summary.problems.append(ImportProblem(row: row.number, key: row.key, field: "row", message: (error as? DomainError)?.message ?? "the row could not be stored (\(type(of: error)))"))
                 summary.failed += 1
             }
             progress(k + 1, valid.count)
@@ -204,15 +204,15 @@ public struct Importer: Sendable {
     static func readManifest(_ path: String, label: String, problems: inout [ImportProblem]) throws -> [Row] {
         var st = stat()
         if stat(path, &st) == 0, Int(st.st_size) > maxManifestBytes {
-            throw AppError(.payloadTooLarge, "The manifest is larger than \(maxManifestBytes >> 20) MiB; split it into several imports.")
+            throw DomainError(.payloadTooLarge, "The manifest is larger than \(maxManifestBytes >> 20) MiB; split it into several imports.")
         }
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw AppError(.validation, "Cannot read the manifest \(label).", errors: [.init(field: "manifest", message: "not readable")])
+            throw DomainError(.validation, "Cannot read the manifest \(label).", fields: [.init(field: "manifest", message: "not readable")])
         }
         var bytes = Array(data)
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }  // Excel on Chinese Windows writes a BOM
         guard String(validating: bytes, as: UTF8.self) != nil else {
-            throw AppError(.validation, "The manifest is not UTF-8 (save it as “CSV UTF-8” in Excel, or as JSON lines).")
+            throw DomainError(.validation, "The manifest is not UTF-8 (save it as “CSV UTF-8” in Excel, or as JSON lines).")
         }
         let first = bytes.first { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }
         return first == UInt8(ascii: "{") ? try jsonLines(bytes) : try csv(bytes, problems: &problems)
@@ -220,12 +220,12 @@ public struct Importer: Sendable {
 
     static func csv(_ bytes: [UInt8], problems: inout [ImportProblem]) throws -> [Row] {
         let table: [[String]]
-        do { table = try CSV.parse(bytes) } catch { throw AppError(.validation, "The manifest is not valid CSV: line \(error.line): \(error.reason).") }
+        do { table = try CSV.parse(bytes) } catch { throw DomainError(.validation, "The manifest is not valid CSV: line \(error.line): \(error.reason).") }
         guard let header = table.first?.map({ $0.trimmingCharacters(in: .whitespaces) }), header.contains("key") else {
-            throw AppError(.validation, "The manifest's first row must name the columns, including key and files.")
+            throw DomainError(.validation, "The manifest's first row must name the columns, including key and files.")
         }
         let repeated = Dictionary(grouping: header.filter { !$0.isEmpty }, by: { $0 }).filter { $0.value.count > 1 }.keys.sorted()
-        if !repeated.isEmpty { throw AppError(.validation, "The manifest names a column twice: \(repeated.joined(separator: ", ")).") }
+        if !repeated.isEmpty { throw DomainError(.validation, "The manifest names a column twice: \(repeated.joined(separator: ", ")).") }
         var rows: [Row] = []
         for (i, cells) in table.dropFirst().enumerated() where !cells.allSatisfy({ $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
             var object: [String: JSONValue] = [:]
@@ -270,8 +270,8 @@ public struct Importer: Sendable {
             let trimmed = line.drop { $0 == 0x20 || $0 == 0x0D || $0 == 0x09 }
             if trimmed.isEmpty || trimmed.allSatisfy({ $0 == 0x20 || $0 == 0x0D || $0 == 0x09 }) { continue }
             var object: [String: JSONValue]
-            do { object = try BodyReader.parseObject(Array(trimmed)) } catch let e as AppError {
-                rows.append(Row(number: i + 1, key: nil, object: ["_error": .string(e.detail)], files: []))
+            do { object = try BodyReader.parseObject(Array(trimmed)) } catch let e as DomainError {
+                rows.append(Row(number: i + 1, key: nil, object: ["_error": .string(e.message)], files: []))
                 continue
             }
             var key: String?
@@ -325,7 +325,7 @@ public struct Importer: Sendable {
     /// Streams a file into the blob store (hashed while copied, fsynced, renamed).
     static func store(_ path: String, services: AppServices) async throws -> BlobInfo {
         let writer = try services.blobs.makeWriter(maxSize: services.config.maxUploadBytes)
-        guard let h = FileHandle(forReadingAtPath: path) else { throw AppError(.internal, "A file to import could not be opened any more.") }
+        guard let h = FileHandle(forReadingAtPath: path) else { throw DomainError(.internal, "A file to import could not be opened any more.") }
         defer { try? h.close() }
         do {
             while let chunk = try h.read(upToCount: 1 << 20), !chunk.isEmpty {
@@ -355,16 +355,16 @@ public struct Importer: Sendable {
     /// Anything refused leaves nothing behind.
     /// A zip entry the file system will not take where it belongs: named as the zip names it,
     /// never by where it would have gone on this server.
-    static func cannotUnpack(_ name: String) -> AppError {
-        AppError(
+    static func cannotUnpack(_ name: String) -> DomainError {
+        DomainError(
             .validation, "The zip entry \(name) cannot be unpacked (it repeats another entry's name, or a file and a folder share a name).",
-            errors: [.init(field: "files", message: "entry cannot be unpacked")])
+            fields: [.init(field: "files", message: "entry cannot be unpacked")])
     }
 
     static func extractZip(_ zip: String, into dir: String, limits: ZipLimits, label: String? = nil) throws {
         let archive: Archive
         do { archive = try Archive(url: URL(fileURLWithPath: zip), accessMode: .read) } catch {
-            throw AppError(.validation, "\(label ?? zip) is neither a folder nor a readable zip file.", errors: [.init(field: "files", message: "not a zip")])
+            throw DomainError(.validation, "\(label ?? zip) is neither a folder nor a readable zip file.", fields: [.init(field: "files", message: "not a zip")])
         }
         var entries: [Entry] = []
         var declaredTotal: Int64 = 0
@@ -373,21 +373,21 @@ public struct Importer: Sendable {
         for entry in archive {
             entries.append(entry)
             if entries.count > limits.maxEntries {
-                throw AppError(.validation, "The zip has more than \(limits.maxEntries) entries.", errors: [.init(field: "files", message: "too many entries")])
+                throw DomainError(.validation, "The zip has more than \(limits.maxEntries) entries.", fields: [.init(field: "files", message: "too many entries")])
             }
             // What the zip declares is checked before anything is written; what it actually
             // inflates to is checked again while extracting (headers can lie).
             let declared = Int64(clamping: entry.uncompressedSize)
             declaredTotal += declared
             if declared > (1 << 20) && declared / max(Int64(clamping: entry.compressedSize), 1) > limits.maxRatio {
-                throw AppError(.validation, "The zip entry \(entryName(entry)) inflates more than \(limits.maxRatio)× (a zip bomb?).", errors: [.init(field: "files", message: "compression ratio")])
+                throw DomainError(.validation, "The zip entry \(entryName(entry)) inflates more than \(limits.maxRatio)× (a zip bomb?).", fields: [.init(field: "files", message: "compression ratio")])
             }
             if declaredTotal > limits.maxTotalBytes {
-                throw AppError(.payloadTooLarge, "The zip unpacks to more than \(limits.maxTotalBytes) bytes.")
+                throw DomainError(.payloadTooLarge, "The zip unpacks to more than \(limits.maxTotalBytes) bytes.")
             }
             // Many small entries can inflate as much as one big one: the ratio holds for the whole zip.
             if declaredTotal > (8 << 20) && declaredTotal / max(zipSize, 1) > limits.maxRatio {
-                throw AppError(.validation, "The zip inflates more than \(limits.maxRatio)× in all (a zip bomb?).", errors: [.init(field: "files", message: "compression ratio")])
+                throw DomainError(.validation, "The zip inflates more than \(limits.maxRatio)× in all (a zip bomb?).", fields: [.init(field: "files", message: "compression ratio")])
             }
         }
         let fm = FileManager.default
@@ -398,11 +398,11 @@ public struct Importer: Sendable {
                 let raw = Self.entryName(entry)
                 let name = TextCleaning.oneLine(raw)
                 guard let relative = ZipEntryNames.safeRelativePath(raw) else {
-                    throw AppError(.validation, "The zip entry \(name) would land outside the import folder.", errors: [.init(field: "files", message: "unsafe path")])
+                    throw DomainError(.validation, "The zip entry \(name) would land outside the import folder.", fields: [.init(field: "files", message: "unsafe path")])
                 }
                 switch entry.type {
                 case .symlink:
-                    throw AppError(.validation, "The zip entry \(name) is a symbolic link; links are not imported.", errors: [.init(field: "files", message: "link")])
+                    throw DomainError(.validation, "The zip entry \(name) is a symbolic link; links are not imported.", fields: [.init(field: "files", message: "link")])
                 case .directory:
                     do { try fm.createDirectory(atPath: dir + "/" + relative, withIntermediateDirectories: true) } catch {
                         throw Self.cannotUnpack(name)
@@ -426,10 +426,10 @@ public struct Importer: Sendable {
                     written += Int64(data.count)
                     total += Int64(data.count)
                     if total > limits.maxTotalBytes {
-                        throw AppError(.payloadTooLarge, "The zip unpacks to more than \(limits.maxTotalBytes) bytes.")
+                        throw DomainError(.payloadTooLarge, "The zip unpacks to more than \(limits.maxTotalBytes) bytes.")
                     }
                     if written > declared {
-                        throw AppError(.validation, "The zip entry \(name) inflates past the size it declares (a zip bomb?).", errors: [.init(field: "files", message: "compression ratio")])
+                        throw DomainError(.validation, "The zip entry \(name) inflates past the size it declares (a zip bomb?).", fields: [.init(field: "files", message: "compression ratio")])
                     }
                     try out.write(contentsOf: data)
                 }

@@ -28,7 +28,7 @@ struct JobRoutes {
             try q.check()
             let to = toDay.flatMap { Timestamp.parse($0 + "T00:00:00Z") } ?? Date()
             let from = fromDay.flatMap { Timestamp.parse($0 + "T00:00:00Z") } ?? to.addingTimeInterval(-365 * 86_400)
-            guard from < to else { throw AppError.validation([.init(field: "from", message: "must be before 'to'")]) }
+            guard from < to else { throw DomainError.validation([.init(field: "from", message: "must be before 'to'")]) }
             let upkeep = Upkeep(catalog: services.catalog, root: services.root)
             let (_, report) = try services.catalog.recordRun(.report, trigger: .api) { try upkeep.report(from: from, to: to) }
             return try JSONResponse.make(report)

@@ -84,9 +84,9 @@ struct FrontMiddleware: RouterMiddleware {
                 // The router says 404 for a known path with another method: that is a 405.
                 let allowed = routes.methods(matching: request.uri.path)
                 if !allowed.isEmpty {
-                    problem = AppError(
-                        .methodNotAllowed, "\(request.method.rawValue) is not supported on \(request.uri.path); use \(allowed.joined(separator: ", ")).",
-                        headers: [("Allow", allowed.joined(separator: ", "))])
+                    problem = DomainError(
+                        .methodNotAllowed, "\(request.method.rawValue) is not supported on \(request.uri.path); use \(allowed.joined(separator: ", ")).")
+                        .with(headers: [("Allow", allowed.joined(separator: ", "))])
                 }
             }
             response = problem.problemResponse(instance: request.uri.path, requestId: context.id)
@@ -124,9 +124,8 @@ struct AnonymousGate: Sendable {
 
     func checkAnonymous(path: String) throws {
         guard !allowAnonymous, !Self.alwaysOpen.contains(path) else { return }
-        throw AppError(
-            .unauthorized, "This library is not open to anonymous visitors: sign in, or send Authorization: Bearer zyk_….",
-            headers: [("WWW-Authenticate", "Bearer realm=\"ziyuanku\"")])
+        throw DomainError(
+            .unauthorized, "This library is not open to anonymous visitors: sign in, or send Authorization: Bearer zyk_….")
     }
 
     func checkMetrics(_ request: Request, clientAddress: String?, principal: () throws -> Principal?) throws {
@@ -139,10 +138,9 @@ struct AnonymousGate: Sendable {
         if metricsAllow.isEmpty && metricsToken == nil && allowAnonymous { return }
         let p = try principal()
         if p?.role == .admin { return }
-        if p != nil { throw AppError.forbidden("Only administrators and the addresses in metrics_allow may read /metrics.") }
-        throw AppError(
-            .unauthorized, "/metrics is open only to the addresses or the token in metrics_allow, and to administrators.",
-            headers: [("WWW-Authenticate", "Bearer realm=\"ziyuanku\"")])
+        if p != nil { throw DomainError.forbidden("Only administrators and the addresses in metrics_allow may read /metrics.") }
+        throw DomainError(
+            .unauthorized, "/metrics is open only to the addresses or the token in metrics_allow, and to administrators.")
     }
 
     static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {

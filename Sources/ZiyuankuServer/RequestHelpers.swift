@@ -16,7 +16,7 @@ enum BodyReader {
     /// The declared Content-Length, when present and numeric.
     static func declaredLength(_ request: Request) throws -> Int64? {
         guard let v = request.headers[.contentLength] else { return nil }
-        guard let n = Int64(v), n >= 0 else { throw AppError(.badRequest, "Content-Length must be a non-negative integer.") }
+        guard let n = Int64(v), n >= 0 else { throw DomainError(.badRequest, "Content-Length must be a non-negative integer.") }
         return n
     }
 
@@ -29,18 +29,18 @@ enum BodyReader {
     /// reading them when Content-Length says so, and while reading otherwise.
     static func jsonObject(_ request: Request, limit: Int) async throws -> [String: JSONValue] {
         guard let type = mediaType(request) else {
-            throw AppError(.unsupportedMediaType, "Send the body as application/json (Content-Type header missing).")
+            throw DomainError(.unsupportedMediaType, "Send the body as application/json (Content-Type header missing).")
         }
         guard type == "application/json" || type.hasSuffix("+json") else {
-            throw AppError(.unsupportedMediaType, "Send the body as application/json, not \(type).")
+            throw DomainError(.unsupportedMediaType, "Send the body as application/json, not \(type).")
         }
         if let n = try declaredLength(request), n > Int64(limit) {
-            throw AppError(.payloadTooLarge, "JSON bodies are limited to \(limit) bytes; this one declares \(n).", extra: ["limit": .number(Double(limit))])
+            throw DomainError(.payloadTooLarge, "JSON bodies are limited to \(limit) bytes; this one declares \(n).", extra: ["limit": .number(Double(limit))])
         }
         var buffer = ByteBuffer()
         for try await chunk in request.body {
             if buffer.readableBytes + chunk.readableBytes > limit {
-                throw AppError(.payloadTooLarge, "JSON bodies are limited to \(limit) bytes.", extra: ["limit": .number(Double(limit))])
+                throw DomainError(.payloadTooLarge, "JSON bodies are limited to \(limit) bytes.", extra: ["limit": .number(Double(limit))])
             }
             var c = chunk
             buffer.writeBuffer(&c)
@@ -49,10 +49,10 @@ enum BodyReader {
     }
 
     static func parseObject(_ bytes: some Collection<UInt8>) throws -> [String: JSONValue] {
-        if bytes.isEmpty { throw AppError(.malformedJSON, "The body is empty; a JSON object was expected.") }
+        if bytes.isEmpty { throw DomainError(.malformedJSON, "The body is empty; a JSON object was expected.") }
         let value: JSONValue
-        do { value = try JSONValue.parse(bytes) } catch { throw AppError(.malformedJSON, "The body could not be read: \(error.reason).") }
-        guard case .object(let o) = value else { throw AppError(.malformedJSON, "The body must be a JSON object, not \(value.typeName).") }
+        do { value = try JSONValue.parse(bytes) } catch { throw DomainError(.malformedJSON, "The body could not be read: \(error.reason).") }
+        guard case .object(let o) = value else { throw DomainError(.malformedJSON, "The body must be a JSON object, not \(value.typeName).") }
         return o
     }
 
@@ -64,7 +64,7 @@ enum BodyReader {
             switch DigestHeader.sha256(header) {
             case .absent: continue
             case .sha256(let digest): return digest
-            case .malformed: throw AppError(.badRequest, "\(name.rawName) must be sha-256=:<base64 of 32 bytes>:")
+            case .malformed: throw DomainError(.badRequest, "\(name.rawName) must be sha-256=:<base64 of 32 bytes>:")
             }
         }
         return nil
@@ -153,6 +153,6 @@ struct QueryReader {
     }
 
     func check() throws {
-        if !errors.isEmpty { throw AppError(.badRequest, "Invalid query: \(errors.map(\.field).joined(separator: ", ")).", errors: errors) }
+        if !errors.isEmpty { throw DomainError(.badRequest, "Invalid query: \(errors.map(\.field).joined(separator: ", ")).", fields: errors) }
     }
 }

@@ -33,7 +33,7 @@ struct ResourceRoutes {
         r.on(.get, "/v1/resources/:id/versions/:n") { _, ctx in
             let (state, _) = try visible(ctx)
             let n = try versionNumber(ctx, state, published: try catalog.readerVersions(id: state.id))
-            guard let view = try catalog.view(id: state.id, version: n) else { throw AppError.notFound("version") }
+            guard let view = try catalog.view(id: state.id, version: n) else { throw DomainError.notFound("version") }
             return try JSONResponse.make(VersionDTO(resourceId: state.id, version: view.version))
         }
         let downloads = Downloads(services: services)
@@ -56,32 +56,32 @@ struct ResourceRoutes {
     /// The resource named in the path if the caller may see it (else 404), and whether the
     /// caller is privileged on it.
     func visible(_ ctx: ZykContext) throws -> (ResourceState, Bool) {
-        if ctx.principal == nil && !allowAnonymous { throw AppError.unauthorized }
+        if ctx.principal == nil && !allowAnonymous { throw DomainError.unauthorized }
         let id = try ctx.parameters.require("id")
         guard Identifiers.isUUID(id), let state = try catalog.state(id: id),
             Access.canSee(ctx.principal, state, allowAnonymous: allowAnonymous)
-        else { throw AppError.notFound() }
+        else { throw DomainError.notFound() }
         return (state, Access.isPrivileged(ctx.principal, state))
     }
 
     /// The resource in the path and the version `pick` chooses, read in one transaction;
     /// 404 when the caller may not see it.
     func visibleView(_ ctx: ZykContext, pick: (ResourceState) throws -> Int) throws -> ResourceView {
-        if ctx.principal == nil && !allowAnonymous { throw AppError.unauthorized }
+        if ctx.principal == nil && !allowAnonymous { throw DomainError.unauthorized }
         let id = try ctx.parameters.require("id")
         guard Identifiers.isUUID(id),
             let view = try catalog.resolve(id: id, pick: { state in
                 guard Access.canSee(ctx.principal, state, allowAnonymous: allowAnonymous) else { return nil }
                 return try pick(state)
             })
-        else { throw AppError.notFound() }
+        else { throw DomainError.notFound() }
         return view
     }
 
     func versionNumber(_ ctx: ZykContext, _ state: ResourceState, published: [Int: Visibility]) throws -> Int {
         guard let raw = ctx.parameters.get("n"), let n = Int(raw),
             Access.canReadVersion(ctx.principal, state, n, published: published, allowAnonymous: allowAnonymous)
-        else { throw AppError.notFound("version") }
+        else { throw DomainError.notFound("version") }
         return n
     }
 
@@ -103,9 +103,9 @@ struct ResourceRoutes {
         let majors = try catalog.majorInfo(codes: codes)
         switch MetadataValidator.validate(object, lookupMajor: { majors[$0] }) {
         case .success(let m):
-            if !extraErrors.isEmpty { throw AppError.validation(extraErrors) }
+            if !extraErrors.isEmpty { throw DomainError.validation(extraErrors) }
             return m
-        case .failure(let e): throw AppError.validation(e.errors + extraErrors)
+        case .failure(let e): throw DomainError.validation(e.errors + extraErrors)
         }
     }
 
@@ -114,16 +114,16 @@ struct ResourceRoutes {
         case nil, .null?: return ""
         case .string(let s)?:
             var r = FieldReader(object: ["changeNote": .string(s)])
-            guard let t = r.text("changeNote", required: false, max: 1000, multiline: true) else { throw AppError.validation(r.errors) }
+            guard let t = r.text("changeNote", required: false, max: 1000, multiline: true) else { throw DomainError.validation(r.errors) }
             return t
-        case let v?: throw AppError.validation([.init(field: "changeNote", message: "must be a string, not \(v.typeName)")])
+        case let v?: throw DomainError.validation([.init(field: "changeNote", message: "must be a string, not \(v.typeName)")])
         }
     }
 
     /// Declared roles by file name: `files: [{name, role}]`.
     func declaredRoles(_ value: JSONValue?, field: String = "files") throws -> [String: FileRole] {
         guard let value, value != .null else { return [:] }
-        guard case .array(let items) = value else { throw AppError.validation([.init(field: field, message: "must be an array of {name, role}")]) }
+        guard case .array(let items) = value else { throw DomainError.validation([.init(field: field, message: "must be an array of {name, role}")]) }
         var out: [String: FileRole] = [:]
         var errors: [FieldError] = []
         for (i, item) in items.enumerated() {
@@ -138,7 +138,7 @@ struct ResourceRoutes {
             errors += r.errors.map { FieldError(field: "\(field)[\(i)].\($0.field)", message: $0.message) }
             if let name, let role { out[Filenames.clean(name) ?? name] = role }
         }
-        if !errors.isEmpty { throw AppError.validation(errors) }
+        if !errors.isEmpty { throw DomainError.validation(errors) }
         return out
     }
 
@@ -165,9 +165,9 @@ struct ResourceRoutes {
         if errors.isEmpty { return }
         let typeProblem = errors.contains { $0.message.contains("does not accept") || $0.message.contains("is not accepted") }
         if typeProblem {
-            throw AppError(.fileTypeNotAllowed, "A file's content is not allowed here; see errors.", errors: errors)
+            throw DomainError(.fileTypeNotAllowed, "A file's content is not allowed here; see errors.", fields: errors)
         }
-        throw AppError.validation(errors)
+        throw DomainError.validation(errors)
     }
 
     func create(_ req: Request, _ ctx: ZykContext) async throws -> Response {
@@ -179,7 +179,7 @@ struct ResourceRoutes {
         } else if type == "application/json" || type.hasSuffix("+json") {
             view = try await createFromBlobs(req, p)
         } else {
-            throw AppError(
+            throw DomainError(
                 .unsupportedMediaType,
                 "Create resources with multipart/form-data (a metadata part and file parts) or application/json referencing uploaded blobs.")
         }
@@ -199,7 +199,7 @@ struct ResourceRoutes {
         }
         guard let (metadata, roles, note) = parsed else {
             for f in received { f.writer.abort() }
-            throw AppError.validation([.init(field: "metadata", message: "the metadata part is required")])
+            throw DomainError.validation([.init(field: "metadata", message: "the metadata part is required")])
         }
         var manifest: [NewFile] = []
         var hasPrimary = roles.values.contains(.primary)
@@ -216,7 +216,7 @@ struct ResourceRoutes {
                     role: role))
         }
         do {
-            if !errors.isEmpty { throw AppError.validation(errors) }
+            if !errors.isEmpty { throw DomainError.validation(errors) }
             try Self.checkManifest(manifest, resourceType: metadata.resourceType)
         } catch {
             for f in received { f.writer.abort() }
@@ -230,7 +230,7 @@ struct ResourceRoutes {
     /// `files: [{sha256, name, role?}]` referencing blobs the caller uploaded with POST /v1/blobs.
     func blobReferences(_ value: JSONValue?, userId: String) throws -> [(name: String, sha256: String, size: Int64, role: FileRole?)] {
         guard case .array(let items)? = value else {
-            throw AppError.validation([.init(field: "files", message: "is required: an array of {sha256, name, role} for blobs you uploaded")])
+            throw DomainError.validation([.init(field: "files", message: "is required: an array of {sha256, name, role} for blobs you uploaded")])
         }
         var errors: [FieldError] = []
         var out: [(String, String, Int64, FileRole?)] = []
@@ -262,7 +262,7 @@ struct ResourceRoutes {
             }
             out.append((clean, sha, size, role))
         }
-        if !errors.isEmpty { throw AppError.validation(errors) }
+        if !errors.isEmpty { throw DomainError.validation(errors) }
         return out
     }
 
@@ -281,7 +281,7 @@ struct ResourceRoutes {
         let (m, files, note) = splitRequestMembers(body)
         var fileErrors: [FieldError] = []
         var refs: [(name: String, sha256: String, size: Int64, role: FileRole?)] = []
-        do { refs = try blobReferences(files, userId: p.userId) } catch let e as AppError { fileErrors = e.errors }
+        do { refs = try blobReferences(files, userId: p.userId) } catch let e as DomainError { fileErrors = e.fields }
         let metadata = try validateMetadata(m, extraErrors: fileErrors)
         let noteText = try changeNote(note)
         let manifest = try manifest(from: refs)
@@ -297,15 +297,15 @@ struct ResourceRoutes {
         if t == "*" { return nil }
         if t.hasPrefix("W/") { t = String(t.dropFirst(2)) }
         guard t.hasPrefix("\"v"), t.hasSuffix("\""), let n = Int(t.dropFirst(2).dropLast()) else {
-            throw AppError(.preconditionFailed, "If-Match must be the ETag of a version, like \"v3\".")
+            throw DomainError(.preconditionFailed, "If-Match must be the ETag of a version, like \"v3\".")
         }
         return n
     }
 
     func authorizeEdit(_ p: Principal) -> (ResourceState) throws -> Void {
         { state in
-            guard Access.canSee(p, state, allowAnonymous: allowAnonymous) else { throw AppError.notFound() }
-            guard Access.canEdit(p, state) else { throw AppError.forbidden("Only the resource's owner or an administrator may change it.") }
+            guard Access.canSee(p, state, allowAnonymous: allowAnonymous) else { throw DomainError.notFound() }
+            guard Access.canEdit(p, state) else { throw DomainError.forbidden("Only the resource's owner or an administrator may change it.") }
         }
     }
 
@@ -318,9 +318,9 @@ struct ResourceRoutes {
         let body = try await BodyReader.jsonObject(req, limit: services.config.maxJSONBytes)
         var patch = body
         let note = try changeNote(patch.removeValue(forKey: "changeNote"))
-        if patch.isEmpty { throw AppError.validation([.init(field: "", message: "send at least one metadata field to change")]) }
+        if patch.isEmpty { throw DomainError.validation([.init(field: "", message: "send at least one metadata field to change")]) }
         // Validate against the newest metadata first, outside the transaction (needs the majors look-up).
-        guard let current = try catalog.view(id: state.id, version: state.currentVersion) else { throw AppError.notFound() }
+        guard let current = try catalog.view(id: state.id, version: state.currentVersion) else { throw DomainError.notFound() }
         var merged = current.version.metadata.jsonObject
         for (k, v) in patch { merged[k] = v }
         let metadata = try validateMetadata(merged)
@@ -329,7 +329,7 @@ struct ResourceRoutes {
         ) { latest in
             if latest.number != current.version.number {
                 // Someone saved between our read and this transaction; never overwrite silently.
-                throw AppError(
+                throw DomainError(
                     .conflict, "The resource changed while your edit was being saved (now version \(latest.number)); reload and retry.",
                     extra: ["currentVersion": .number(Double(latest.number))])
             }
@@ -346,7 +346,7 @@ struct ResourceRoutes {
         try authorizeEdit(p)(state)
         let expected = try expectedVersion(req)
         guard BodyReader.mediaType(req) == "multipart/form-data" else {
-            throw AppError(.unsupportedMediaType, "Send files as multipart/form-data: file parts and an optional 'changes' JSON part.")
+            throw DomainError(.unsupportedMediaType, "Send files as multipart/form-data: file parts and an optional 'changes' JSON part.")
         }
         let uploader = Uploader(services: services)
         var roles: [String: FileRole] = [:]
@@ -359,22 +359,22 @@ struct ResourceRoutes {
             var r = FieldReader(object: object)
             removals = r.textArray("remove", required: false, min: 0, max: 64, itemMax: 255) ?? []
             errors += r.errors
-            if !errors.isEmpty { throw AppError.validation(errors) }
+            if !errors.isEmpty { throw DomainError.validation(errors) }
             roles = try declaredRoles(object["files"], field: "changes.files")
             note = try changeNote(object["changeNote"])
         }
         if received.isEmpty && removals.isEmpty {
-            throw AppError.validation([.init(field: "file", message: "send at least one file part or a removal")])
+            throw DomainError.validation([.init(field: "file", message: "send at least one file part or a removal")])
         }
         // Everything that can be checked is checked before the bytes enter the blob store, so a
         // rejected request leaves nothing behind; the transaction re-checks against the newest version.
         do {
             let names = Set(received.map(\.name))
-            if names.count != received.count { throw AppError.validation([.init(field: "file", message: "two file parts have the same name")]) }
-            guard let now = try catalog.state(id: state.id) else { throw AppError.notFound() }
+            if names.count != received.count { throw DomainError.validation([.init(field: "file", message: "two file parts have the same name")]) }
+            guard let now = try catalog.state(id: state.id) else { throw DomainError.notFound() }
             if let expected, expected != now.currentVersion { throw Catalog.stale(expected, now.currentVersion) }
             try Catalog.checkEditable(now)
-            guard let latest = try catalog.view(id: state.id, version: now.currentVersion)?.version else { throw AppError.notFound() }
+            guard let latest = try catalog.view(id: state.id, version: now.currentVersion)?.version else { throw DomainError.notFound() }
             let pending = received.map { (name: $0.name, blob: BlobInfo(sha256: "", size: $0.writer.count, head: $0.writer.head)) }
             _ = try Self.mergeFiles(latest, pending, roles: roles, removals: removals)
         } catch {
@@ -421,7 +421,7 @@ struct ResourceRoutes {
             if let newPrimary = roles.first(where: { $0.value == .primary })?.key {
                 for i in files.indices where files[i].role == .primary && files[i].name != newPrimary { files[i].role = .attachment }
             }
-            if !errors.isEmpty { throw AppError.validation(errors) }
+            if !errors.isEmpty { throw DomainError.validation(errors) }
             try Self.checkManifest(files, resourceType: latest.metadata.resourceType)
             return files
     }
@@ -436,7 +436,7 @@ struct ResourceRoutes {
     }()
 
     func list(_ req: Request, _ ctx: ZykContext) async throws -> Response {
-        if ctx.principal == nil && !allowAnonymous { throw AppError.unauthorized }
+        if ctx.principal == nil && !allowAnonymous { throw DomainError.unauthorized }
         var q = QueryReader(
             req,
             allowed: ["q", "sort", "facets", "major", "type", "level", "organization", "status", "visibility", "owner", "updatedSince", "page", "pageSize"])

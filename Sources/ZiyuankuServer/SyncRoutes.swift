@@ -24,9 +24,9 @@ public final class SyncCoordinator: Sendable {
 
     /// Starts a run in the background; throws when sync is not configured or a run is going.
     func start(services: AppServices, trigger: String, logger: Logger) throws {
-        do { _ = try services.config.usablePlatform() } catch { throw AppError(.conflict, "\(error)") }
+        do { _ = try services.config.usablePlatform() } catch { throw DomainError(.conflict, "\(error)") }
         if let holder = try services.catalog.syncLockHolder(host: ProcessInfo.processInfo.hostName) {
-            throw AppError(.conflict, "A sync run is already going (\(holder)); watch it with GET /v1/admin/sync/status.")
+            throw DomainError(.conflict, "A sync run is already going (\(holder)); watch it with GET /v1/admin/sync/status.")
         }
         var initial = SyncProgress()
         if let c = try? services.catalog.syncCounts() { initial.remaining = c.waiting }
@@ -47,7 +47,7 @@ public final class SyncCoordinator: Sendable {
             return true
         }
         if !started {
-            throw AppError(.conflict, "A sync run is already going in this server; watch it with GET /v1/admin/sync/status.")
+            throw DomainError(.conflict, "A sync run is already going in this server; watch it with GET /v1/admin/sync/status.")
         }
     }
 
@@ -128,9 +128,9 @@ struct SyncRoutes {
             s.organizationId = f.text("organizationId", required: false, max: 100)
             let dryRun = f.bool("dryRun") ?? false
             errors += f.errors
-            if !errors.isEmpty { throw AppError.validation(errors) }
+            if !errors.isEmpty { throw DomainError.validation(errors) }
             if s.isEmpty {
-                throw AppError.validation([.init(field: "ids", message: "give ids, majorCode, resourceType or organizationId")])
+                throw DomainError.validation([.init(field: "ids", message: "give ids, majorCode, resourceType or organizationId")])
             }
             return try JSONResponse.make(try catalog.selectForSync(s, by: admin.userId, dryRun: dryRun))
         }
@@ -164,7 +164,7 @@ struct SyncRoutes {
             _ = try ctx.requireAdmin()
             try QueryReader(req, allowed: []).check()
             let id = try ctx.parameters.require("id")
-            guard let detail = try catalog.syncEntryDetail(id: id) else { throw AppError.notFound() }
+            guard let detail = try catalog.syncEntryDetail(id: id) else { throw DomainError.notFound() }
             return try JSONResponse.make(detail)
         }
         r.on(.post, "/v1/admin/sync/retry") { req, ctx in
@@ -178,7 +178,7 @@ struct SyncRoutes {
             errors += f.errors
             for (i, id) in ids.enumerated() where !Identifiers.isUUID(id) { errors.append(.init(field: "ids[\(i)]", message: "not a resource id")) }
             if !dead && !failed && ids.isEmpty { errors.append(.init(field: "dead", message: "set dead or failed to true, or give ids")) }
-            if !errors.isEmpty { throw AppError.validation(errors) }
+            if !errors.isEmpty { throw DomainError.validation(errors) }
             return try JSONResponse.make(["requeued": try catalog.retrySync(dead: dead, failed: failed, ids: ids, by: admin.userId)])
         }
     }

@@ -19,7 +19,7 @@ struct SystemRoutes {
         }
         r.on(.get, "/openapi.yaml") { _, _ in
             guard let url = ZiyuankuSchema.bundle.url(forResource: "openapi", withExtension: "yaml"), let data = try? Data(contentsOf: url) else {
-                throw AppError(.internal, "the OpenAPI document is missing from the build")
+                throw DomainError(.internal, "the OpenAPI document is missing from the build")
             }
             return Response(status: .ok, headers: [.contentType: "application/yaml; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
         }

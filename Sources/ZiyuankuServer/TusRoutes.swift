@@ -87,16 +87,16 @@ struct TusRoutes {
         r.on(.patch, "/v1/uploads/:id") { req, ctx in try await tus {
             let upload = try owned(req, ctx)
             guard BodyReader.mediaType(req) == Self.offsetType else {
-                throw AppError(.unsupportedMediaType, "PATCH takes the bytes as \(Self.offsetType).")
+                throw DomainError(.unsupportedMediaType, "PATCH takes the bytes as \(Self.offsetType).")
             }
             guard let raw = req.headers[.uploadOffset], let offset = TusHeaders.byteCount(raw) else {
-                throw AppError(.badRequest, "Upload-Offset must be the number of bytes already received.")
+                throw DomainError(.badRequest, "Upload-Offset must be the number of bytes already received.")
             }
             return try await receive(req, upload: upload, offset: offset, status: .noContent)
         } }
         r.on(.delete, "/v1/uploads/:id") { req, ctx in try await tus {
             let upload = try owned(req, ctx)
-            guard state.lock(upload.id) else { throw AppError(.locked, "A request is still writing to this upload.") }
+            guard state.lock(upload.id) else { throw DomainError(.locked, "A request is still writing to this upload.") }
             defer { state.unlock(upload.id) }
             unlink(path(upload.id))
             state.store(upload.id, nil)
@@ -109,9 +109,10 @@ struct TusRoutes {
 
     /// tus answers carry Tus-Resumable, problem documents included.
     func tus(_ body: () async throws -> Response) async throws -> Response {
-        do { return try await body() } catch var e as AppError {
-            if !e.headers.contains(where: { $0.0 == "Tus-Resumable" }) { e.headers.append(("Tus-Resumable", Self.version)) }
-            throw e
+        do { return try await body() } catch let e as HTTPProblem {
+            throw e.adding("Tus-Resumable", Self.version)
+        } catch let e as DomainError {
+            throw e.with(headers: [("Tus-Resumable", Self.version)])
         }
     }
 
@@ -119,9 +120,8 @@ struct TusRoutes {
 
     func checkVersion(_ req: Request) throws {
         guard req.headers[.tusResumable] == Self.version else {
-            var e = AppError(.preconditionFailed, "Send Tus-Resumable: \(Self.version) (the tus protocol version this server speaks).")
-            e.headers = [("Tus-Version", Self.version)]
-            throw e
+            throw DomainError(.preconditionFailed, "Send Tus-Resumable: \(Self.version) (the tus protocol version this server speaks).")
+                .with(headers: [("Tus-Version", Self.version)])
         }
     }
 
@@ -130,8 +130,8 @@ struct TusRoutes {
         let p = try ctx.requireUser()
         if requireTus { try checkVersion(req) }
         let id = try ctx.parameters.require("id")
-        guard Identifiers.isUUID(id), let upload = try catalog.tusUpload(id: id), upload.userId == p.userId else { throw AppError.notFound("upload") }
-        if upload.isExpired && upload.sha256 == nil { throw AppError(.gone, "This upload expired; start a new one.") }
+        guard Identifiers.isUUID(id), let upload = try catalog.tusUpload(id: id), upload.userId == p.userId else { throw DomainError.notFound("upload") }
+        if upload.isExpired && upload.sha256 == nil { throw DomainError(.gone, "This upload expired; start a new one.") }
         return upload
     }
 
@@ -139,13 +139,13 @@ struct TusRoutes {
         let p = try ctx.requireAuthor()
         try checkVersion(req)
         if req.headers[.uploadDeferLength] != nil {
-            throw AppError(.badRequest, "Upload-Defer-Length is not supported: send Upload-Length.")
+            throw DomainError(.badRequest, "Upload-Defer-Length is not supported: send Upload-Length.")
         }
         guard let raw = req.headers[.uploadLength], let length = TusHeaders.byteCount(raw) else {
-            throw AppError(.badRequest, "Upload-Length must be the file's size in bytes.")
+            throw DomainError(.badRequest, "Upload-Length must be the file's size in bytes.")
         }
         if length > services.config.maxUploadBytes {
-            throw AppError(.payloadTooLarge, "Uploads are limited to \(services.config.maxUploadBytes) bytes; this one declares \(length).",
+            throw DomainError(.payloadTooLarge, "Uploads are limited to \(services.config.maxUploadBytes) bytes; this one declares \(length).",
                 extra: ["limit": .number(Double(services.config.maxUploadBytes))])
         }
         let metadata = req.headers[.uploadMetadata] ?? ""
@@ -154,7 +154,7 @@ struct TusRoutes {
             userId: p.userId, length: length, metadata: metadata, filename: filename, expiresIn: Self.expiry,
             maxOpen: services.config.maxOpenUploadsPerUser, maxOpenBytes: services.config.maxOpenUploadBytesPerUser)
         let fd = open(path(upload.id), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw AppError(.insufficientStorage, "Cannot create the upload's file (errno \(errno)).") }
+        guard fd >= 0 else { throw DomainError(.insufficientStorage, "Cannot create the upload's file (errno \(errno)).") }
         fsync(fd)
         close(fd)
         var response: Response
@@ -174,23 +174,23 @@ struct TusRoutes {
     /// is sent (a mismatch discards the chunk: 460), fsynced, then recorded. Without a checksum,
     /// bytes of a body cut short are kept (fsynced and recorded) so the client resumes after them.
     func receive(_ req: Request, upload: TusUpload, offset: Int64, status: HTTPResponse.Status) async throws -> Response {
-        guard upload.sha256 == nil else { throw AppError(.conflict, "This upload is already complete.", extra: ["offset": .number(Double(upload.received))]) }
+        guard upload.sha256 == nil else { throw DomainError(.conflict, "This upload is already complete.", extra: ["offset": .number(Double(upload.received))]) }
         guard offset == upload.received else {
-            throw AppError(.conflict, "Upload-Offset \(offset) does not match the bytes received so far (\(upload.received)).",
+            throw DomainError(.conflict, "Upload-Offset \(offset) does not match the bytes received so far (\(upload.received)).",
                 extra: ["offset": .number(Double(upload.received))])
         }
-        let checksum = try req.headers[.uploadChecksum].map { header throws(AppError) in try TusHeaders.checksum(header) }
-        guard state.lock(upload.id) else { throw AppError(.locked, "Another request is writing to this upload; retry after it ends.") }
+        let checksum = try req.headers[.uploadChecksum].map { header throws(DomainError) in try TusHeaders.checksum(header) }
+        guard state.lock(upload.id) else { throw DomainError(.locked, "Another request is writing to this upload; retry after it ends.") }
         defer { state.unlock(upload.id) }
         // Re-read under the lock: another request may have finished just before. Extending the
         // expiry now keeps gc from taking the upload while this PATCH writes.
         guard let current = try catalog.tusUpload(id: upload.id), current.received == offset, current.sha256 == nil,
             try catalog.advanceTusUpload(id: upload.id, from: offset, to: offset, expiresIn: Self.expiry)
         else {
-            throw AppError(.conflict, "The upload moved on meanwhile; ask HEAD for the offset.")
+            throw DomainError(.conflict, "The upload moved on meanwhile; ask HEAD for the offset.")
         }
         let fd = open(path(upload.id), O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw AppError(.gone, "The upload's bytes are gone (expired or cleaned up); start a new one.") }
+        guard fd >= 0 else { throw DomainError(.gone, "The upload's bytes are gone (expired or cleaned up); start a new one.") }
         defer { close(fd) }
         var hasher = try state.hasher(upload.id, at: offset) ?? rebuildHasher(upload.id, upTo: offset)
         var sha1 = Insecure.SHA1()
@@ -200,7 +200,7 @@ struct TusRoutes {
         do {
             for try await chunk in req.body {
                 guard offset + written + Int64(chunk.readableBytes) <= upload.length else {
-                    throw AppError(.payloadTooLarge, "The bytes sent go past Upload-Length (\(upload.length)).")
+                    throw DomainError(.payloadTooLarge, "The bytes sent go past Upload-Length (\(upload.length)).")
                 }
                 try chunk.withUnsafeReadableBytes { bytes in
                     var done = 0
@@ -209,7 +209,7 @@ struct TusRoutes {
                         if n < 0 && errno == EINTR { continue }
                         guard n > 0 else {
                             throw errno == ENOSPC || errno == EDQUOT
-                                ? AppError(.insufficientStorage, "The disk is full; the chunk was not kept.") : AppError(.internal, "Cannot write the upload (errno \(errno)).")
+                                ? DomainError(.insufficientStorage, "The disk is full; the chunk was not kept.") : DomainError(.internal, "Cannot write the upload (errno \(errno)).")
                         }
                         done += n
                     }
@@ -218,7 +218,7 @@ struct TusRoutes {
                 }
                 written += Int64(chunk.readableBytes)
             }
-        } catch let e as AppError {
+        } catch let e as DomainError {
             _ = ftruncate(fd, off_t(offset))
             throw e
         } catch {
@@ -228,7 +228,7 @@ struct TusRoutes {
             let actual = checksum.algorithm == "sha1" ? Array(sha1.finalize()) : Array(sha256.finalize())
             if actual != checksum.digest {
                 _ = ftruncate(fd, off_t(offset))
-                throw AppError(.checksumMismatch, "The chunk's \(checksum.algorithm) does not match Upload-Checksum; it was discarded. Send it again.")
+                throw DomainError(.checksumMismatch, "The chunk's \(checksum.algorithm) does not match Upload-Checksum; it was discarded. Send it again.")
             }
         }
         if cutShort != nil && checksum != nil {
@@ -236,11 +236,11 @@ struct TusRoutes {
             throw cutShort!
         }
         try await NIOThreadPool.singleton.runIfActive {
-            if fsync(fd) != 0 { throw AppError(.insufficientStorage, "Cannot flush the upload to disk (errno \(errno)).") }
+            if fsync(fd) != 0 { throw DomainError(.insufficientStorage, "Cannot flush the upload to disk (errno \(errno)).") }
         }
         let newOffset = offset + written
         guard try catalog.advanceTusUpload(id: upload.id, from: offset, to: newOffset, expiresIn: Self.expiry) else {
-            throw AppError(.conflict, "The upload moved on meanwhile; ask HEAD for the offset.")
+            throw DomainError(.conflict, "The upload moved on meanwhile; ask HEAD for the offset.")
         }
         state.store(upload.id, TusState.Running(offset: newOffset, hasher: hasher))
         if let cutShort { throw cutShort }
@@ -270,7 +270,7 @@ struct TusRoutes {
         var hasher = SHA256()
         guard offset > 0 else { return hasher }
         let fd = open(path(id), O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw AppError(.gone, "The upload's bytes are gone; start a new one.") }
+        guard fd >= 0 else { throw DomainError(.gone, "The upload's bytes are gone; start a new one.") }
         defer { close(fd) }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
         defer { buffer.deallocate() }
@@ -278,7 +278,7 @@ struct TusRoutes {
         while done < offset {
             let n = pread(fd, buffer.baseAddress, Int(min(Int64(buffer.count), offset - done)), off_t(done))
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw AppError(.internal, "Cannot read the upload back (errno \(errno)).") }
+            guard n > 0 else { throw DomainError(.internal, "Cannot read the upload back (errno \(errno)).") }
             hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
             done += Int64(n)
         }
@@ -320,13 +320,13 @@ struct TusRoutes {
         let rel = store.relativePath(sha)
         let blobs = services.root.blobsPath
         for d in [blobs + "/" + String(rel.prefix(2)), blobs + "/" + String(rel.prefix(5))] where mkdir(d, 0o755) != 0 && errno != EEXIST {
-            throw AppError(.internal, "Cannot create a blob folder (errno \(errno)).")
+            throw DomainError(.internal, "Cannot create a blob folder (errno \(errno)).")
         }
         if access(final, F_OK) == 0 {
             unlink(tmp)  // identical bytes are stored once
         } else if access(tmp, F_OK) == 0 {
             chmod(tmp, 0o444)
-            guard rename(tmp, final) == 0 else { throw AppError(.internal, "Cannot move the upload into the blob store (errno \(errno)).") }
+            guard rename(tmp, final) == 0 else { throw DomainError(.internal, "Cannot move the upload into the blob store (errno \(errno)).") }
             BlobWriter.fsyncDirectory(blobs + "/" + String(rel.prefix(5)))
             BlobWriter.fsyncDirectory(services.root.tmpPath)
         }

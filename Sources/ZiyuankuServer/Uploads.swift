@@ -19,7 +19,7 @@ struct Uploader {
 
     func checkDeclaredLength(_ request: Request) throws {
         if let n = try BodyReader.declaredLength(request), n > maxBytes {
-            throw AppError(
+            throw DomainError(
                 .payloadTooLarge, "Uploads are limited to \(maxBytes) bytes; this request declares \(n). Nothing was read.",
                 extra: ["limit": .number(Double(maxBytes))])
         }
@@ -52,11 +52,11 @@ struct Uploader {
         _ request: Request, jsonParts: Set<String>, onJSON: (String, [String: JSONValue]) throws -> Void
     ) async throws -> [ReceivedFile] {
         guard let ct = request.headers[.contentType], let boundary = MultipartParser.boundary(fromContentType: ct) else {
-            throw AppError(.unsupportedMediaType, "Send multipart/form-data with a boundary parameter.")
+            throw DomainError(.unsupportedMediaType, "Send multipart/form-data with a boundary parameter.")
         }
         try checkDeclaredLength(request)
         var parser: MultipartParser
-        do { parser = try MultipartParser(boundary: boundary) } catch { throw AppError(.malformedMultipart, error.reason) }
+        do { parser = try MultipartParser(boundary: boundary) } catch { throw DomainError(.malformedMultipart, error.reason) }
         var files: [ReceivedFile] = []
         var jsonSeen = Set<String>()
         enum Current { case none, json(String, [UInt8]), file(Int) }
@@ -67,39 +67,39 @@ struct Uploader {
             for try await chunk in request.body {
                 total += Int64(chunk.readableBytes)
                 if total > maxBytes {
-                    throw AppError(.payloadTooLarge, "Uploads are limited to \(maxBytes) bytes.", extra: ["limit": .number(Double(maxBytes))])
+                    throw DomainError(.payloadTooLarge, "Uploads are limited to \(maxBytes) bytes.", extra: ["limit": .number(Double(maxBytes))])
                 }
                 let events: [MultipartParser.Event]
-                do { events = try parser.feed(chunk.readableBytesView) } catch { throw AppError(.malformedMultipart, error.reason) }
+                do { events = try parser.feed(chunk.readableBytesView) } catch { throw DomainError(.malformedMultipart, error.reason) }
                 for event in events {
                     switch event {
                     case .begin(let h):
                         let name = h.name ?? ""
                         if jsonParts.contains(name) {
                             guard jsonSeen.insert(name).inserted else {
-                                throw AppError(.malformedMultipart, "The part '\(name)' appears more than once.")
+                                throw DomainError(.malformedMultipart, "The part '\(name)' appears more than once.")
                             }
                             current = .json(name, [])
                         } else if name == "file" {
                             let index = files.count
                             guard let raw = h.filename, !raw.isEmpty else {
-                                throw AppError.validation([.init(field: "file[\(index)]", message: "a file part needs a filename")])
+                                throw DomainError.validation([.init(field: "file[\(index)]", message: "a file part needs a filename")])
                             }
                             guard let clean = Filenames.clean(raw) else {
-                                throw AppError.validation([.init(field: "file[\(index)]", message: "the filename has no usable characters")])
+                                throw DomainError.validation([.init(field: "file[\(index)]", message: "the filename has no usable characters")])
                             }
                             files.append(ReceivedFile(name: clean, writer: try services.blobs.makeWriter(maxSize: maxBytes), index: index))
                             current = .file(files.count - 1)
                         } else {
                             let known = (jsonParts.sorted() + ["file"]).joined(separator: ", ")
-                            throw AppError(.malformedMultipart, "Unknown part '\(name.prefix(100))'; expected: \(known).")
+                            throw DomainError(.malformedMultipart, "Unknown part '\(name.prefix(100))'; expected: \(known).")
                         }
                     case .body(let bytes):
                         switch current {
                         case .json(let name, var collected):
                             collected += bytes
                             if collected.count > jsonLimit {
-                                throw AppError(.payloadTooLarge, "The '\(name)' part is limited to \(jsonLimit) bytes.")
+                                throw DomainError(.payloadTooLarge, "The '\(name)' part is limited to \(jsonLimit) bytes.")
                             }
                             current = .json(name, collected)
                         case .file(let i):
@@ -110,8 +110,8 @@ struct Uploader {
                     case .end:
                         if case .json(let name, let collected) = current {
                             let object: [String: JSONValue]
-                            do { object = try BodyReader.parseObject(collected) } catch let e as AppError {
-                                throw AppError(e.kind, "The '\(name)' part: \(e.detail)")
+                            do { object = try BodyReader.parseObject(collected) } catch let e as DomainError {
+                                throw DomainError(e.code, "The '\(name)' part: \(e.message)")
                             }
                             try onJSON(name, object)
                         }
@@ -119,7 +119,7 @@ struct Uploader {
                     }
                 }
             }
-            do { try parser.finish() } catch { throw AppError(.malformedMultipart, error.reason) }
+            do { try parser.finish() } catch { throw DomainError(.malformedMultipart, error.reason) }
             return files
         } catch {
             for f in files { f.writer.abort() }
@@ -159,7 +159,7 @@ struct BlobRoutes {
             let size = f.integer("size", required: true, range: 0...Int(clamping: services.config.maxUploadBytes))
             errors += f.errors
             if let sha, !Identifiers.isSHA256Hex(sha) { errors.append(.init(field: "sha256", message: "must be 64 hex digits")) }
-            guard errors.isEmpty, let sha, let size else { throw AppError.validation(errors) }
+            guard errors.isEmpty, let sha, let size else { throw DomainError.validation(errors) }
             let available = try services.catalog.claimBlob(sha256: sha, size: Int64(size), by: p, allowAnonymous: services.config.allowAnonymous)
             // The same answer for unknown bytes and for bytes only others may read.
             return try JSONResponse.make(["sha256": .string(sha), "size": .number(Double(size)), "available": .bool(available)] as [String: JSONValue])
@@ -167,7 +167,7 @@ struct BlobRoutes {
         r.on(.post, "/v1/blobs") { req, ctx in
             let p = try ctx.requireAuthor()
             if let type = BodyReader.mediaType(req), type.hasPrefix("multipart/") {
-                throw AppError(.unsupportedMediaType, "POST /v1/blobs takes the raw file bytes (application/octet-stream), not \(type).")
+                throw DomainError(.unsupportedMediaType, "POST /v1/blobs takes the raw file bytes (application/octet-stream), not \(type).")
             }
             let blob = try await Uploader(services: services).receiveRaw(req)
             try services.catalog.recordBlobUpload(blob, userId: p.userId)

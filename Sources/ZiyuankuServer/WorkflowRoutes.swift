@@ -18,7 +18,7 @@ struct WorkflowRoutes {
         r.on(.delete, "/v1/resources/:id") { _, ctx in
             let p = try ctx.requireUser()
             let id = try ctx.parameters.require("id")
-            guard Identifiers.isUUID(id) else { throw AppError.notFound() }
+            guard Identifiers.isUUID(id) else { throw DomainError.notFound() }
             try catalog.softDelete(id: id, by: p, allowAnonymous: allowAnonymous)
             return Response(status: .noContent)
         }
@@ -28,17 +28,17 @@ struct WorkflowRoutes {
             func number(_ key: String) throws -> Int {
                 guard let raw = ctx.parameters.get(key), let n = Int(raw),
                     Access.canReadVersion(ctx.principal, state, n, published: published, allowAnonymous: allowAnonymous)
-                else { throw AppError.notFound("version") }
+                else { throw DomainError.notFound("version") }
                 return n
             }
-            guard let diff = try catalog.diff(id: state.id, from: try number("n"), to: try number("b")) else { throw AppError.notFound("version") }
+            guard let diff = try catalog.diff(id: state.id, from: try number("n"), to: try number("b")) else { throw DomainError.notFound("version") }
             return try JSONResponse.make(diff)
         }
         r.on(.post, "/v1/resources/:id/versions/:n/restore") { req, ctx in
             let p = try ctx.requireUser()
             let (state, _) = try resources.visible(ctx)
             try resources.authorizeEdit(p)(state)  // before the range check: readers learn nothing about drafts
-            guard let raw = ctx.parameters.get("n"), let n = Int(raw), n >= 1, n <= state.currentVersion else { throw AppError.notFound("version") }
+            guard let raw = ctx.parameters.get("n"), let n = Int(raw), n >= 1, n <= state.currentVersion else { throw DomainError.notFound("version") }
             let view = try catalog.restoreVersion(
                 id: state.id, number: n, by: p, expectedVersion: try resources.expectedVersion(req), authorize: resources.authorizeEdit(p))
             return try ResourceDTO(view: view, privileged: true).response(status: .created, headers: [.eTag: resources.etag(view.version.number)])
@@ -60,7 +60,7 @@ struct WorkflowRoutes {
 
         r.on(.get, "/v1/reviews") { req, ctx in
             let p = try ctx.requireUser()
-            guard p.role == .reviewer || p.role == .admin else { throw AppError.forbidden("Only reviewers and administrators have a review queue.") }
+            guard p.role == .reviewer || p.role == .admin else { throw DomainError.forbidden("Only reviewers and administrators have a review queue.") }
             var q = QueryReader(req, allowed: ["status", "organization", "page", "pageSize"])
             let status: ResourceStatus = q.enumValue("status") ?? .inReview
             var org = q.uuid("organization")
@@ -68,7 +68,7 @@ struct WorkflowRoutes {
             let pageSize = q.int("pageSize", default: 20, range: 1...100)
             try q.check()
             if p.role == .reviewer {
-                if let o = org, o != p.organizationId { throw AppError.forbidden("Reviewers see the queue of their own organization only.") }
+                if let o = org, o != p.organizationId { throw DomainError.forbidden("Reviewers see the queue of their own organization only.") }
                 org = p.organizationId
             }
             let (items, total) = try catalog.reviewQueue(organizationId: org, status: status, page: page, pageSize: pageSize)
@@ -115,15 +115,15 @@ struct WorkflowRoutes {
         r.on(.post, "/v1/admin/resources/:id/undelete") { _, ctx in
             let p = try ctx.requireAdmin()
             let id = try ctx.parameters.require("id")
-            guard Identifiers.isUUID(id) else { throw AppError.notFound() }
+            guard Identifiers.isUUID(id) else { throw DomainError.notFound() }
             let state = try catalog.undelete(id: id, by: p, retentionDays: services.config.deletedRetentionDays)
-            guard let view = try catalog.view(id: state.id, version: state.currentVersion) else { throw AppError.notFound() }
+            guard let view = try catalog.view(id: state.id, version: state.currentVersion) else { throw DomainError.notFound() }
             return try ResourceDTO(view: view, privileged: true).response()
         }
         r.on(.delete, "/v1/admin/resources/:id") { _, ctx in
             let p = try ctx.requireAdmin()
             let id = try ctx.parameters.require("id")
-            guard Identifiers.isUUID(id) else { throw AppError.notFound() }
+            guard Identifiers.isUUID(id) else { throw DomainError.notFound() }
             try catalog.purge(id: id, by: p)
             return Response(status: .noContent)
         }
@@ -133,7 +133,7 @@ struct WorkflowRoutes {
     func transition(_ action: WorkflowAction, _ req: Request, _ ctx: ZykContext) async throws -> Response {
         let p = try ctx.requireUser()
         let id = try ctx.parameters.require("id")
-        guard Identifiers.isUUID(id) else { throw AppError.notFound() }
+        guard Identifiers.isUUID(id) else { throw DomainError.notFound() }
         var reason: String?
         let declared = try BodyReader.declaredLength(req)
         if declared != 0 && (req.headers[.contentType] != nil || declared != nil) {
@@ -142,7 +142,7 @@ struct WorkflowRoutes {
             var errors = body.keys.filter { $0 != "reason" }.sorted().map { FieldError(field: $0, message: "unknown field") }
             reason = f.text("reason", required: false, max: 1000, multiline: true)
             errors += f.errors
-            if !errors.isEmpty { throw AppError.validation(errors) }
+            if !errors.isEmpty { throw DomainError.validation(errors) }
         }
         let view = try catalog.transition(
             id: id, action: action, by: p, reason: reason, expectedVersion: try resources.expectedVersion(req), allowAnonymous: allowAnonymous)

@@ -63,7 +63,7 @@ extension Upkeep {
         let start = Date()
         let target = URL(fileURLWithPath: target).standardizedFileURL.path
         if target == root.path || (target.hasPrefix(root.path + "/") && !target.hasPrefix(root.backupsPath + "/")) {
-            throw AppError(.validation, "Back up to a folder outside the data root (or under its backups/ folder), not \(target).")
+            throw DomainError(.validation, "Back up to a folder outside the data root (or under its backups/ folder), not \(target).")
         }
         var report = BackupReport(target: target)
         let fm = FileManager.default
@@ -93,7 +93,7 @@ extension Upkeep {
         var done: Int64 = 0
         guard FileManager.default.createFile(atPath: target + "/" + listName, contents: nil, attributes: [.posixPermissions: 0o600]),
             let listFile = FileHandle(forWritingAtPath: target + "/" + listName)
-        else { throw AppError(.internal, "cannot write the blob list in \(target)") }
+        else { throw DomainError(.internal, "cannot write the blob list in \(target)") }
         defer { try? listFile.close() }
         var listHasher = SHA256()
         try snapshotDB.read { db in
@@ -139,7 +139,7 @@ extension Upkeep {
         try listFile.synchronize()
         try Self.syncFilesystem(of: target)
         let catalogFile = target + "/" + catalogName
-        if rename(snapshot, catalogFile) != 0 { throw AppError(.internal, "cannot move the catalog snapshot into place: errno \(errno)") }
+        if rename(snapshot, catalogFile) != 0 { throw DomainError(.internal, "cannot move the catalog snapshot into place: errno \(errno)") }
         BlobWriter.fsyncDirectory(target + "/blobs")
         report.catalogBytes = Self.fileSize(catalogFile)
         var manifest = BackupManifest(
@@ -151,7 +151,7 @@ extension Upkeep {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         try encoder.encode(manifest).write(to: URL(fileURLWithPath: target + "/manifest.json.partial"))
         try Self.fsyncFile(target + "/manifest.json.partial")
-        if rename(target + "/manifest.json.partial", target + "/manifest.json") != 0 { throw AppError(.internal, "cannot write the manifest: errno \(errno)") }
+        if rename(target + "/manifest.json.partial", target + "/manifest.json") != 0 { throw DomainError(.internal, "cannot write the manifest: errno \(errno)") }
         BlobWriter.fsyncDirectory(target)
         // The previous catalog and blob list are no longer referenced.
         for name in (try? fm.contentsOfDirectory(atPath: target)) ?? []
@@ -168,22 +168,22 @@ extension Upkeep {
         let fm = FileManager.default
         let existing = (try? fm.contentsOfDirectory(atPath: root.path)) ?? []
         if !existing.isEmpty {
-            throw AppError(.conflict, "\(root.path) is not empty (\(existing.sorted().prefix(5).joined(separator: ", "))); restore only into an empty or new folder.")
+            throw DomainError(.conflict, "\(root.path) is not empty (\(existing.sorted().prefix(5).joined(separator: ", "))); restore only into an empty or new folder.")
         }
         guard let data = fm.contents(atPath: source + "/manifest.json"),
             let manifest = try? JSONDecoder().decode(BackupManifest.self, from: data)
-        else { throw AppError(.validation, "\(source) has no readable manifest.json: it is not a complete backup.") }
+        else { throw DomainError(.validation, "\(source) has no readable manifest.json: it is not a complete backup.") }
         // The manifest names files inside the backup folder only: a plain regular file, never a
         // path that climbs out of it or a link that points elsewhere.
         for name in [manifest.catalogFile, manifest.blobList] where !Self.isPlainFile(name, in: source) {
-            throw AppError(.validation, "The manifest in \(source) names '\(name.prefix(100))', which is not a plain file inside the backup folder; the backup is damaged or not ours.")
+            throw DomainError(.validation, "The manifest in \(source) names '\(name.prefix(100))', which is not a plain file inside the backup folder; the backup is damaged or not ours.")
         }
         let catalogSource = source + "/" + manifest.catalogFile
         guard try sha256(ofFile: catalogSource) == manifest.catalogSHA256 else {
-            throw AppError(.validation, "The catalog in \(source) does not match its manifest's SHA-256; the backup is damaged.")
+            throw DomainError(.validation, "The catalog in \(source) does not match its manifest's SHA-256; the backup is damaged.")
         }
         guard let listData = fm.contents(atPath: source + "/" + manifest.blobList), Identifiers.sha256Hex(Array(listData)) == manifest.blobListSHA256 else {
-            throw AppError(.validation, "The blob list in \(source) is missing or does not match its manifest; the backup is damaged.")
+            throw DomainError(.validation, "The blob list in \(source) is missing or does not match its manifest; the backup is damaged.")
         }
         try root.prepare()
         try copyFile(catalogSource, root.catalogPath)
@@ -233,28 +233,28 @@ extension Upkeep {
 
     static func fsyncFile(_ path: String) throws {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw AppError(.internal, "cannot open \(path) to flush it: errno \(errno)") }
+        guard fd >= 0 else { throw DomainError(.internal, "cannot open \(path) to flush it: errno \(errno)") }
         defer { close(fd) }
-        if fsync(fd) != 0 { throw AppError(.insufficientStorage, "cannot flush \(path) to disk: errno \(errno)") }
+        if fsync(fd) != 0 { throw DomainError(.insufficientStorage, "cannot flush \(path) to disk: errno \(errno)") }
     }
 
     /// Flushes everything written to the filesystem holding `path` (Linux `syncfs`).
     static func syncFilesystem(of path: String) throws {
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw AppError(.internal, "cannot open \(path) to flush it: errno \(errno)") }
+        guard fd >= 0 else { throw DomainError(.internal, "cannot open \(path) to flush it: errno \(errno)") }
         defer { close(fd) }
-        if zyk_syncfs(fd) != 0 { throw AppError(.insufficientStorage, "cannot flush \(path) to disk: errno \(errno)") }
+        if zyk_syncfs(fd) != 0 { throw DomainError(.insufficientStorage, "cannot flush \(path) to disk: errno \(errno)") }
     }
 
     /// Streams a file to a new path (no whole file in memory), fsynced unless the caller
     /// flushes the whole filesystem afterwards.
     static func copyFile(_ src: String, _ dst: String, sync: Bool = true) throws {
         let input = open(src, O_RDONLY | O_CLOEXEC)
-        guard input >= 0 else { throw AppError(.internal, "cannot read \(src): errno \(errno)") }
+        guard input >= 0 else { throw DomainError(.internal, "cannot read \(src): errno \(errno)") }
         defer { close(input) }
         let tmp = dst + ".partial"
         let output = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard output >= 0 else { throw AppError(.internal, "cannot create \(tmp): errno \(errno)") }
+        guard output >= 0 else { throw DomainError(.internal, "cannot create \(tmp): errno \(errno)") }
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 64)
         defer { buffer.deallocate() }
         var ok = true
@@ -280,7 +280,7 @@ extension Upkeep {
         close(output)
         guard ok, synced, rename(tmp, dst) == 0 else {
             unlink(tmp)
-            throw AppError(.insufficientStorage, "cannot copy \(src) to \(dst) (errno \(errno))")
+            throw DomainError(.insufficientStorage, "cannot copy \(src) to \(dst) (errno \(errno))")
         }
     }
 
@@ -288,7 +288,7 @@ extension Upkeep {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 << 20, alignment: 64)
         defer { buffer.deallocate() }
         let (result, digest, _) = hashFile(path, buffer: buffer)
-        guard result == .read else { throw AppError(.internal, "cannot read \(path)") }
+        guard result == .read else { throw DomainError(.internal, "cannot read \(path)") }
         return digest
     }
 }

@@ -55,9 +55,9 @@ public struct FileBlobStore: BlobStore {
     }
 
     public func head(of sha256: String, count: Int) throws -> [UInt8] {
-        guard let p = localPath(of: sha256) else { throw AppError(.internal, "blob \(sha256) is missing from the store") }
+        guard let p = localPath(of: sha256) else { throw DomainError(.internal, "blob \(sha256) is missing from the store") }
         let fd = open(p, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw AppError(.internal, "cannot open blob \(sha256): errno \(errno)") }
+        guard fd >= 0 else { throw DomainError(.internal, "cannot open blob \(sha256): errno \(errno)") }
         defer { close(fd) }
         var buf = [UInt8](repeating: 0, count: count)
         let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, count) }
@@ -127,7 +127,7 @@ public final class BlobWriter {
             Self.openFiles.subtract(1, ordering: .relaxed)
             fd = -1
             done = true
-            throw AppError(.unavailable, "The server is receiving as many files as it can at once; try again in a few seconds.", headers: [("Retry-After", "5")])
+            throw DomainError(.unavailable, "The server is receiving as many files as it can at once; try again in a few seconds.", retryAfterSeconds: 5)
         }
         holdsSlot = true
         fd = Glibc.open(tmpPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
@@ -148,11 +148,11 @@ public final class BlobWriter {
 
     deinit { abort() }
 
-    static func ioError(_ code: Int32, _ what: String) -> AppError {
+    static func ioError(_ code: Int32, _ what: String) -> DomainError {
         if code == ENOSPC || code == EDQUOT {
-            return AppError(.insufficientStorage, "The server's storage is full; the upload was discarded. Try again later.")
+            return DomainError(.insufficientStorage, "The server's storage is full; the upload was discarded. Try again later.")
         }
-        return AppError(.internal, "could not \(what): \(String(cString: strerror(code)))")
+        return DomainError(.internal, "could not \(what): \(String(cString: strerror(code)))")
     }
 
     /// Appends bytes; throws `payloadTooLarge` as soon as the limit is passed.
@@ -167,7 +167,7 @@ public final class BlobWriter {
         precondition(!done)
         count += Int64(buffer.readableBytes)
         if count > maxSize {
-            throw AppError(
+            throw DomainError(
                 .payloadTooLarge, "The file is larger than the limit of \(maxSize) bytes.", extra: ["limit": .number(Double(maxSize))])
         }
         if head.count < MediaSniffer.headLength {
@@ -235,7 +235,7 @@ public final class BlobWriter {
         let digest = hash.finalize()
         if let expectedSHA256, expectedSHA256 != digest {
             abort()
-            throw AppError(
+            throw DomainError(
                 .digestMismatch,
                 "The body's SHA-256 (\(digest.hexString)) does not match the Content-Digest sent (\(expectedSHA256.hexString)); nothing was kept."
             )

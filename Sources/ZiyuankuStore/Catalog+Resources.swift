@@ -74,7 +74,7 @@ extension Catalog {
             try ensureBlobs(files)
             return try Self.insertResource(db, owner: owner, metadata: metadata, files: files, changeNote: changeNote)
         }
-        guard let view = try view(id: id, version: 1) else { throw AppError(.internal, "resource vanished after creation") }
+        guard let view = try view(id: id, version: 1) else { throw DomainError(.internal, "resource vanished after creation") }
         return view
     }
 
@@ -157,11 +157,11 @@ extension Catalog {
     ) throws -> ResourceView {
         let now = Timestamp.now()
         let number: Int = try pool.write { db in
-            guard let state = try Self.state(db, id: id) else { throw AppError.notFound() }
+            guard let state = try Self.state(db, id: id) else { throw DomainError.notFound() }
             try authorize(state)
             if let expectedVersion, expectedVersion != state.currentVersion { throw Self.stale(expectedVersion, state.currentVersion) }
             try Self.checkEditable(state)
-            guard let base = try Self.version(db, id: id, number: source ?? state.currentVersion) else { throw AppError.notFound("version") }
+            guard let base = try Self.version(db, id: id, number: source ?? state.currentVersion) else { throw DomainError.notFound("version") }
             let (metadata, files) = try change(base)
             try ensureBlobs(files)
             let n = state.currentVersion + 1
@@ -180,7 +180,7 @@ extension Catalog {
             try Self.audit(db, actor: author.userId, action: auditAction, resourceId: id, version: n, details: details)
             return n
         }
-        guard let view = try view(id: id, version: number) else { throw AppError.notFound() }
+        guard let view = try view(id: id, version: number) else { throw DomainError.notFound() }
         return view
     }
 
@@ -194,15 +194,15 @@ extension Catalog {
     /// state inside the transaction. Audited as `resource.publish`.
     public func publish(id: String, actor: String? = nil, authorize: (ResourceState) throws -> Void) throws -> ResourceView {
         let number: Int = try pool.write { db in
-            guard let state = try Self.state(db, id: id) else { throw AppError.notFound() }
+            guard let state = try Self.state(db, id: id) else { throw DomainError.notFound() }
             try authorize(state)
             guard Access.actions(from: state).contains(.publish) else {
-                throw AppError(.conflict, "Version \(state.currentVersion) is already published.", extra: ["currentStatus": .string(state.status.rawValue)])
+                throw DomainError(.conflict, "Version \(state.currentVersion) is already published.", extra: ["currentStatus": .string(state.status.rawValue)])
             }
             try Self.apply(db, .publish, state: state, actor: actor, reason: nil)
             return state.currentVersion
         }
-        guard let view = try view(id: id, version: number) else { throw AppError.notFound() }
+        guard let view = try view(id: id, version: number) else { throw DomainError.notFound() }
         return view
     }
 

@@ -213,7 +213,7 @@ extension Catalog {
     /// Resources named by id but out of scope are reported with the reason.
     public func selectForSync(_ selection: SyncSelection, by actor: String?, dryRun: Bool = false) throws -> SyncSelectResult {
         guard !selection.isEmpty else {
-            throw AppError(.validation, "Say what to select: resource ids, a major, a resource type or an organization.")
+            throw DomainError(.validation, "Say what to select: resource ids, a major, a resource type or an organization.")
         }
         let work = { (db: Database) throws -> SyncSelectResult in
             var result = SyncSelectResult()
@@ -446,7 +446,7 @@ extension Catalog {
     public func acquireSyncLock(owner: String, pid: Int32, host: String, staleAfter: Double = 60, now: Date = Date()) throws {
         try pool.write { db in
             if let lock = try SyncLock.read(db), lock.owner != owner, lock.isLive(host: host, staleAfter: staleAfter, now: now) {
-                throw AppError(
+                throw DomainError(
                     .conflict, "A sync run is already going (\(lock.owner), started \(Timestamp.format(Date(timeIntervalSince1970: lock.startedAt))))."
                 )
             }

@@ -47,13 +47,13 @@ extension Catalog {
                 let open: Int = row?[0] ?? 0
                 let declared: Int64 = row?[1] ?? 0
                 if let maxOpen, open >= maxOpen {
-                    throw AppError(
+                    throw DomainError(
                         .quotaExceeded, "You have \(open) unfinished resumable uploads (at most \(maxOpen)); finish or delete one (DELETE /v1/uploads/{id}) first.",
                         extra: ["limit": .number(Double(maxOpen))])
                 }
                 let (total, overflow) = declared.addingReportingOverflow(length)
                 if let maxOpenBytes, overflow || total > maxOpenBytes {
-                    throw AppError(
+                    throw DomainError(
                         .quotaExceeded,
                         "Your unfinished resumable uploads would declare \(overflow ? "too many" : String(total)) bytes in all (at most \(maxOpenBytes)); finish or delete some first.",
                         extra: ["limit": .number(Double(maxOpenBytes))])

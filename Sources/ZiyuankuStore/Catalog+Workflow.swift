@@ -74,19 +74,19 @@ extension Catalog {
         let reason = reason?.trimmingCharacters(in: .whitespacesAndNewlines)
         if action == .reject {
             guard let reason, !reason.isEmpty else {
-                throw AppError(.validation, "A rejection needs a reason the owner can act on.", errors: [.init(field: "reason", message: "required")])
+                throw DomainError(.validation, "A rejection needs a reason the owner can act on.", fields: [.init(field: "reason", message: "required")])
             }
             guard reason.count <= 1000 else {
-                throw AppError(.validation, "The reason is too long.", errors: [.init(field: "reason", message: "at most 1000 characters")])
+                throw DomainError(.validation, "The reason is too long.", fields: [.init(field: "reason", message: "at most 1000 characters")])
             }
         }
         let number: Int = try pool.write { db in
-            guard let state = try Self.state(db, id: id), Access.canSee(p, state, allowAnonymous: allowAnonymous) else { throw AppError.notFound() }
-            guard Access.may(p, action, state) else { throw AppError.forbidden(Self.forbiddenMessage(action)) }
+            guard let state = try Self.state(db, id: id), Access.canSee(p, state, allowAnonymous: allowAnonymous) else { throw DomainError.notFound() }
+            guard Access.may(p, action, state) else { throw DomainError.forbidden(Self.forbiddenMessage(action)) }
             if let expectedVersion, expectedVersion != state.currentVersion { throw Self.stale(expectedVersion, state.currentVersion) }
             guard Access.actions(from: state).contains(action) else {
                 let allowed = Access.allowedActions(p, state)
-                throw AppError(
+                throw DomainError(
                     .conflict,
                     "A resource that is \(state.status.rawValue) cannot be \(Self.pastTense(action)). "
                         + (allowed.isEmpty ? "You cannot change its state now." : "Allowed now: \(allowed.map(\.rawValue).joined(separator: ", "))."),
@@ -95,7 +95,7 @@ extension Catalog {
             try Self.apply(db, action, state: state, actor: p?.userId, reason: reason)
             return state.currentVersion
         }
-        guard let view = try view(id: id, version: number) else { throw AppError.notFound() }
+        guard let view = try view(id: id, version: number) else { throw DomainError.notFound() }
         return view
     }
 
@@ -121,15 +121,15 @@ extension Catalog {
     /// A resource in review cannot change (409) until its owner recalls it.
     public static func checkEditable(_ state: ResourceState) throws {
         if state.status == .inReview {
-            throw AppError(
+            throw DomainError(
                 .conflict, "Version \(state.currentVersion) is being reviewed: recall it before changing the resource.",
                 extra: ["currentStatus": .string(state.status.rawValue), "allowedActions": .array([.string(WorkflowAction.recall.rawValue)])])
         }
     }
 
     /// 412 for an edit or action based on a version that is no longer the newest.
-    public static func stale(_ expected: Int, _ current: Int) -> AppError {
-        AppError(
+    public static func stale(_ expected: Int, _ current: Int) -> DomainError {
+        DomainError(
             .preconditionFailed,
             "The resource changed since you read it: you edited version \(expected), the latest is \(current). Reload and try again.",
             extra: ["currentVersion": .number(Double(current))])
@@ -156,7 +156,7 @@ extension Catalog {
                     UPDATE resources SET status = 'published', published_version = current_version, published_at = ?, reviewed_at = ?,
                         reviewed_by = ?, review_reason = NULL, updated_at = ? WHERE id = ?
                     """).execute(arguments: [now, now, actor, now, id])
-            guard let v = try version(db, id: id, number: state.currentVersion) else { throw AppError.notFound() }
+            guard let v = try version(db, id: id, number: state.currentVersion) else { throw DomainError.notFound() }
             try denormalize(db, id: id, metadata: v.metadata)
             try recordPublication(db, id: id, version: state.currentVersion, at: now)
             try syncAfterPublish(db, id: id, version: state.currentVersion, metadata: v.metadata)
@@ -174,7 +174,7 @@ extension Catalog {
                 .execute(arguments: [to.rawValue, now, id])
             try db.cachedStatement(sql: "UPDATE publications SET withdrawn_at = ? WHERE resource_id = ? AND withdrawn_at IS NULL").execute(arguments: [now, id])
             // Nothing is published now: the listing columns and the index follow the newest version.
-            guard let v = try version(db, id: id, number: state.currentVersion) else { throw AppError.notFound() }
+            guard let v = try version(db, id: id, number: state.currentVersion) else { throw DomainError.notFound() }
             try denormalize(db, id: id, metadata: v.metadata)
             try syncAfterRemoval(db, id: id)
         }
@@ -256,9 +256,9 @@ extension Catalog {
     /// Tombstones a resource: hidden everywhere at once, restorable by an admin.
     public func softDelete(id: String, by p: Principal, allowAnonymous: Bool) throws {
         try pool.write { db in
-            guard let state = try Self.state(db, id: id), Access.canSee(p, state, allowAnonymous: allowAnonymous) else { throw AppError.notFound() }
+            guard let state = try Self.state(db, id: id), Access.canSee(p, state, allowAnonymous: allowAnonymous) else { throw DomainError.notFound() }
             guard p.role == .admin || p.userId == state.ownerId else {
-                throw AppError.forbidden("Only the resource's owner or an administrator may delete it.")
+                throw DomainError.forbidden("Only the resource's owner or an administrator may delete it.")
             }
             try db.cachedStatement(sql: "UPDATE resources SET deleted_at = ? WHERE id = ?").execute(arguments: [Timestamp.now(), id])
             try SearchIndex.update(db, resourceId: id)
@@ -278,11 +278,11 @@ extension Catalog {
     /// Brings a soft-deleted resource back, within the retention period.
     public func undelete(id: String, by p: Principal, retentionDays: Int) throws -> ResourceState {
         try pool.write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM resources WHERE id = ?", arguments: [id]) else { throw AppError.notFound() }
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM resources WHERE id = ?", arguments: [id]) else { throw DomainError.notFound() }
             let state = ResourceState(row: row)
-            guard let deletedAt = state.deletedAt else { throw AppError(.conflict, "The resource is not deleted.") }
+            guard let deletedAt = state.deletedAt else { throw DomainError(.conflict, "The resource is not deleted.") }
             if let d = Timestamp.parse(deletedAt), Date().timeIntervalSince(d) > Double(retentionDays) * 86_400 {
-                throw AppError(.conflict, "The resource was deleted more than \(retentionDays) days ago; it can only be purged now.")
+                throw DomainError(.conflict, "The resource was deleted more than \(retentionDays) days ago; it can only be purged now.")
             }
             try db.execute(sql: "UPDATE resources SET deleted_at = NULL WHERE id = ?", arguments: [id])
             try SearchIndex.update(db, resourceId: id)
@@ -298,9 +298,9 @@ extension Catalog {
     /// Removes a soft-deleted resource and its versions for good. Blobs stay for gc.
     public func purge(id: String, by p: Principal) throws {
         try pool.write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM resources WHERE id = ?", arguments: [id]) else { throw AppError.notFound() }
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM resources WHERE id = ?", arguments: [id]) else { throw DomainError.notFound() }
             let state = ResourceState(row: row)
-            guard state.deletedAt != nil else { throw AppError(.conflict, "Only a deleted resource can be purged: delete it first.") }
+            guard state.deletedAt != nil else { throw DomainError(.conflict, "Only a deleted resource can be purged: delete it first.") }
             let versions = try Int.fetchOne(db, sql: "SELECT count(*) FROM versions WHERE resource_id = ?", arguments: [id]) ?? 0
             // The deferred foreign key from a resource to its current version is satisfied at
             // commit: resource, versions and files go together.

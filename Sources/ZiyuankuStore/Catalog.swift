@@ -54,7 +54,7 @@ public final class Catalog: Sendable {
 
     /// The `.sql` files under `schema/migrations`, in name order. Names never change once shipped.
     public static func migrationFiles() throws -> [(name: String, sql: String)] {
-        guard let dir = ZiyuankuSchemaBundle.migrationsURL else { throw AppError(.internal, "schema migrations are missing from the build") }
+        guard let dir = ZiyuankuSchemaBundle.migrationsURL else { throw DomainError(.internal, "schema migrations are missing from the build") }
         let names = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".sql") }.sorted()
         return try names.map { ($0.replacingOccurrences(of: ".sql", with: ""), try String(contentsOf: dir.appendingPathComponent($0), encoding: .utf8)) }
     }
@@ -89,7 +89,7 @@ public final class Catalog: Sendable {
         let org = Organization(id: Identifiers.uuidV7(), name: name, kind: kind, createdAt: Timestamp.now())
         try pool.write { db in
             if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM organizations WHERE name = ?"), arguments: [name]) == true {
-                throw AppError(.conflict, "An organization named \(name) already exists.")
+                throw DomainError(.conflict, "An organization named \(name) already exists.")
             }
             try db.cachedStatement(sql: "INSERT INTO organizations (id, name, kind, created_at) VALUES (?, ?, ?, ?)").execute(arguments: [org.id, org.name, org.kind.rawValue, org.createdAt])
             try Self.audit(db, actor: actor, action: "organization.create", details: ["organizationId": .string(org.id), "name": .string(name)])
@@ -113,7 +113,7 @@ public final class Catalog: Sendable {
     public func createUser(organizationId: String, name: String, role: Role, tokenLabel: String = "initial", actor: String? = nil) throws -> (User, IssuedToken) {
         try pool.write { db in
             guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM organizations WHERE id = ?"), arguments: [organizationId]) == true else {
-                throw AppError(.validation, "No organization has id \(organizationId).", errors: [.init(field: "organizationId", message: "unknown organization")])
+                throw DomainError(.validation, "No organization has id \(organizationId).", fields: [.init(field: "organizationId", message: "unknown organization")])
             }
             let id = Identifiers.uuidV7()
             try db.cachedStatement(sql: "INSERT INTO users (id, organization_id, name, role, created_at) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id, organizationId, name, role.rawValue, Timestamp.now()])
@@ -170,14 +170,14 @@ public final class Catalog: Sendable {
     public func issueToken(userId: String, label: String, expiresAt: Date?, actor: String? = nil, maxLive: Int? = nil) throws -> IssuedToken {
         try pool.write { db in
             guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM users WHERE id = ?"), arguments: [userId]) == true else {
-                throw AppError.notFound("user")
+                throw DomainError.notFound("user")
             }
             if let maxLive {
                 let live = try Int.fetchOne(
                     db.cachedStatement(sql: "SELECT count(*) FROM tokens WHERE user_id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)"),
                     arguments: [userId, Timestamp.now()]) ?? 0
                 if live >= maxLive {
-                    throw AppError(
+                    throw DomainError(
                         .quotaExceeded, "This user already has \(live) live tokens (at most \(maxLive)); revoke one (DELETE /v1/tokens/{id}) first.",
                         extra: ["limit": .number(Double(maxLive))])
                 }

@@ -122,13 +122,13 @@ extension Catalog {
         do {
             report = try body()
         } catch {
-            let message = (error as? AppError)?.detail ?? "\(error)"
+            let message = (error as? DomainError)?.message ?? "\(error)"
             try? finishRun(id, outcome: .failed, counts: [:], details: .object(["error": .string(message)]))
             throw error
         }
         let details = (try? JSONValue.parse(Array(JSONEncoder().encode(report)))) ?? .object([:])
         try finishRun(id, outcome: report.problemCount > 0 ? .problems : .ok, counts: report.counts, details: details)
-        guard let run = try jobRuns(kind: kind, limit: 5).first(where: { $0.id == id }) else { throw AppError(.internal, "the job run vanished") }
+        guard let run = try jobRuns(kind: kind, limit: 5).first(where: { $0.id == id }) else { throw DomainError(.internal, "the job run vanished") }
         return (run, report)
     }
 }

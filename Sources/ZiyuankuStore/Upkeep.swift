@@ -314,7 +314,7 @@ public struct Upkeep: Sendable {
                         if rename(path, trashed) == 0 {
                             _ = utimes(trashed, nil)  // the trash's own clock starts now
                         } else if errno != ENOENT {
-                            throw AppError(.internal, "cannot move blob \(item.sha256) to the trash: errno \(errno)")
+                            throw DomainError(.internal, "cannot move blob \(item.sha256) to the trash: errno \(errno)")
                         }
                         try db.cachedStatement(sql: "DELETE FROM blobs WHERE sha256 = ?").execute(arguments: [item.sha256])
                         report.removed.append(item)
@@ -479,7 +479,7 @@ extension Catalog {
                     continue
                 }
             }
-            throw AppError(.conflict, "The stored bytes of \(f.name) are no longer kept (removed as unused); upload the file again.")
+            throw DomainError(.conflict, "The stored bytes of \(f.name) are no longer kept (removed as unused); upload the file again.")
         }
     }
 

@@ -74,10 +74,26 @@ func cli(_ body: () async throws -> Void) async throws {
     } catch let e as CLIError {
         FileHandle.standardError.write(Data("zyk: \(e.description)\n".utf8))
         throw ExitCode(e.code)
-    } catch let e as AppError {
-        FileHandle.standardError.write(Data("zyk: \(e.detail)\n".utf8))
-        for f in e.errors { FileHandle.standardError.write(Data("  \(f.field): \(f.message)\n".utf8)) }
-        throw ExitCode([404, 409, 413, 422].contains(e.kind.status) ? 65 : 1)
+    } catch let e as DomainError {
+        FileHandle.standardError.write(Data("zyk: \(e.message)\n".utf8))
+        for f in e.fields { FileHandle.standardError.write(Data("  \(f.field): \(f.message)\n".utf8)) }
+        throw ExitCode(e.code.exitCode)
+    }
+}
+
+extension DomainError.Code {
+    /// The one table from domain codes to exit codes (sysexits.h, as `CLIError`s use them).
+    var exitCode: Int32 {
+        switch self {
+        // The input named something that is not there, or is not acceptable as given.
+        case .validation, .notFound, .conflict, .payloadTooLarge, .badRequest, .malformedJSON, .malformedMultipart, .fileTypeNotAllowed,
+            .unsupportedMediaType, .digestMismatch, .checksumMismatch, .gone, .preconditionFailed, .preconditionRequired, .rangeNotSatisfiable:
+            65  // EX_DATAERR
+        case .unauthorized, .forbidden, .quotaExceeded: 77  // EX_NOPERM
+        case .unavailable, .locked, .tooManyRequests, .requestTimeout: 75  // EX_TEMPFAIL
+        case .insufficientStorage: 74  // EX_IOERR
+        case .methodNotAllowed, .internal: 70  // EX_SOFTWARE
+        }
     }
 }
 

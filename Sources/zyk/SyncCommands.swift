@@ -160,8 +160,8 @@ struct SyncRun: AsyncParsableCommand {
             let summary: SyncRunSummary
             do {
                 summary = try await runner.run(maxWait: maxWait) { bar.draw($0) }
-            } catch let e as AppError where e.kind == .conflict {
-                throw CLIError(e.detail, code: 75)
+            } catch let e as DomainError where e.code == .conflict {
+                throw CLIError(e.message, code: 75)
             }
             bar.finish()
             if output.json {

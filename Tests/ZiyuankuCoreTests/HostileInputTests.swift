@@ -219,8 +219,8 @@ import Testing
         let header = "filename " + Data(name.utf8).base64EncodedString()
         let cleaned = try TusHeaders.filename(fromMetadata: header)
         #expect(cleaned.map { !$0.isEmpty && $0.utf8.count <= 255 } ?? true)
-        #expect(throws: AppError.self) { try TusHeaders.filename(fromMetadata: "filename !!!") }
-        #expect(throws: AppError.self) { try TusHeaders.checksum("sha256 AAAA") }
+        #expect(throws: DomainError.self) { try TusHeaders.filename(fromMetadata: "filename !!!") }
+        #expect(throws: DomainError.self) { try TusHeaders.checksum("sha256 AAAA") }
         #expect(DigestHeader.sha256("sha-256=:\(Data(count: 32).base64EncodedString()):") == .sha256([UInt8](repeating: 0, count: 32)))
         #expect(DigestHeader.sha256("sha-256=:AAAA:") == .malformed && DigestHeader.sha256("md5=:AAAA:") == .absent)
     }

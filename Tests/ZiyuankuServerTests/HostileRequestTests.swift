@@ -258,6 +258,6 @@ import GRDB
         try Self.ageBlobRows(env)
         _ = try Upkeep(catalog: env.services.catalog, root: env.services.root).gc(grace: 3600, dryRun: false)
         try FileManager.default.removeItem(atPath: env.services.root.trashPath + "/" + carrier.sha256)
-        #expect(throws: AppError.self) { try env.services.catalog.holdBlobs([(carrier.sha256, carrier.size, "清单.csv")]) }
+        #expect(throws: DomainError.self) { try env.services.catalog.holdBlobs([(carrier.sha256, carrier.size, "清单.csv")]) }
     }
 }

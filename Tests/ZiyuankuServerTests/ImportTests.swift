@@ -95,11 +95,11 @@ import ZiyuankuStore
         let slip = base + "/slip.zip"
         let evil = try Archive(url: URL(fileURLWithPath: slip), accessMode: .create)
         try evil.addEntry(with: "../../逃出去.pdf", type: .file, uncompressedSize: Int64(pdf.count), provider: { pos, size in pdf.subdata(in: Int(pos)..<Int(pos) + size) })
-        await #expect(throws: AppError.self) { try await Importer(services: env.services).run(manifest: manifest, files: slip, owner: owner, dryRun: true) }
+        await #expect(throws: DomainError.self) { try await Importer(services: env.services).run(manifest: manifest, files: slip, owner: owner, dryRun: true) }
         // Too many entries: refused before anything is written.
         var limits = ZipLimits()
         limits.maxEntries = 0
-        await #expect(throws: AppError.self) { try await Importer(services: env.services).run(manifest: manifest, files: zipPath, owner: owner, dryRun: true, limits: limits) }
+        await #expect(throws: DomainError.self) { try await Importer(services: env.services).run(manifest: manifest, files: zipPath, owner: owner, dryRun: true, limits: limits) }
         #expect(try FileManager.default.contentsOfDirectory(atPath: env.services.root.tmpPath).filter { $0.hasPrefix("import-") }.isEmpty)
     }
 

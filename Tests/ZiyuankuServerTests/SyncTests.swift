@@ -226,7 +226,7 @@ import ZiyuankuSync
         let id = try await Self.published(env, "锁")
         try Self.select(env, [id])
         try c.acquireSyncLock(owner: "A", pid: getpid(), host: "here")
-        #expect(throws: AppError.self) { try c.acquireSyncLock(owner: "B", pid: getpid(), host: "here") }
+        #expect(throws: DomainError.self) { try c.acquireSyncLock(owner: "B", pid: getpid(), host: "here") }
         _ = try #require(try c.claimSyncEntry())
         // A runner whose process is gone: its lock is taken over at once and its entry requeued.
         let p = Process()

@@ -127,7 +127,7 @@ import ZiyuankuStore
                         do {
                             _ = try catalog.createResource(owner: owner, metadata: m, files: [file], changeNote: "")
                             saved.withLock { $0.append(b.sha256) }
-                        } catch let e as AppError where e.kind == .conflict {
+                        } catch let e as DomainError where e.code == .conflict {
                             refused.withLock { $0 += 1 }  // gone for good: only possible after the trash is purged
                         }
                     }
@@ -234,7 +234,7 @@ import ZiyuankuStore
         let busy = env.dir.appendingPathComponent("busy")
         try FileManager.default.createDirectory(at: busy, withIntermediateDirectories: true)
         #expect(FileManager.default.createFile(atPath: busy.appendingPathComponent("x").path, contents: Data("x".utf8)))
-        #expect(throws: AppError.self) { try Upkeep.restore(from: target, into: DataRoot(path: busy.path)) }
+        #expect(throws: DomainError.self) { try Upkeep.restore(from: target, into: DataRoot(path: busy.path)) }
         let restoredRoot = DataRoot(path: env.dir.appendingPathComponent("restored").path)
         let (restored, rr) = try Upkeep.restore(from: target, into: restoredRoot)
         #expect(rr.fixity?.problems.isEmpty == true && rr.verify?.findings.isEmpty == true, "\(String(describing: rr.verify?.findings))")
@@ -246,12 +246,12 @@ import ZiyuankuStore
         // A damaged backup is refused.
         let manifest = try JSONDecoder().decode(BackupManifest.self, from: Data(contentsOf: URL(fileURLWithPath: target + "/manifest.json")))
         #expect(try FileManager.default.contentsOfDirectory(atPath: target).filter { $0.hasPrefix("catalog") } == [manifest.catalogFile], "old catalogs are removed")
-        #expect(throws: AppError.self) { try upkeep.backup(to: env.services.root.path + "/blobs") }
+        #expect(throws: DomainError.self) { try upkeep.backup(to: env.services.root.path + "/blobs") }
         let cat = target + "/" + manifest.catalogFile
         var bytes = try Data(contentsOf: URL(fileURLWithPath: cat))
         bytes[bytes.count / 2] ^= 0xFF
         try bytes.write(to: URL(fileURLWithPath: cat))
-        #expect(throws: AppError.self) { try Upkeep.restore(from: target, into: DataRoot(path: env.dir.appendingPathComponent("restored-2").path)) }
+        #expect(throws: DomainError.self) { try Upkeep.restore(from: target, into: DataRoot(path: env.dir.appendingPathComponent("restored-2").path)) }
         // A manifest that names a file outside the backup folder (with that file's true digest,
         // as a forger would write it), or a link out of it, is refused: nothing is copied in.
         let outside = env.dir.appendingPathComponent("outside.sqlite")
@@ -265,7 +265,7 @@ import ZiyuankuStore
             if makeLink { try FileManager.default.createSymbolicLink(atPath: target + "/" + name, withDestinationPath: outside.path) }
             try JSONSerialization.data(withJSONObject: doc).write(to: manifestURL)
             let into = DataRoot(path: env.dir.appendingPathComponent("restored-escape-\(makeLink)").path)
-            #expect(throws: AppError.self) { try Upkeep.restore(from: target, into: into) }
+            #expect(throws: DomainError.self) { try Upkeep.restore(from: target, into: into) }
             #expect(!FileManager.default.fileExists(atPath: into.catalogPath), "restore copied \(name) in as the catalog")
         }
     }

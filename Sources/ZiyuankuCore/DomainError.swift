@@ -1,7 +1,10 @@
-/// Every error a client can see, with a stable problem `type` (RFC 9457) per kind.
-/// Shaped as a struct around a kind so new kinds do not break callers.
-public struct AppError: Error, Sendable, CustomStringConvertible {
-    public enum Kind: String, Sendable, CaseIterable {
+/// Every error a user can see, from any surface (HTTP, CLI, web pages): a stable code, a
+/// message in plain words and the fields at fault. It says nothing about transports: the server
+/// maps codes to HTTP statuses and problem documents in one table (`ProblemMapping`), the CLI
+/// maps them to exit codes in another. Shaped as a struct around a code so new codes do not
+/// break callers.
+public struct DomainError: Error, Sendable, CustomStringConvertible {
+    public enum Code: String, Sendable, CaseIterable {
         case badRequest = "bad-request"
         case malformedJSON = "malformed-json"
         case malformedMultipart = "malformed-multipart"
@@ -27,32 +30,6 @@ public struct AppError: Error, Sendable, CustomStringConvertible {
         case quotaExceeded = "quota-exceeded"
         case tooManyRequests = "too-many-requests"
         case `internal` = "internal-error"
-
-        public var status: Int {
-            switch self {
-            case .badRequest, .malformedJSON, .malformedMultipart, .digestMismatch: 400
-            case .validation: 422
-            case .unsupportedMediaType, .fileTypeNotAllowed: 415
-            case .unauthorized: 401
-            case .forbidden: 403
-            case .notFound: 404
-            case .methodNotAllowed: 405
-            case .conflict: 409
-            case .preconditionFailed: 412
-            case .preconditionRequired: 428
-            case .payloadTooLarge: 413
-            case .rangeNotSatisfiable: 416
-            case .insufficientStorage: 507
-            case .unavailable: 503
-            case .gone: 410
-            case .locked: 423
-            case .checksumMismatch: 460  // tus 1.0 checksum extension
-            case .requestTimeout: 408
-            case .quotaExceeded: 403
-            case .tooManyRequests: 429
-            case .internal: 500
-            }
-        }
 
         public var title: String {
             switch self {
@@ -115,36 +92,36 @@ public struct AppError: Error, Sendable, CustomStringConvertible {
             }
         }
 
-        public var typeURI: String { "https://ziyuanku.dev/problems/\(rawValue)" }
     }
 
-    public var kind: Kind
-    public var detail: String
-    public var errors: [FieldError]
-    /// Extra members for the problem document (e.g. `limit`).
+    public var code: Code
+    /// What went wrong and what to do about it, in plain words.
+    public var message: String
+    /// The input fields at fault, each with its own message.
+    public var fields: [FieldError]
+    /// Facts a client can act on (e.g. `limit`, `currentStatus`, `allowedActions`).
     public var extra: [String: JSONValue]
-    public var headers: [(String, String)]
+    /// When the condition is temporary: how long to wait before trying again.
+    public var retryAfterSeconds: Int?
 
-    public init(_ kind: Kind, _ detail: String, errors: [FieldError] = [], extra: [String: JSONValue] = [:], headers: [(String, String)] = []) {
-        self.kind = kind
-        self.detail = detail
-        self.errors = errors
+    public init(_ code: Code, _ message: String, fields: [FieldError] = [], extra: [String: JSONValue] = [:], retryAfterSeconds: Int? = nil) {
+        self.code = code
+        self.message = message
+        self.fields = fields
         self.extra = extra
-        self.headers = headers
+        self.retryAfterSeconds = retryAfterSeconds
     }
 
-    public var description: String { "\(kind.rawValue): \(detail)" }
+    public var description: String { "\(code.rawValue): \(message)" }
 
-    public static func validation(_ errors: [FieldError], detail: String? = nil) -> AppError {
+    public static func validation(_ errors: [FieldError], detail: String? = nil) -> DomainError {
         let names = errors.map(\.field).filter { !$0.isEmpty }
         let listed = names.prefix(20).joined(separator: ", ") + (names.count > 20 ? ", …" : "")
-        return AppError(
+        return DomainError(
             .validation, detail ?? "\(errors.count) field\(errors.count == 1 ? "" : "s") failed validation: \(listed)",
-            errors: errors)
+            fields: errors)
     }
-    public static func notFound(_ what: String = "resource") -> AppError { AppError(.notFound, "No such \(what), or you may not see it.") }
-    public static let unauthorized = AppError(
-        .unauthorized, "This action needs a valid bearer token (Authorization: Bearer zyk_…).",
-        headers: [("WWW-Authenticate", "Bearer realm=\"ziyuanku\"")])
-    public static func forbidden(_ detail: String) -> AppError { AppError(.forbidden, detail) }
+    public static func notFound(_ what: String = "resource") -> DomainError { DomainError(.notFound, "No such \(what), or you may not see it.") }
+    public static let unauthorized = DomainError(.unauthorized, "This action needs a valid bearer token (Authorization: Bearer zyk_…).")
+    public static func forbidden(_ detail: String) -> DomainError { DomainError(.forbidden, detail) }
 }
