@@ -68,7 +68,7 @@ public func openServices(config: ServerConfig, logger: Logger) throws -> AppServ
     let services = AppServices(config: config, catalog: catalog)
     let removed = services.blobs.removeStaleTemporaryFiles()
     if removed > 0 { logger.notice("removed \(removed) temporary upload file(s) left by an interrupted process") }
-    Importer.removeStaleExtractions(root)
+    services.blobs.removeStaleScratchFolders("import")
     // A run still marked running was cut short (a CLI run that is in fact still going records
     // its real outcome when it ends).
     try catalog.markInterruptedRuns()

@@ -29,8 +29,6 @@ struct ImportRoutes {
             guard let manifestBlob = blobs.first(where: { $0.name == manifestName }), let zipBlob = blobs.first(where: { $0.name == zipName }) else {
                 throw DomainError.validation([.init(field: "file", message: "send exactly two files: one manifest (.csv or .jsonl) and one .zip")])
             }
-            let manifestPath = services.blobs.path(of: manifestBlob.blob.sha256)
-            let zipPath = services.blobs.path(of: zipBlob.blob.sha256)
             // Extension-less blob paths: the importer reads CSV or JSON lines by content.
             let job = try services.catalog.createImportJob(userId: p.userId)
             let services = self.services
@@ -43,6 +41,9 @@ struct ImportRoutes {
                     try services.catalog.holdBlobs([
                         (manifestBlob.blob.sha256, manifestBlob.blob.size, manifestName), (zipBlob.blob.sha256, zipBlob.blob.size, zipName),
                     ])
+                    guard let manifestPath = services.blobs.localPath(of: manifestBlob.blob.sha256),
+                        let zipPath = services.blobs.localPath(of: zipBlob.blob.sha256)
+                    else { throw DomainError(.conflict, "The uploaded manifest or zip is no longer stored; send them again.") }
                     try services.catalog.updateImportJob(id: job.id, status: "running")
                     var limits = ZipLimits()
                     limits.maxTotalBytes = services.config.maxUploadBytes

@@ -65,20 +65,21 @@ public struct Importer: Sendable {
         let rows = try Self.readManifest(manifest, label: manifestLabel ?? manifest, problems: &summary.problems)
         summary.rows = rows.count
         // Files: a folder as is, or a zip extracted (with limits) into temporary space.
-        var base = URL(fileURLWithPath: files).standardizedFileURL.path
+        let source = URL(fileURLWithPath: files).standardizedFileURL.path
+        var base = source
         var extracted: String?
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: base, isDirectory: &isDir) else {
             throw DomainError(.validation, "\(filesLabel) does not exist.", fields: [.init(field: "files", message: "not found")])
         }
-        Self.removeStaleExtractions(services.root)
+        services.blobs.removeStaleScratchFolders("import")
         if !isDir.boolValue {
-            let dir = services.root.tmpPath + "/import-\(getpid())-\(Identifiers.uuidV7())"
-            try Self.extractZip(base, into: dir, limits: limits, label: filesLabel)
+            let dir = services.blobs.newScratchFolderPath("import")
             extracted = dir
             base = dir
         }
         defer { if let extracted { try? FileManager.default.removeItem(atPath: extracted) } }
+        if let extracted { try Self.extractZip(source, into: extracted, limits: limits, label: filesLabel) }
 
         let done = try services.catalog.importedKeys(owner: owner.userId)
         let routes = ResourceRoutes(services: services)
@@ -185,15 +186,6 @@ public struct Importer: Sendable {
         }
         summary.seconds = Date().timeIntervalSince(start)
         return summary
-    }
-
-    /// Extraction folders of imports whose process is gone (killed): `import-<pid>-<uuid>`.
-    public static func removeStaleExtractions(_ root: DataRoot) {
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: root.tmpPath)) ?? [] where name.hasPrefix("import-") {
-            let parts = name.split(separator: "-")
-            guard parts.count >= 2, let pid = Int32(parts[1]), pid != getpid(), kill(pid, 0) != 0, errno == ESRCH else { continue }
-            try? FileManager.default.removeItem(atPath: root.tmpPath + "/" + name)
-        }
     }
 
     // MARK: manifest

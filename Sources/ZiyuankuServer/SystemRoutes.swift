@@ -52,16 +52,13 @@ struct SystemRoutes {
             ok = false
             checks["database"] = "not writable: \(error)"
         }
-        let probe = services.root.tmpPath + "/readyz-\(getpid())"
-        let fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        if fd >= 0, write(fd, "ok", 2) == 2, fsync(fd) == 0 {
+        do {
+            try services.blobs.checkWritable()
             checks["storage"] = "ok"
-        } else {
+        } catch {
             ok = false
-            checks["storage"] = "not writable: \(String(cString: strerror(errno)))"
+            checks["storage"] = "not writable: \(error.message)"
         }
-        if fd >= 0 { close(fd) }
-        unlink(probe)
         return (ok, checks)
     }
 }

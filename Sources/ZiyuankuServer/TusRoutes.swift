@@ -98,7 +98,7 @@ struct TusRoutes {
             let upload = try owned(req, ctx)
             guard state.lock(upload.id) else { throw DomainError(.locked, "A request is still writing to this upload.") }
             defer { state.unlock(upload.id) }
-            unlink(path(upload.id))
+            services.blobs.discardResumable(upload.id)
             state.store(upload.id, nil)
             try catalog.deleteTusUpload(id: upload.id)
             return Response(status: .noContent, headers: commonHeaders())
@@ -115,8 +115,6 @@ struct TusRoutes {
             throw e.with(headers: [("Tus-Resumable", Self.version)])
         }
     }
-
-    func path(_ id: String) -> String { services.root.tmpPath + "/tus-" + id }
 
     func checkVersion(_ req: Request) throws {
         guard req.headers[.tusResumable] == Self.version else {
@@ -153,10 +151,7 @@ struct TusRoutes {
         let upload = try catalog.createTusUpload(
             userId: p.userId, length: length, metadata: metadata, filename: filename, expiresIn: Self.expiry,
             maxOpen: services.config.maxOpenUploadsPerUser, maxOpenBytes: services.config.maxOpenUploadBytesPerUser)
-        let fd = open(path(upload.id), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw DomainError(.insufficientStorage, "Cannot create the upload's file (errno \(errno)).") }
-        fsync(fd)
-        close(fd)
+        try services.blobs.createResumable(upload.id)
         var response: Response
         if BodyReader.mediaType(req) == Self.offsetType {
             response = try await receive(req, upload: upload, offset: 0, status: .created)
@@ -189,9 +184,9 @@ struct TusRoutes {
         else {
             throw DomainError(.conflict, "The upload moved on meanwhile; ask HEAD for the offset.")
         }
-        let fd = open(path(upload.id), O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw DomainError(.gone, "The upload's bytes are gone (expired or cleaned up); start a new one.") }
-        defer { close(fd) }
+        guard let file = services.blobs.openResumable(upload.id) else {
+            throw DomainError(.gone, "The upload's bytes are gone (expired or cleaned up); start a new one.")
+        }
         var hasher = try state.hasher(upload.id, at: offset) ?? rebuildHasher(upload.id, upTo: offset)
         var sha1 = Insecure.SHA1()
         var sha256 = SHA256()
@@ -203,23 +198,14 @@ struct TusRoutes {
                     throw DomainError(.payloadTooLarge, "The bytes sent go past Upload-Length (\(upload.length)).")
                 }
                 try chunk.withUnsafeReadableBytes { bytes in
-                    var done = 0
-                    while done < bytes.count {
-                        let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset + written) + off_t(done))
-                        if n < 0 && errno == EINTR { continue }
-                        guard n > 0 else {
-                            throw errno == ENOSPC || errno == EDQUOT
-                                ? DomainError(.insufficientStorage, "The disk is full; the chunk was not kept.") : DomainError(.internal, "Cannot write the upload (errno \(errno)).")
-                        }
-                        done += n
-                    }
+                    try file.write(bytes, at: offset + written)
                     hasher.update(bufferPointer: bytes)
                     if checksum?.algorithm == "sha1" { sha1.update(bufferPointer: bytes) } else if checksum != nil { sha256.update(bufferPointer: bytes) }
                 }
                 written += Int64(chunk.readableBytes)
             }
         } catch let e as DomainError {
-            _ = ftruncate(fd, off_t(offset))
+            file.truncate(to: offset)
             throw e
         } catch {
             cutShort = error  // the client went away: keep what arrived, unless it was checksummed
@@ -227,17 +213,15 @@ struct TusRoutes {
         if let checksum, cutShort == nil {
             let actual = checksum.algorithm == "sha1" ? Array(sha1.finalize()) : Array(sha256.finalize())
             if actual != checksum.digest {
-                _ = ftruncate(fd, off_t(offset))
+                file.truncate(to: offset)
                 throw DomainError(.checksumMismatch, "The chunk's \(checksum.algorithm) does not match Upload-Checksum; it was discarded. Send it again.")
             }
         }
         if cutShort != nil && checksum != nil {
-            _ = ftruncate(fd, off_t(offset))
+            file.truncate(to: offset)
             throw cutShort!
         }
-        try await NIOThreadPool.singleton.runIfActive {
-            if fsync(fd) != 0 { throw DomainError(.insufficientStorage, "Cannot flush the upload to disk (errno \(errno)).") }
-        }
+        try await NIOThreadPool.singleton.runIfActive { try file.sync() }
         let newOffset = offset + written
         guard try catalog.advanceTusUpload(id: upload.id, from: offset, to: newOffset, expiresIn: Self.expiry) else {
             throw DomainError(.conflict, "The upload moved on meanwhile; ask HEAD for the offset.")
@@ -267,22 +251,10 @@ struct TusRoutes {
 
     /// After a restart the running digest is rebuilt once from the bytes already received.
     func rebuildHasher(_ id: String, upTo offset: Int64) throws -> SHA256 {
-        var hasher = SHA256()
-        guard offset > 0 else { return hasher }
-        let fd = open(path(id), O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw DomainError(.gone, "The upload's bytes are gone; start a new one.") }
-        defer { close(fd) }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
-        defer { buffer.deallocate() }
-        var done: Int64 = 0
-        while done < offset {
-            let n = pread(fd, buffer.baseAddress, Int(min(Int64(buffer.count), offset - done)), off_t(done))
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw DomainError(.internal, "Cannot read the upload back (errno \(errno)).") }
-            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-            done += Int64(n)
-        }
-        return hasher
+        guard offset > 0 else { return SHA256() }
+        guard let d = try services.blobs.digestResumable(id, upTo: offset) else { throw DomainError(.gone, "The upload's bytes are gone; start a new one.") }
+        guard d.bytes == offset else { throw DomainError(.internal, "Cannot read the upload back: \(d.bytes) of \(offset) bytes are there.") }
+        return d.hasher
     }
 
     /// Records the finished upload as a blob, then moves its file into the blob store under its
@@ -292,44 +264,14 @@ struct TusRoutes {
     @discardableResult
     func finish(_ upload: TusUpload, hasher: SHA256) async throws -> String {
         let sha = Array(hasher.finalize()).hexString
-        let tmp = path(upload.id)
-        let head: [UInt8] = try await NIOThreadPool.singleton.runIfActive {
-            var head = [UInt8](repeating: 0, count: MediaSniffer.headLength)
-            let fd = open(tmp, O_RDONLY | O_CLOEXEC)
-            if fd >= 0 {
-                let n = pread(fd, &head, head.count, 0)
-                head = Array(head.prefix(max(0, n)))
-                close(fd)
-            }
-            return head
-        }
+        let blobs = services.blobs
+        let head = try await NIOThreadPool.singleton.runIfActive { blobs.resumableHead(upload.id) }
         try catalog.completeTusUpload(id: upload.id, blob: BlobInfo(sha256: sha, size: upload.length, head: head), userId: upload.userId)
-        let services = self.services
-        try await NIOThreadPool.singleton.runIfActive { try Self.place(tmp: tmp, sha: sha, services: services) }
+        try await NIOThreadPool.singleton.runIfActive { try blobs.commitResumable(upload.id, as: sha) }
         state.store(upload.id, nil)
         services.metrics.uploadBytes.increment(by: upload.length)
         services.metrics.uploadsCompleted.increment()
         return sha
-    }
-
-    /// Moves a finished upload's file to blobs/ab/cd/<sha256> (fsynced), or drops it when those
-    /// bytes are already stored.
-    static func place(tmp: String, sha: String, services: AppServices) throws {
-        let store = services.blobs
-        let final = store.path(of: sha)
-        let rel = store.relativePath(sha)
-        let blobs = services.root.blobsPath
-        for d in [blobs + "/" + String(rel.prefix(2)), blobs + "/" + String(rel.prefix(5))] where mkdir(d, 0o755) != 0 && errno != EEXIST {
-            throw DomainError(.internal, "Cannot create a blob folder (errno \(errno)).")
-        }
-        if access(final, F_OK) == 0 {
-            unlink(tmp)  // identical bytes are stored once
-        } else if access(tmp, F_OK) == 0 {
-            chmod(tmp, 0o444)
-            guard rename(tmp, final) == 0 else { throw DomainError(.internal, "Cannot move the upload into the blob store (errno \(errno)).") }
-            BlobWriter.fsyncDirectory(blobs + "/" + String(rel.prefix(5)))
-            BlobWriter.fsyncDirectory(services.root.tmpPath)
-        }
     }
 
     /// At start: finishes uploads a crash left between their last chunk and their blob — a
@@ -337,37 +279,18 @@ struct TusRoutes {
     /// digest yet: the file is hashed once and recorded. Returns how many were repaired.
     static func recoverInterruptedUploads(services: AppServices) throws -> Int {
         var repaired = 0
+        let blobs = services.blobs
         for upload in try services.catalog.unfinishedTusCompletions() {
-            let tmp = services.root.tmpPath + "/tus-" + upload.id
+            guard blobs.hasResumable(upload.id) else { continue }
             if let sha = upload.sha256 {
-                if access(tmp, F_OK) == 0 {
-                    try place(tmp: tmp, sha: sha, services: services)
-                    repaired += 1
-                }
+                try blobs.commitResumable(upload.id, as: sha)
+                repaired += 1
                 continue
             }
-            guard access(tmp, F_OK) == 0 else { continue }
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 << 20, alignment: 64)
-            defer { buffer.deallocate() }
-            var hasher = SHA256()
-            var head: [UInt8] = []
-            let fd = open(tmp, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { continue }
-            var total: Int64 = 0
-            while total < upload.length {
-                let n = pread(fd, buffer.baseAddress, Int(min(Int64(buffer.count), upload.length - total)), off_t(total))
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { break }
-                let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
-                if head.isEmpty { head = Array(chunk.prefix(MediaSniffer.headLength)) }
-                hasher.update(bufferPointer: chunk)
-                total += Int64(n)
-            }
-            close(fd)
-            guard total == upload.length else { continue }
-            let sha = Array(hasher.finalize()).hexString
-            try services.catalog.completeTusUpload(id: upload.id, blob: BlobInfo(sha256: sha, size: upload.length, head: head), userId: upload.userId)
-            try place(tmp: tmp, sha: sha, services: services)
+            guard let d = try? blobs.digestResumable(upload.id, upTo: upload.length), d.bytes == upload.length else { continue }
+            let sha = Array(d.hasher.finalize()).hexString
+            try services.catalog.completeTusUpload(id: upload.id, blob: BlobInfo(sha256: sha, size: upload.length, head: d.head), userId: upload.userId)
+            try blobs.commitResumable(upload.id, as: sha)
             repaired += 1
         }
         return repaired

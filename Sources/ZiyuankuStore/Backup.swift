@@ -96,6 +96,8 @@ extension Upkeep {
         else { throw DomainError(.internal, "cannot write the blob list in \(target)") }
         defer { try? listFile.close() }
         var listHasher = SHA256()
+        // The backup folder holds blobs in the same layout as a data root.
+        let mirror = FileBlobStore(root: DataRoot(path: target))
         try snapshotDB.read { db in
         let cursor = try Row.fetchCursor(
             db, sql: "SELECT b.sha256, b.size, EXISTS (SELECT 1 FROM version_files f WHERE f.sha256 = b.sha256) FROM blobs b ORDER BY b.sha256")
@@ -103,28 +105,13 @@ extension Upkeep {
             let sha: String = row[0]
             let size: Int64 = row[1]
             let isReferenced: Bool = row[2]
-            let rel = blobs.relativePath(sha)
-            let dst = target + "/blobs/" + rel
-            var st = stat()
-            if stat(dst, &st) == 0 && Int64(st.st_size) == size {
-                report.alreadyThere += 1
-            } else {
-                // The live file, or the trash copy if gc moved it after the snapshot was taken.
-                let candidates = [blobs.path(of: sha), root.trashPath + "/" + sha]
-                guard let src = candidates.first(where: { access($0, R_OK) == 0 }) else {
-                    if isReferenced { report.missing.append(sha) }
-                    continue
-                }
-                try fm.createDirectory(atPath: (dst as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-                unlink(dst)
-                if link(src, dst) == 0 {
-                    report.linked += 1
-                } else {
-                    // Flushed all at once below (one filesystem sync before the manifest is as
-                    // safe as a sync per blob, and several times faster).
-                    try Self.copyFile(src, dst, sync: false)
-                    report.copied += 1
-                }
+            switch try mirror.adopt(sha, size: size, from: blobs, orItsTrash: true, regularFilesOnly: false) {
+            case .alreadyThere: report.alreadyThere += 1
+            case .linked: report.linked += 1
+            case .copied: report.copied += 1  // flushed all at once below, before the manifest
+            case .missing:
+                if isReferenced { report.missing.append(sha) }
+                continue
             }
             let line = Data((sha + " " + String(size) + "\n").utf8)
             try listFile.write(contentsOf: line)
@@ -140,7 +127,7 @@ extension Upkeep {
         try Self.syncFilesystem(of: target)
         let catalogFile = target + "/" + catalogName
         if rename(snapshot, catalogFile) != 0 { throw DomainError(.internal, "cannot move the catalog snapshot into place: errno \(errno)") }
-        BlobWriter.fsyncDirectory(target + "/blobs")
+        BlobFiles.fsyncDirectory(mirror.root.blobsPath)
         report.catalogBytes = Self.fileSize(catalogFile)
         var manifest = BackupManifest(
             createdAt: Timestamp.now(), sourceRoot: root.path, catalogSHA256: try Self.sha256(ofFile: catalogFile), catalogBytes: report.catalogBytes,
@@ -152,7 +139,7 @@ extension Upkeep {
         try encoder.encode(manifest).write(to: URL(fileURLWithPath: target + "/manifest.json.partial"))
         try Self.fsyncFile(target + "/manifest.json.partial")
         if rename(target + "/manifest.json.partial", target + "/manifest.json") != 0 { throw DomainError(.internal, "cannot write the manifest: errno \(errno)") }
-        BlobWriter.fsyncDirectory(target)
+        BlobFiles.fsyncDirectory(target)
         // The previous catalog and blob list are no longer referenced.
         for name in (try? fm.contentsOfDirectory(atPath: target)) ?? []
         where (name.hasPrefix("catalog") && name != catalogName) || (name.hasPrefix("blobs-") && name != listName) {
@@ -194,23 +181,15 @@ extension Upkeep {
             guard parts.count == 2, let size = Int64(parts[1]), size >= 0, Identifiers.isSHA256Hex(String(parts[0])) else { return nil }
             return (String(parts[0]), size)
         }
+        let backupBlobs = FileBlobStore(root: DataRoot(path: source))
         for (sha, size) in entries {
-            let src = source + "/blobs/" + store.relativePath(sha)
-            let dst = store.path(of: sha)
-            // Only regular files come in: a link in the backup (to /etc/…, say) would be served
-            // as that blob. What is skipped, fixity then reports as missing.
-            var st = stat()
-            guard lstat(src, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
-            try fm.createDirectory(atPath: (dst as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            if link(src, dst) != 0 {
-                if access(src, R_OK) != 0 { continue }  // fixity reports it missing
-                try copyFile(src, dst, sync: false)
-            }
+            // Only regular files come in; what is skipped, fixity then reports as missing.
+            guard try store.adopt(sha, size: nil, from: backupBlobs, orItsTrash: false, regularFilesOnly: true) != .missing else { continue }
             report.blobs += 1
             report.bytes = report.bytes.addingReportingOverflow(size).overflow ? Int64.max : report.bytes + size
             progress(report.bytes, manifest.blobBytes)
         }
-        try syncFilesystem(of: root.blobsPath)
+        try store.syncAll()
         let catalog = try Catalog.open(root: root)
         let upkeep = Upkeep(catalog: catalog, root: root)
         report.fixity = try upkeep.fixity()
@@ -287,8 +266,7 @@ extension Upkeep {
     static func sha256(ofFile path: String) throws -> String {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 << 20, alignment: 64)
         defer { buffer.deallocate() }
-        let (result, digest, _) = hashFile(path, buffer: buffer)
-        guard result == .read else { throw DomainError(.internal, "cannot read \(path)") }
-        return digest
+        guard let d = try BlobFiles.digest(path: path, buffer: buffer) else { throw DomainError(.internal, "cannot read \(path)") }
+        return Array(d.hasher.finalize()).hexString
     }
 }

@@ -41,12 +41,18 @@ public struct FileBlobStore: BlobStore {
 
     public init(root: DataRoot) { self.root = root }
 
-    public func relativePath(_ sha256: String) -> String {
-        let u = Array(sha256)
-        return "\(String(u[0..<2]))/\(String(u[2..<4]))/\(sha256)"
+    /// `ab/cd/<sha256>` under `blobs/`.
+    func relativePath(_ sha256: String) -> String {
+        let u = Array(sha256.utf8)
+        return "\(String(decoding: u[0..<2], as: UTF8.self))/\(String(decoding: u[2..<4], as: UTF8.self))/\(sha256)"
     }
 
+    /// Where a blob's file is (or would be). For tests and tools that inspect the layout; the
+    /// product goes through the methods below.
     public func path(of sha256: String) -> String { root.blobsPath + "/" + relativePath(sha256) }
+
+    /// Where gc keeps a blob it took out of use, until the trash is purged.
+    public func trashedPath(of sha256: String) -> String { root.trashPath + "/" + sha256 }
 
     public func localPath(of sha256: String) -> String? {
         guard Identifiers.isSHA256Hex(sha256) else { return nil }
@@ -56,16 +62,46 @@ public struct FileBlobStore: BlobStore {
 
     public func head(of sha256: String, count: Int) throws -> [UInt8] {
         guard let p = localPath(of: sha256) else { throw DomainError(.internal, "blob \(sha256) is missing from the store") }
-        let fd = open(p, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw DomainError(.internal, "cannot open blob \(sha256): errno \(errno)") }
-        defer { close(fd) }
-        var buf = [UInt8](repeating: 0, count: count)
-        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, count) }
-        return n > 0 ? Array(buf.prefix(n)) : []
+        guard let head = BlobFiles.head(path: p, count: count) else { throw DomainError(.internal, "cannot open blob \(sha256): errno \(errno)") }
+        return head
     }
 
     public func makeWriter(maxSize: Int64) throws -> BlobWriter {
         try BlobWriter(store: self, maxSize: maxSize)
+    }
+
+    // MARK: placing received bytes
+
+    /// A fresh temporary name for one upload: `tmp/upload-<pid>-<uuid>`.
+    func newUploadPath() -> String { root.tmpPath + "/upload-\(getpid())-\(Identifiers.uuidV7())" }
+
+    /// Moves a complete, fsynced temporary file to `blobs/ab/cd/<sha256>` (read-only), or drops it
+    /// when those bytes are already stored; then fsyncs the folders that changed. The one place
+    /// bytes enter the store.
+    func place(temporary tmp: String, as sha256: String) throws(DomainError) {
+        let rel = relativePath(sha256)
+        let blobs = root.blobsPath
+        let dir1 = blobs + "/" + String(rel.prefix(2))
+        let dir2 = blobs + "/" + String(rel.prefix(5))
+        var made = false
+        for d in [dir1, dir2] {
+            if mkdir(d, 0o755) == 0 {
+                made = true
+            } else if errno != EEXIST {
+                throw BlobFiles.ioError(errno, "create a blob folder")
+            }
+        }
+        let final = blobs + "/" + rel
+        if access(final, F_OK) == 0 {
+            unlink(tmp)  // identical bytes are stored once
+            return
+        }
+        guard access(tmp, F_OK) == 0 else { return }  // placed already (a retry after a crash)
+        chmod(tmp, 0o444)
+        if rename(tmp, final) != 0 { throw BlobFiles.ioError(errno, "move the upload into the blob store") }
+        BlobFiles.fsyncDirectory(dir2)
+        if made { for d in [dir1, blobs] { BlobFiles.fsyncDirectory(d) } }
+        BlobFiles.fsyncDirectory(root.tmpPath)
     }
 
     /// Removes temporary files left by processes that no longer run (a `kill -9` mid-upload).
@@ -74,239 +110,223 @@ public struct FileBlobStore: BlobStore {
     public func removeStaleTemporaryFiles() -> Int {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: root.tmpPath) else { return 0 }
         var removed = 0
-        for name in names where name.hasPrefix("upload-") {
-            let parts = name.split(separator: "-")
-            if parts.count >= 2, let pid = Int32(parts[1]), pid != getpid(), kill(pid, 0) == 0 { continue }
-            if parts.count >= 2, let pid = Int32(parts[1]), pid == getpid() { continue }
+        for name in names where name.hasPrefix("upload-") && BlobFiles.ownerIsGone(name) {
             if unlink(root.tmpPath + "/" + name) == 0 { removed += 1 }
         }
         return removed
     }
-}
 
-/// Receives one upload: hashes and counts while writing to a temp file, enforces the size
-/// limit as bytes arrive, and on `finish` fsyncs, renames into place and fsyncs the folders.
-/// Anything not finished is removed (explicitly by `abort`, or at the latest in `deinit`).
-///
-/// Receiving overlaps with hashing and writing: every 1 MiB the received buffers go to a
-/// thread-pool job that hashes them, writes them with `pwritev` and starts their write-back;
-/// the next batch is received meanwhile (at most one job in flight, so memory stays bounded).
-public final class BlobWriter {
-    let store: FileBlobStore
-    let maxSize: Int64
-    let tmpPath: String
-    private var fd: Int32
-    private let hash = HashBox()
-    private(set) public var count: Int64 = 0
-    private(set) public var head: [UInt8] = []
-    private var batch: [ByteBuffer] = []
-    private var batchBytes = 0
-    private var written: Int64 = 0
-    private var inFlight: EventLoopFuture<Void>?
-    private var done = false
-    static let batchSize = 1 << 20
-
-    /// Temporary files open at once, in the whole process, at most half the open-file limit:
-    /// a multipart request may hold dozens, and connections alone do not bound them. Past it a
-    /// new upload is answered 503 with Retry-After at once, rather than failing deep inside
-    /// with "too many open files" while downloads and the catalog run short too.
-    static let openFiles = Atomic<Int>(0)
-    static let maxOpenFiles: Int = {
-        var rl = rlimit()
-        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &rl) == 0, rl.rlim_cur != rlim_t.max else { return 1 << 20 }
-        return max(32, Int(clamping: rl.rlim_cur) / 2)
-    }()
-    private var holdsSlot = false
-
-    init(store: FileBlobStore, maxSize: Int64) throws {
-        self.store = store
-        self.maxSize = maxSize
-        self.tmpPath = store.root.tmpPath + "/upload-\(getpid())-\(Identifiers.uuidV7())"
-        let (open, _) = Self.openFiles.add(1, ordering: .relaxed)
-        guard open <= Self.maxOpenFiles else {
-            Self.openFiles.subtract(1, ordering: .relaxed)
-            fd = -1
-            done = true
-            throw DomainError(.unavailable, "The server is receiving as many files as it can at once; try again in a few seconds.", retryAfterSeconds: 5)
-        }
-        holdsSlot = true
-        fd = Glibc.open(tmpPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else {
-            let code = errno
-            releaseSlot()
-            done = true
-            throw BlobWriter.ioError(code, "create a temporary file")
-        }
+    /// Whether the storage takes a small durable write (for /readyz).
+    public func checkWritable() throws(DomainError) {
+        let probe = root.tmpPath + "/readyz-\(getpid())"
+        defer { unlink(probe) }
+        let fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw BlobFiles.ioError(errno, "create a file", whenFull: "the disk is full") }
+        defer { close(fd) }
+        if write(fd, "ok", 2) != 2 { throw BlobFiles.ioError(errno, "write a file", whenFull: "the disk is full") }
+        if fsync(fd) != 0 { throw BlobFiles.ioError(errno, "flush a file", whenFull: "the disk is full") }
     }
 
-    private func releaseSlot() {
-        if holdsSlot {
-            holdsSlot = false
-            Self.openFiles.subtract(1, ordering: .relaxed)
-        }
+    // MARK: scratch folders
+
+    /// A fresh path under `tmp/` for work that unpacks files (`<kind>-<pid>-<uuid>`), not yet
+    /// created: the caller creates it (0700) once it decides to write, and removes it after;
+    /// `removeStaleScratchFolders` does if the process dies first.
+    public func newScratchFolderPath(_ kind: String) -> String {
+        root.tmpPath + "/\(kind)-\(getpid())-\(Identifiers.uuidV7())"
     }
 
-    deinit { abort() }
-
-    static func ioError(_ code: Int32, _ what: String) -> DomainError {
-        if code == ENOSPC || code == EDQUOT {
-            return DomainError(.insufficientStorage, "The server's storage is full; the upload was discarded. Try again later.")
-        }
-        return DomainError(.internal, "could not \(what): \(String(cString: strerror(code)))")
-    }
-
-    /// Appends bytes; throws `payloadTooLarge` as soon as the limit is passed.
-    public func write(_ bytes: some Collection<UInt8>) async throws {
-        var buffer = ByteBufferAllocator().buffer(capacity: bytes.count)
-        buffer.writeBytes(bytes)
-        try await write(buffer)
-    }
-
-    /// Appends a received buffer without copying it.
-    public func write(_ buffer: ByteBuffer) async throws {
-        precondition(!done)
-        count += Int64(buffer.readableBytes)
-        if count > maxSize {
-            throw DomainError(
-                .payloadTooLarge, "The file is larger than the limit of \(maxSize) bytes.", extra: ["limit": .number(Double(maxSize))])
-        }
-        if head.count < MediaSniffer.headLength {
-            head.append(contentsOf: buffer.readableBytesView.prefix(MediaSniffer.headLength - head.count))
-        }
-        batch.append(buffer)
-        batchBytes += buffer.readableBytes
-        if batchBytes >= Self.batchSize { try await dispatch() }
-    }
-
-    /// Hands the current batch to the thread pool after the previous job finished.
-    private func dispatch() async throws {
-        if let previous = inFlight {
-            inFlight = nil
-            try await previous.get()
-        }
-        guard !batch.isEmpty else { return }
-        let buffers = batch
-        let offset = written
-        let length = batchBytes
-        batch.removeAll(keepingCapacity: true)
-        batchBytes = 0
-        written += Int64(length)
-        let fd = self.fd
-        let hash = self.hash
-        inFlight = NIOThreadPool.singleton.runIfActive(eventLoop: MultiThreadedEventLoopGroup.singleton.any()) {
-            for b in buffers { b.withUnsafeReadableBytes { hash.update($0) } }
-            try BlobWriter.writeAll(fd: fd, buffers, at: offset)
-            // Start write-back now, so the final fsync has little left to do.
-            _ = zyk_start_writeback(fd, offset, Int64(length))
-        }
-    }
-
-    static func writeAll(fd: Int32, _ buffers: [ByteBuffer], at start: Int64) throws {
-        var offset = start
-        for b in buffers {
-            try b.withUnsafeReadableBytes { buf in
-                var done = 0
-                while done < buf.count {
-                    let n = pwrite(fd, buf.baseAddress! + done, buf.count - done, off_t(offset) + off_t(done))
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        throw ioError(errno, "write the upload to disk")
-                    }
-                    done += n
-                }
-                offset += Int64(buf.count)
-            }
-        }
-    }
-
-    /// Makes the bytes durable under their digest. When `expectedSHA256` is given and differs,
-    /// nothing is kept and `digestMismatch` is thrown.
-    public func finish(expectedSHA256: [UInt8]? = nil) async throws -> BlobInfo {
-        do {
-            try await dispatch()
-            if let last = inFlight {
-                inFlight = nil
-                try await last.get()
-            }
-        } catch {
-            abort()
-            throw error
-        }
-        let digest = hash.finalize()
-        if let expectedSHA256, expectedSHA256 != digest {
-            abort()
-            throw DomainError(
-                .digestMismatch,
-                "The body's SHA-256 (\(digest.hexString)) does not match the Content-Digest sent (\(expectedSHA256.hexString)); nothing was kept."
-            )
-        }
-        let sha = digest.hexString
-        let fd = self.fd
-        let tmp = tmpPath
-        let final = store.path(of: sha)
-        let blobs = store.root.blobsPath
-        let rel = store.relativePath(sha)
-        do {
-            try await NIOThreadPool.singleton.runIfActive {
-                defer { close(fd) }
-                if fsync(fd) != 0 { throw BlobWriter.ioError(errno, "flush the upload to disk") }
-                let dir1 = blobs + "/" + String(rel.prefix(2))
-                let dir2 = blobs + "/" + String(rel.prefix(5))
-                for d in [dir1, dir2] where mkdir(d, 0o755) != 0 && errno != EEXIST {
-                    throw BlobWriter.ioError(errno, "create a blob folder")
-                }
-                if access(final, F_OK) == 0 {
-                    // Identical bytes are stored once.
-                    unlink(tmp)
-                    return
-                }
-                chmod(tmp, 0o444)
-                if rename(tmp, final) != 0 { throw BlobWriter.ioError(errno, "move the upload into the blob store") }
-                for d in [dir2, dir1, blobs] { BlobWriter.fsyncDirectory(d) }
-            }
-            self.fd = -1
-            done = true
-            releaseSlot()
-        } catch {
-            self.fd = -1
-            abort()
-            throw error
-        }
-        return BlobInfo(sha256: sha, size: count, head: head)
-    }
-
-    /// Discards everything received. Never blocks: the temporary file is unlinked at once; a
-    /// write job still running holds its own copy of the descriptor number, so the descriptor
-    /// is closed when that job ends (never while it could still write into a reused number).
-    public func abort() {
-        releaseSlot()
-        guard !done else { return }
-        done = true
-        unlink(tmpPath)
-        let fd = self.fd
-        self.fd = -1
-        guard fd >= 0 else { return }
-        if let job = inFlight {
-            inFlight = nil
-            job.whenComplete { _ in close(fd) }
-        } else {
-            close(fd)
-        }
-    }
-
-    public static func fsyncDirectory(_ path: String) {
-        let dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dfd >= 0 {
-            fsync(dfd)
-            close(dfd)
+    /// Scratch folders of `kind` whose process is gone (killed).
+    public func removeStaleScratchFolders(_ kind: String) {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: root.tmpPath)) ?? [] where name.hasPrefix(kind + "-") && BlobFiles.ownerIsGone(name) {
+            try? FileManager.default.removeItem(atPath: root.tmpPath + "/" + name)
         }
     }
 }
 
-/// The running SHA-256 of an upload. Touched by one thread-pool job at a time (the writer
-/// awaits each job before starting the next), which is what makes the unchecked Sendable sound.
-final class HashBox: @unchecked Sendable {
-    private var hasher = SHA256()
-    func update(_ bytes: UnsafeRawBufferPointer) { hasher.update(bufferPointer: bytes) }
-    func finalize() -> [UInt8] { Array(hasher.finalize()) }
+// MARK: - resumable uploads
+
+/// The file of one resumable (tus) upload, `tmp/tus-<id>`, open for writing at offsets.
+public final class ResumableFile: Sendable {
+    let fd: Int32
+
+    init(fd: Int32) { self.fd = fd }
+    deinit { close(fd) }
+
+    /// Writes a received chunk at `offset`.
+    public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws(DomainError) {
+        try BlobFiles.writeAll(fd: fd, bytes, at: offset, what: "write the upload", whenFull: "The disk is full; the chunk was not kept.")
+    }
+
+    /// Drops everything past `length` (a chunk that is not kept).
+    public func truncate(to length: Int64) { _ = ftruncate(fd, off_t(length)) }
+
+    public func sync() throws(DomainError) {
+        if fsync(fd) != 0 { throw DomainError(.insufficientStorage, "Cannot flush the upload to disk (errno \(errno)).") }
+    }
+}
+
+extension FileBlobStore {
+    func resumablePath(_ id: String) -> String { root.tmpPath + "/tus-" + id }
+
+    /// Creates the empty, durable file of a new resumable upload.
+    public func createResumable(_ id: String) throws(DomainError) {
+        let fd = open(resumablePath(id), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw DomainError(.insufficientStorage, "Cannot create the upload's file (errno \(errno)).") }
+        fsync(fd)
+        close(fd)
+        BlobFiles.fsyncDirectory(root.tmpPath)
+    }
+
+    /// The upload's file for writing; nil when its bytes are gone (expired, cleaned up).
+    public func openResumable(_ id: String) -> ResumableFile? {
+        let fd = open(resumablePath(id), O_WRONLY | O_CLOEXEC)
+        return fd >= 0 ? ResumableFile(fd: fd) : nil
+    }
+
+    public func hasResumable(_ id: String) -> Bool { access(resumablePath(id), F_OK) == 0 }
+
+    public func discardResumable(_ id: String) { unlink(resumablePath(id)) }
+
+    /// SHA-256, first bytes and length of the upload's first `limit` bytes (all when nil); nil
+    /// when the file is gone.
+    public func digestResumable(_ id: String, upTo limit: Int64? = nil) throws(DomainError) -> (hasher: SHA256, head: [UInt8], bytes: Int64)? {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
+        defer { buffer.deallocate() }
+        guard let d = try BlobFiles.digest(path: resumablePath(id), upTo: limit, buffer: buffer) else { return nil }
+        return (d.hasher, d.head, d.bytes)
+    }
+
+    /// The first bytes of the upload's file (empty when it is gone).
+    public func resumableHead(_ id: String) -> [UInt8] { BlobFiles.head(path: resumablePath(id), count: MediaSniffer.headLength) ?? [] }
+
+    /// Moves a finished upload's file into the store under its digest (or drops it when those
+    /// bytes are stored already). Safe to repeat.
+    public func commitResumable(_ id: String, as sha256: String) throws(DomainError) {
+        let tmp = resumablePath(id)
+        try place(temporary: tmp, as: sha256)
+    }
+}
+
+// MARK: - upkeep: fixity, gc, verify
+
+public enum FixityRead: Sendable, Equatable {
+    case missing
+    case read(sha256: String, bytes: Int64)
+}
+
+extension FileBlobStore {
+    /// Re-reads a stored blob through SHA-256; an unreadable file counts as missing.
+    public func rehash(_ sha256: String, buffer: UnsafeMutableRawBufferPointer) -> FixityRead {
+        guard let d = try? BlobFiles.digest(path: path(of: sha256), buffer: buffer) else { return .missing }
+        return .read(sha256: Array(d.hasher.finalize()).hexString, bytes: d.bytes)
+    }
+
+    /// The size of a stored blob's file, nil when it is missing.
+    public func storedSize(of sha256: String) -> Int64? { BlobFiles.status(path(of: sha256))?.size }
+
+    /// The files under each `blobs/ab/cd/` folder named like a digest, a folder at a time:
+    /// (sha256, size, modification time).
+    public func forEachBlobFolder(_ body: ([(sha256: String, size: Int64, modified: Date)]) throws -> Void) rethrows {
+        let fm = FileManager.default
+        let blobs = root.blobsPath
+        for a in (try? fm.contentsOfDirectory(atPath: blobs)) ?? [] where a.utf8.count == 2 {
+            for b in (try? fm.contentsOfDirectory(atPath: blobs + "/" + a)) ?? [] where b.utf8.count == 2 {
+                let dir = blobs + "/" + a + "/" + b
+                var out: [(sha256: String, size: Int64, modified: Date)] = []
+                for name in (try? fm.contentsOfDirectory(atPath: dir)) ?? [] where Identifiers.isSHA256Hex(name) {
+                    guard let st = BlobFiles.status(dir + "/" + name) else { continue }
+                    out.append((name, st.size, st.modified))
+                }
+                try body(out)
+            }
+        }
+    }
+
+    /// gc's half of the trash protocol: moves a blob out of use (its trash clock starts now).
+    /// A blob already gone is not an error.
+    public func moveToTrash(_ sha256: String) throws(DomainError) {
+        let trashed = trashedPath(of: sha256)
+        if rename(path(of: sha256), trashed) == 0 {
+            _ = utimes(trashed, nil)
+        } else if errno != ENOENT {
+            throw DomainError(.internal, "cannot move blob \(sha256) to the trash: errno \(errno)")
+        }
+    }
+
+    /// Makes the trash moves so far durable.
+    public func syncTrash() { BlobFiles.fsyncDirectory(root.trashPath) }
+
+    public func prepareTrash() throws { try FileManager.default.createDirectory(atPath: root.trashPath, withIntermediateDirectories: true) }
+
+    /// A save's half: the blob is in place, brought back from the trash if gc just took it.
+    /// False when its bytes are gone for good.
+    public func ensurePresent(_ sha256: String) -> Bool {
+        let final = path(of: sha256)
+        if access(final, F_OK) == 0 { return true }
+        let trashed = trashedPath(of: sha256)
+        guard access(trashed, F_OK) == 0 else { return false }
+        let rel = relativePath(sha256)
+        let dir2 = root.blobsPath + "/" + String(rel.prefix(5))
+        for d in [root.blobsPath + "/" + String(rel.prefix(2)), dir2] { mkdir(d, 0o755) }
+        guard rename(trashed, final) == 0 else { return false }
+        BlobFiles.fsyncDirectory(dir2)
+        return true
+    }
+
+    /// Deletes trash older than `cutoff`, and temporary upload files older than it unless
+    /// `stillResumable` says a tus upload still owns them. Returns how many of each went.
+    public func purge(olderThan cutoff: Date, dryRun: Bool, stillResumable: (String) throws -> Bool) throws -> (trash: Int, tmp: Int) {
+        var purged = (trash: 0, tmp: 0)
+        let fm = FileManager.default
+        for (folder, isTmp) in [(root.trashPath, false), (root.tmpPath, true)] {
+            for name in (try? fm.contentsOfDirectory(atPath: folder)) ?? [] where !isTmp || name.hasPrefix("upload-") || name.hasPrefix("tus-") {
+                if isTmp, name.hasPrefix("tus-"), try stillResumable(String(name.dropFirst(4))) { continue }
+                let path = folder + "/" + name
+                guard let st = BlobFiles.status(path), st.modified.timeIntervalSince1970.rounded(.down) < cutoff.timeIntervalSince1970 else { continue }
+                if !dryRun { unlink(path) }
+                if isTmp { purged.tmp += 1 } else { purged.trash += 1 }
+            }
+        }
+        return purged
+    }
+}
+
+// MARK: - backup and restore
+
+public enum BlobCopy: Sendable, Equatable { case alreadyThere, linked, copied, missing }
+
+extension FileBlobStore {
+    /// Brings one blob from `source` into this store (a backup folder, or a restored data root):
+    /// a hard link where the filesystem allows, else a copy that is not fsynced (the caller
+    /// flushes the whole filesystem once, see `syncAll`).
+    ///
+    /// - `orItsTrash`: take the source's trash copy if gc moved the blob meanwhile.
+    /// - `regularFilesOnly`: a link in the source (to /etc/…, say) is never taken; it counts
+    ///   as missing.
+    public func adopt(_ sha256: String, size: Int64?, from source: FileBlobStore, orItsTrash: Bool, regularFilesOnly: Bool) throws -> BlobCopy {
+        let dst = path(of: sha256)
+        if let size, let st = BlobFiles.status(dst), st.size == size { return .alreadyThere }
+        var candidates = [source.path(of: sha256)]
+        if orItsTrash { candidates.append(source.trashedPath(of: sha256)) }
+        let src = candidates.first { p in
+            if regularFilesOnly {
+                var st = Glibc.stat()
+                guard lstat(p, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return false }
+            }
+            return access(p, R_OK) == 0
+        }
+        guard let src else { return .missing }
+        try FileManager.default.createDirectory(atPath: (dst as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        unlink(dst)
+        if link(src, dst) == 0 { return .linked }
+        try Upkeep.copyFile(src, dst, sync: false)
+        return .copied
+    }
+
+    /// Flushes everything written under `blobs/` (one filesystem sync, not one per file).
+    public func syncAll() throws {
+        try Upkeep.syncFilesystem(of: root.blobsPath)
+        BlobFiles.fsyncDirectory(root.blobsPath)
+    }
 }

@@ -167,15 +167,17 @@ public struct Upkeep: Sendable {
                 }
                 let batch = Array(page[at..<min(page.count, at + 4 * workers)])
                 at += batch.count
-                let hashed = Self.hashFiles(batch.map { blobs.path(of: $0.0) }, buffers: buffers)
-                for ((sha, size), (result, actual, read)) in zip(batch, hashed) {
+                let hashed = Self.rehash(batch.map(\.0), in: blobs, buffers: buffers)
+                for ((sha, size), result) in zip(batch, hashed) {
                     report.checked += 1
-                    report.bytes += read
                     var verdict: String
+                    var actual: String?
                     switch result {
                     case .missing: verdict = "missing"
-                    case .read where actual == sha && read == size: verdict = "ok"
-                    case .read: verdict = "mismatch"
+                    case .read(let digest, let read):
+                        report.bytes += read
+                        actual = digest
+                        verdict = digest == sha && read == size ? "ok" : "mismatch"
                     }
                     // gc may have moved an unused blob to the trash meanwhile: not a fixity problem.
                     if verdict == "missing", try !catalog.pool.read({ db in try Bool.fetchOne(db, sql: "SELECT 1 FROM blobs WHERE sha256 = ?", arguments: [sha]) ?? false }) {
@@ -185,7 +187,7 @@ public struct Upkeep: Sendable {
                         report.ok += 1
                     } else {
                         report.problems.append(
-                            BlobProblem(sha256: sha, size: size, result: verdict, actualSHA256: verdict == "mismatch" ? actual : nil, references: try references(sha)))
+                            BlobProblem(sha256: sha, size: size, result: verdict, actualSHA256: actual, references: try references(sha)))
                     }
                     pending.append((sha, verdict))
                 }
@@ -203,54 +205,32 @@ public struct Upkeep: Sendable {
         return report
     }
 
-    enum ReadResult { case read, missing }
-
-    /// Hashes files on one thread per buffer (file i on thread i mod n); results in order.
-    static func hashFiles(_ paths: [String], buffers: [UnsafeMutableRawBufferPointer]) -> [(ReadResult, String, Int64)] {
+    /// Re-hashes blobs on one thread per buffer (blob i on thread i mod n); results in order.
+    static func rehash(_ shas: [String], in store: FileBlobStore, buffers: [UnsafeMutableRawBufferPointer]) -> [FixityRead] {
         /// Each slot is written by exactly one thread, and read after all of them finished.
         final class Work: @unchecked Sendable {
-            let paths: [String]
+            let shas: [String]
+            let store: FileBlobStore
             let buffers: [UnsafeMutableRawBufferPointer]
-            let slots: UnsafeMutableBufferPointer<(ReadResult, String, Int64)>
-            init(_ paths: [String], _ buffers: [UnsafeMutableRawBufferPointer]) {
-                self.paths = paths
+            let slots: UnsafeMutableBufferPointer<FixityRead>
+            init(_ shas: [String], _ store: FileBlobStore, _ buffers: [UnsafeMutableRawBufferPointer]) {
+                self.shas = shas
+                self.store = store
                 self.buffers = buffers
-                slots = .allocate(capacity: paths.count)
-                slots.initialize(repeating: (.missing, "", 0))
+                slots = .allocate(capacity: shas.count)
+                slots.initialize(repeating: .missing)
             }
             deinit {
                 slots.deinitialize()
                 slots.deallocate()
             }
         }
-        let work = Work(paths, buffers)
-        let n = max(1, min(buffers.count, paths.count))
+        let work = Work(shas, store, buffers)
+        let n = max(1, min(buffers.count, shas.count))
         DispatchQueue.concurrentPerform(iterations: n) { w in
-            for i in stride(from: w, to: work.paths.count, by: n) { work.slots[i] = hashFile(work.paths[i], buffer: work.buffers[w]) }
+            for i in stride(from: w, to: work.shas.count, by: n) { work.slots[i] = work.store.rehash(work.shas[i], buffer: work.buffers[w]) }
         }
         return Array(work.slots)
-    }
-
-    /// Streams a file through SHA-256: (result, hex digest, bytes read). An unreadable file counts
-    /// as missing.
-    static func hashFile(_ path: String, buffer: UnsafeMutableRawBufferPointer) -> (ReadResult, String, Int64) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return (.missing, "", 0) }
-        defer { close(fd) }
-        _ = posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
-        var hasher = SHA256()
-        var total: Int64 = 0
-        while true {
-            let n = read(fd, buffer.baseAddress, buffer.count)
-            if n < 0 {
-                if errno == EINTR { continue }
-                return (.missing, "", total)
-            }
-            if n == 0 { break }
-            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-            total += Int64(n)
-        }
-        return (.read, Array(hasher.finalize()).hexString, total)
     }
 
     func references(_ sha: String) throws -> [BlobReference] {
@@ -286,15 +266,15 @@ public struct Upkeep: Sendable {
             ).map { GCItem(sha256: $0[0], size: $0[1]) }
         }
         // Files with no row at all, checked against the catalog a folder at a time.
-        try Self.forEachBlobFolder(root) { files in
-            let old = files.filter { $0.2 < cutoffDate }
+        try blobs.forEachBlobFolder { files in
+            let old = files.filter { $0.modified < cutoffDate }
             guard !old.isEmpty else { return }
             let known = try catalog.pool.read { db in
                 Set(try String.fetchAll(db, sql: "SELECT sha256 FROM blobs WHERE sha256 IN (\(old.map { _ in "?" }.joined(separator: ",")))", arguments: StatementArguments(old.map(\.0))))
             }
             for (sha, size, _) in old where !known.contains(sha) { candidates.append(GCItem(sha256: sha, size: size)) }
         }
-        try FileManager.default.createDirectory(atPath: root.trashPath, withIntermediateDirectories: true)
+        try blobs.prepareTrash()
         if dryRun {
             report.removed = candidates
             report.bytesFreed = candidates.reduce(0) { $0 + $1.size }
@@ -309,19 +289,13 @@ public struct Upkeep: Sendable {
                             report.keptInUse += 1
                             continue
                         }
-                        let path = blobs.path(of: item.sha256)
-                        let trashed = root.trashPath + "/" + item.sha256
-                        if rename(path, trashed) == 0 {
-                            _ = utimes(trashed, nil)  // the trash's own clock starts now
-                        } else if errno != ENOENT {
-                            throw DomainError(.internal, "cannot move blob \(item.sha256) to the trash: errno \(errno)")
-                        }
+                        try blobs.moveToTrash(item.sha256)
                         try db.cachedStatement(sql: "DELETE FROM blobs WHERE sha256 = ?").execute(arguments: [item.sha256])
                         report.removed.append(item)
                         report.bytesFreed += item.size
                     }
                 }
-                BlobWriter.fsyncDirectory(root.trashPath)
+                blobs.syncTrash()
                 progress(Int64(min((k + 1) * 200, candidates.count)), Int64(candidates.count))
             }
         }
@@ -332,41 +306,15 @@ public struct Upkeep: Sendable {
                 // Only if still expired and unfinished (a PATCH starting extends the expiry first);
                 // a finished upload's row stays until its bytes are surely in place.
                 guard try catalog.deleteExpiredTusUpload(id: id, before: now) else { continue }
-                unlink(root.tmpPath + "/tus-" + id)
+                blobs.discardResumable(id)
                 report.tmpRemoved += 1
             }
         }
         // Trash and abandoned temporary uploads older than the grace period.
-        let fm = FileManager.default
-        for (folder, isTmp) in [(root.trashPath, false), (root.tmpPath, true)] {
-            for name in (try? fm.contentsOfDirectory(atPath: folder)) ?? [] where !isTmp || name.hasPrefix("upload-") || name.hasPrefix("tus-") {
-                if name.hasPrefix("tus-"), try catalog.tusUpload(id: String(name.dropFirst(4))) != nil { continue }  // still resumable
-                let path = folder + "/" + name
-                var st = stat()
-                guard stat(path, &st) == 0, Double(st.st_mtim.tv_sec) < cutoffDate.timeIntervalSince1970 else { continue }
-                if !dryRun { unlink(path) }
-                if isTmp { report.tmpRemoved += 1 } else { report.trashPurged += 1 }
-            }
-        }
+        let purged = try blobs.purge(olderThan: cutoffDate, dryRun: dryRun) { id in try catalog.tusUpload(id: id) != nil }
+        report.trashPurged += purged.trash
+        report.tmpRemoved += purged.tmp
         return report
-    }
-
-    /// The files under each blobs/ab/cd/ folder named like a digest, a folder at a time:
-    /// (sha256, size, modification time).
-    static func forEachBlobFolder(_ root: DataRoot, _ body: ([(String, Int64, Date)]) throws -> Void) throws {
-        let fm = FileManager.default
-        for a in (try? fm.contentsOfDirectory(atPath: root.blobsPath)) ?? [] where a.count == 2 {
-            for b in (try? fm.contentsOfDirectory(atPath: root.blobsPath + "/" + a)) ?? [] where b.count == 2 {
-                let dir = root.blobsPath + "/" + a + "/" + b
-                var out: [(String, Int64, Date)] = []
-                for name in (try? fm.contentsOfDirectory(atPath: dir)) ?? [] where Identifiers.isSHA256Hex(name) {
-                    var st = stat()
-                    guard stat(dir + "/" + name, &st) == 0 else { continue }
-                    out.append((name, Int64(st.st_size), Date(timeIntervalSince1970: Double(st.st_mtim.tv_sec))))
-                }
-                try body(out)
-            }
-        }
     }
 
     // MARK: verify
@@ -391,11 +339,10 @@ public struct Upkeep: Sendable {
             while let row = try referenced.next() {
                 report.referencedBlobs += 1
                 let sha: String = row[0]
-                var st = stat()
-                if stat(blobs.path(of: sha), &st) != 0 {
+                if let stored = blobs.storedSize(of: sha) {
+                    if let size = row[1] as Int64?, stored != size { find("blobs", "blob \(sha) is \(stored) bytes on disk, \(size) in the catalog") }
+                } else {
                     find("blobs", "blob \(sha) is referenced but its file is missing")
-                } else if let size = row[1] as Int64?, Int64(st.st_size) != size {
-                    find("blobs", "blob \(sha) is \(st.st_size) bytes on disk, \(size) in the catalog")
                 }
             }
             progress(3, 5)
@@ -467,18 +414,7 @@ extension Catalog {
     func ensureBlobFiles(_ files: [(sha256: String, name: String)]) throws {
         guard let root = dataRoot else { return }
         let store = FileBlobStore(root: root)
-        for f in files {
-            let path = store.path(of: f.sha256)
-            if access(path, F_OK) == 0 { continue }
-            let trashed = root.trashPath + "/" + f.sha256
-            if access(trashed, F_OK) == 0 {
-                let rel = store.relativePath(f.sha256)
-                for d in [root.blobsPath + "/" + String(rel.prefix(2)), root.blobsPath + "/" + String(rel.prefix(5))] { mkdir(d, 0o755) }
-                if rename(trashed, path) == 0 {
-                    BlobWriter.fsyncDirectory(root.blobsPath + "/" + String(rel.prefix(5)))
-                    continue
-                }
-            }
+        for f in files where !store.ensurePresent(f.sha256) {
             throw DomainError(.conflict, "The stored bytes of \(f.name) are no longer kept (removed as unused); upload the file again.")
         }
     }
