@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Ziyuanku benchmarks P1-P4 and P10 (shared/spec/PERFORMANCE.md), each against an anchor
+"""Ziyuanku benchmarks P1-P4 and P10 (docs/product.md#performance-targets), each against an anchor
 measured in the same run on the same machine and the same bytes.
 
 Run through bench/run.sh, which installs the tools and builds the release binary. This file

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks P1–P4 and P10 of shared/spec/PERFORMANCE.md against anchors measured in the same
+# Benchmarks P1–P4 and P10 of docs/product.md#performance-targets against anchors measured in the same
 # run (dd, nginx). Installs missing tools (Debian packages), builds the release binary, then hands
 # over to bench/bench.py, which starts zyk and nginx on free loopback ports, measures, writes
 # bench/results/{latest.json,latest.md,YYYY-MM-DD.json} and removes its temporary files.

@@ -1,6 +1,6 @@
 import Foundation
 
-/// User filenames are data, never paths (PRODUCT.md §3, RELIABILITY.md R12).
+/// User filenames are data, never paths (docs/product.md#files-and-blobs; R12 in docs/product.md#reliability-targets).
 public enum Filenames {
     public static let maxBytes = 255
 

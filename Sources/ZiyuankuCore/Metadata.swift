@@ -9,7 +9,7 @@ public struct Author: Codable, Sendable, Equatable {
     }
 }
 
-/// The user-editable metadata of a resource (PRODUCT.md §2). A full copy is stored with every
+/// The user-editable metadata of a resource (docs/product.md#resource-metadata). A full copy is stored with every
 /// version; the wire form is the same JSON object.
 public struct ResourceMetadata: Codable, Sendable, Equatable {
     public var title: String

@@ -1,5 +1,5 @@
 /// Turns anything a user types into a safe FTS5 expression built only from quoted phrases
-/// (PRODUCT.md §6, RELIABILITY.md R16): FTS syntax characters in the input are data, never
+/// (docs/product.md#search; R16 in docs/product.md#reliability-targets): FTS syntax characters in the input are data, never
 /// operators. Supported on purpose: whitespace-separated terms (all must match),
 /// `"quoted phrases"`, and `-term` to exclude.
 public struct SearchQuery: Sendable, Equatable {

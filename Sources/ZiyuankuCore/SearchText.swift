@@ -1,6 +1,6 @@
 import Foundation
 
-/// Chinese-first text analysis for search (PRODUCT.md §6), used identically when indexing and
+/// Chinese-first text analysis for search (docs/product.md#search), used identically when indexing and
 /// when querying:
 /// - normalisation: NFKC-style full-width folding, case folding, traditional → simplified;
 /// - Chinese runs → overlapping bigrams, plus the run's last character alone (so every

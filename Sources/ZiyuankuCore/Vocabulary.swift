@@ -1,4 +1,4 @@
-// Closed vocabularies of PRODUCT.md §1–§2. Raw values are the wire and database spellings.
+// Closed vocabularies of docs/product.md#vocabularies. Raw values are the wire and database spellings.
 
 public enum Role: String, Codable, Sendable, CaseIterable {
     case teacher, reviewer, reader, admin

@@ -1,6 +1,6 @@
 /// Zip entry names (and the file paths a bulk-import manifest names) are untrusted paths: the
 /// importer extracts or reads a file only where its name is a plain relative path inside the
-/// import folder (RELIABILITY.md R12, R13).
+/// import folder (docs/product.md#import; R12, R13 in docs/product.md#reliability-targets).
 public enum ZipEntryNames {
     /// The entry's relative path with `/` separators (backslashes, as Windows tools write them,
     /// become `/`; empty and `.` components are dropped), or nil when the name is absolute

@@ -41,7 +41,7 @@ public struct ServerConfig: Sendable, Equatable {
     /// `ZYK_REINDEX_INTERVAL_MINUTES`; off by default).
     public var reportIntervalMinutes = 0
     public var reindexIntervalMinutes = 0
-    /// The national platform (PRODUCT.md §5, schema/platform-v1.md): base URL, app key and
+    /// The national platform (docs/product.md#sync-to-the-national-platform, schema/platform-v1.md): base URL, app key and
     /// secret, and an extra CA bundle for its TLS certificate. Sync is off until the URL is set.
     public var platformURL: String?
     public var platformAppKey = ""

@@ -7,7 +7,7 @@ import NIOHTTPTypes
 import Synchronization
 import ZiyuankuCore
 
-/// Time and count bounds for client connections (RELIABILITY.md R12–R16 round 2):
+/// Time and count bounds for client connections (docs/product.md#limits-and-slow-clients):
 /// - `idleTimeout`: a connection with no request in progress and nothing received for this
 ///   long is closed (keep-alive idle, or a socket that never sends anything);
 /// - `headerTimeout`: once the first byte of a request arrives, its whole head must arrive

@@ -33,7 +33,7 @@ public struct ZipLimits: Sendable {
     public init() {}
 }
 
-/// Bulk import (PRODUCT.md §3): a manifest (CSV, UTF-8 with or without a BOM, or JSON lines),
+/// Bulk import (docs/product.md#import): a manifest (CSV, UTF-8 with or without a BOM, or JSON lines),
 /// one row per resource with its metadata, its files (paths in a folder or a zip) and an import
 /// key. Rows are checked first; rows with problems are skipped and reported; the others become
 /// drafts of `owner`, each in its own transaction with its key, so a re-run skips what is done.

@@ -4,7 +4,7 @@ import ZiyuankuCore
 import ZiyuankuStore
 
 /// The review workflow, version diff and restore, soft deletion, download statistics, the
-/// review queue and the audit log (PRODUCT.md §3, §4, §8).
+/// review queue and the audit log (docs/product.md#resources-and-versions, #review-workflow, #audit-log, #library-report).
 struct WorkflowRoutes {
     let services: AppServices
     var catalog: Catalog { services.catalog }

@@ -1,6 +1,6 @@
 import ZiyuankuCore
 
-/// The visibility and permission rules of PRODUCT.md §1 and §4, in one place. `ResourceQuery`
+/// The visibility and permission rules of docs/product.md#visibility-and-access, in one place. `ResourceQuery`
 /// applies the same rules inside SQL; the authorization-matrix test checks that both agree.
 public enum Access {
     /// Sees every version of the resource, in any status: admins, the owner, and reviewers of
@@ -73,7 +73,7 @@ public enum Access {
     }
 }
 
-/// The review workflow's actions (PRODUCT.md §4).
+/// The review workflow's actions (docs/product.md#review-workflow).
 public enum WorkflowAction: String, Sendable, CaseIterable, Codable {
     /// Owner (or admin) asks for review: draft, rejected or withdrawn → inReview.
     case submit

@@ -80,7 +80,7 @@ public struct SyncAttempt: Sendable, Codable, Equatable {
 }
 
 /// Which published resources an admin selects. Only resources in scope are selected: published,
-/// public, `pushToPlatform` set, not deleted (PRODUCT.md §5).
+/// public, `pushToPlatform` set, not deleted (docs/product.md#sync-to-the-national-platform).
 public struct SyncSelection: Sendable {
     public var ids: [String] = []
     public var majorCode: String?

@@ -4,7 +4,7 @@ import Synchronization
 
 /// Counts downloads in memory and writes them (the resource's total and its count per day) in
 /// one transaction per flush, so a busy download path never waits for a write. A repeated
-/// download of the same file by the same client within `window` counts once (PRODUCT.md §8):
+/// download of the same file by the same client within `window` counts once (docs/product.md#library-report):
 /// video players and download managers ask for many ranges of one file.
 public final class DownloadCounter: Sendable {
     public static let window: TimeInterval = 30

@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 import ZiyuankuCore
 
-/// The library report (PRODUCT.md §8): the figures a library is judged by.
+/// The library report (docs/product.md#library-report): the figures a library is judged by.
 public struct LibraryReport: JobReport {
     public struct Bucket: Sendable, Codable, Equatable {
         public var key: String
@@ -41,7 +41,7 @@ public struct LibraryReport: JobReport {
     public var storedBytes: Int64 = 0
     public var referencedBytes: Int64 = 0
     public var savedByDeduplication: Int64 = 0
-    /// The national-platform outbox (PRODUCT.md §5): entries by state, and when the last sync
+    /// The national-platform outbox (docs/product.md#sync-to-the-national-platform): entries by state, and when the last sync
     /// run ended (nil: never).
     public var platformSync = SyncCounts()
     public var lastSyncRunEndedAt: String?

@@ -106,7 +106,7 @@ public struct ReindexReport: JobReport {
     public var counts: [String: Int64] { ["indexed": Int64(indexed), "inIndex": Int64(inIndex)] }
 }
 
-/// The upkeep jobs (PRODUCT.md §8) over a catalog and its blob folder. Each is safe to run while
+/// The upkeep jobs (docs/product.md#upkeep-backup-fixity-audit) over a catalog and its blob folder. Each is safe to run while
 /// the server serves: reads use snapshots, writes are short transactions.
 public struct Upkeep: Sendable {
     public let catalog: Catalog

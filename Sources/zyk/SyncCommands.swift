@@ -6,7 +6,7 @@ import ZiyuankuServer
 import ZiyuankuStore
 import ZiyuankuSync
 
-/// `zyk sync …`: push selected resources to the national platform (PRODUCT.md §5).
+/// `zyk sync …`: push selected resources to the national platform (docs/product.md#sync-to-the-national-platform).
 struct SyncCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sync",

@@ -8,7 +8,7 @@ import ZiyuankuServer
 import ZiyuankuStore
 
 /// R17: every endpoint × every persona × every status/visibility, against an oracle written
-/// from PRODUCT.md §1/§4 independently of the server's `Access` rules.
+/// from docs/product.md#visibility-and-access independently of the server's `Access` rules.
 @Suite struct AuthorizationMatrixTests {
     enum Stage: String, CaseIterable { case draft, published, publishedWithPending }
 
@@ -51,7 +51,7 @@ import ZiyuankuStore
         return c.stage == .published ? 409 : 200
     }
 
-    /// Workflow actions (PRODUCT.md §4): submit (owner, admin), withdraw (owner, the
+    /// Workflow actions (docs/product.md#review-workflow): submit (owner, admin), withdraw (owner, the
     /// organization's reviewers, admin), delete (owner, admin), restore (owner, admin).
     static func expectedAction(_ action: String, _ p: String?, _ c: Config) -> Int {
         guard let p else { return 401 }

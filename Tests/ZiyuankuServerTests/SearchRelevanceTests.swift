@@ -3,7 +3,7 @@ import Testing
 import ZiyuankuCore
 import ZiyuankuStore
 
-/// Search relevance (PRODUCT.md §6) against `Fixtures/relevance.json`: a few hundred teaching
+/// Search relevance (docs/product.md#search) against `Fixtures/relevance.json`: a few hundred teaching
 /// resources of six majors and queries whose expected results are computed here by an oracle
 /// that knows nothing about the index (Foundation's ICU transforms + plain substring checks).
 ///

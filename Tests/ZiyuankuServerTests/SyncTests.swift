@@ -12,7 +12,7 @@ import ZiyuankuServer
 import ZiyuankuStore
 import ZiyuankuSync
 
-/// Sync to the national platform (PRODUCT.md §5): the outbox in the catalog, the libcurl
+/// Sync to the national platform (docs/product.md#sync-to-the-national-platform): the outbox in the catalog, the libcurl
 /// adapter against a real HTTP server on loopback, and the runner end to end. The process-level
 /// reliability checks (R9–R11, the 1 GiB push) are in Tests/process/sync_platform.py.
 @Suite struct SyncTests {

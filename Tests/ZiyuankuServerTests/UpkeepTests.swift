@@ -7,7 +7,7 @@ import ZiyuankuCore
 @testable import ZiyuankuServer
 import ZiyuankuStore
 
-/// The upkeep jobs (PRODUCT.md §8) on real data roots.
+/// The upkeep jobs (docs/product.md#upkeep-backup-fixity-audit) on real data roots.
 @Suite struct UpkeepTests {
     /// A valid metadata record for catalog-level tests.
     static func metadata(_ env: TestEnv, title: String) throws -> ResourceMetadata {

@@ -9,7 +9,7 @@ import ZiyuankuServer
 @testable import ZiyuankuStore
 
 /// Versions, the review workflow, soft deletion, download counts and the audit log
-/// (PRODUCT.md §3, §4, §8), through the HTTP API.
+/// (docs/product.md#resources-and-versions, #review-workflow, #audit-log, #library-report), through the HTTP API.
 @Suite struct WorkflowTests {
     static func patch(_ client: any TestClientProtocol, _ env: TestEnv, _ id: String, _ fields: [String: Any], as persona: String = "owner", ifMatch: String? = nil)
         async throws -> TestResponse

@@ -1,5 +1,5 @@
 // swift-tools-version: 6.1
-// The search benchmarks P5–P7 of shared/spec/PERFORMANCE.md (see bench/README.md, "Search").
+// The search benchmarks P5–P7 of docs/product.md#performance-targets (see bench/README.md, "Search").
 // A separate package so that the server's build and tests never compile it.
 import PackageDescription
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Search benchmarks P5, P6, P7 of shared/spec/PERFORMANCE.md (see bench/README.md, "Search").
+# Search benchmarks P5, P6, P7 of docs/product.md#performance-targets (see bench/README.md, "Search").
 # Builds bench/search in release mode, runs 100,000 then 1,000,000 rows, and writes
 # bench/results/search-latest.{json,md} plus a dated copy search-YYYY-MM-DD.json.
 # Extra arguments go to `SearchBench run` (e.g. --sizes 100000 for a quick run, --keep).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sync benchmark: P8 of shared/spec/PERFORMANCE.md. `zyk sync run` of 1,000 published resources
+# Sync benchmark: P8 of docs/product.md#performance-targets. `zyk sync run` of 1,000 published resources
 # with small files to the loopback mock platform (tools/zyk-mock-platform) against `curl
 # --parallel` sending the same 3,000 signed requests; the same at concurrency 8; MB/s for a few
 # large files; and diagnostics of where zyk's time goes (strace counts, a tmpfs data root).

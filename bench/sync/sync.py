@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Ziyuanku sync benchmark: P8 of shared/spec/PERFORMANCE.md.
+"""Ziyuanku sync benchmark: P8 of docs/product.md#performance-targets.
 
   P8        `zyk sync run` of 1,000 published resources with one small file each (10-20 KB) to the
             loopback mock platform (tools/zyk-mock-platform), against `curl --parallel` sending

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Upkeep benchmarks: P9 of shared/spec/PERFORMANCE.md (zyk fixity against openssl dgst -sha256,
+# Upkeep benchmarks: P9 of docs/product.md#performance-targets (zyk fixity against openssl dgst -sha256,
 # cold and warm), backup throughput (zyk backup against cp -al / cp -a + sync), zyk report and
 # zyk verify on 100,000 resources, and the jobs' peak RSS (P10). Builds the release binaries of
 # zyk and of bench/search (for `SearchBench make-root`), then hands over to upkeep.py, which

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Ziyuanku upkeep benchmarks (shared/spec/PERFORMANCE.md P9, and the issue "Upkeep jobs"):
+"""Ziyuanku upkeep benchmarks (P9 of docs/product.md#performance-targets, and the issue "Upkeep jobs"):
 
   P9      `zyk fixity` over >= 2 GiB of blobs against `openssl dgst -sha256` over the same files,
           cold (page cache dropped before every run) and warm; ratio of MB/s, target >= 0.8.
