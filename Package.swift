@@ -72,11 +72,22 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The use cases every surface shares (HTTP, the CLI, later web pages and OAI-PMH): the
+        // rules for resources and files, imports, upload recovery, the configuration.
+        .target(
+            name: "ZiyuankuLibrary",
+            dependencies: [
+                "ZiyuankuCore", "ZiyuankuStore", "ZiyuankuSync",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+            ]
+        ),
         // HTTP API.
         .target(
             name: "ZiyuankuServer",
             dependencies: [
-                "ZiyuankuCore", "ZiyuankuStore", "ZiyuankuSchema", "ZiyuankuSync",
+                "ZiyuankuCore", "ZiyuankuStore", "ZiyuankuSchema", "ZiyuankuSync", "ZiyuankuLibrary",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -96,7 +107,7 @@ let package = Package(
         .executableTarget(
             name: "zyk",
             dependencies: [
-                "ZiyuankuCore", "ZiyuankuStore", "ZiyuankuServer", "ZiyuankuSync",
+                "ZiyuankuCore", "ZiyuankuStore", "ZiyuankuLibrary", "ZiyuankuServer", "ZiyuankuSync",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -110,7 +121,7 @@ let package = Package(
         .testTarget(
             name: "ZiyuankuServerTests",
             dependencies: [
-                "ZiyuankuCore", "ZiyuankuStore", "ZiyuankuServer", "ZiyuankuSync",
+                "ZiyuankuCore", "ZiyuankuStore", "ZiyuankuLibrary", "ZiyuankuServer", "ZiyuankuSync",
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

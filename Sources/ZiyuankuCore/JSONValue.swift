@@ -42,6 +42,16 @@ public enum JSONValue: Sendable, Equatable, Codable {
     /// Deepest nesting of arrays and objects a request body may have.
     public static let maxDepth = 64
 
+    /// A request body or a manifest line that must be one JSON object; the problem says
+    /// plainly what was wrong (empty, unreadable, not an object).
+    public static func parseObject(_ bytes: some Collection<UInt8>) throws(DomainError) -> [String: JSONValue] {
+        if bytes.isEmpty { throw DomainError(.malformedJSON, "The body is empty; a JSON object was expected.") }
+        let value: JSONValue
+        do { value = try JSONValue.parse(bytes) } catch { throw DomainError(.malformedJSON, "The body could not be read: \(error.reason).") }
+        guard case .object(let o) = value else { throw DomainError(.malformedJSON, "The body must be a JSON object, not \(value.typeName).") }
+        return o
+    }
+
     /// Parses bytes as one JSON document (RFC 8259). Invalid UTF-8, syntax errors and nesting
     /// deeper than `maxDepth` are reported as `MalformedJSON` with a short reason. One pass,
     /// linear in the input: no trial decoding, so no input costs more than its length.

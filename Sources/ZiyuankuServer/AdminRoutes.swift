@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import ZiyuankuCore
+import ZiyuankuLibrary
 import ZiyuankuStore
 
 /// Organizations, users, tokens, the caller, and the majors vocabulary.

@@ -4,15 +4,14 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 import ZiyuankuCore
+import ZiyuankuLibrary
 import ZiyuankuSchema
 import ZiyuankuStore
 
-/// Everything a route needs, built once per server.
+/// Everything a route needs, built once per server: the library (its use cases, catalog and
+/// blobs) and what only the HTTP surface keeps (metrics, resumable-upload state, queues).
 public struct AppServices: Sendable {
-    public let config: ServerConfig
-    public let root: DataRoot
-    public let catalog: Catalog
-    public let blobs: FileBlobStore
+    public let library: Library
     public let metrics: ServerMetrics
     public let downloads: DownloadCounter
     let tus = TusState()
@@ -22,13 +21,19 @@ public struct AppServices: Sendable {
     /// writes to the catalog and fsyncs a file, so a check is reused for a second.
     let lastReadiness = ReadinessCache()
 
-    public init(config: ServerConfig, catalog: Catalog, metrics: ServerMetrics = ServerMetrics()) {
-        self.config = config
-        self.root = DataRoot(path: config.dataRoot)
-        self.catalog = catalog
-        self.blobs = FileBlobStore(root: root)
+    public var config: ServerConfig { library.config }
+    public var root: DataRoot { library.root }
+    public var catalog: Catalog { library.catalog }
+    public var blobs: FileBlobStore { library.blobs }
+
+    public init(library: Library, metrics: ServerMetrics = ServerMetrics()) {
+        self.library = library
         self.metrics = metrics
-        self.downloads = DownloadCounter(catalog: catalog)
+        self.downloads = DownloadCounter(catalog: library.catalog)
+    }
+
+    public init(config: ServerConfig, catalog: Catalog, metrics: ServerMetrics = ServerMetrics()) {
+        self.init(library: Library(config: config, catalog: catalog), metrics: metrics)
     }
 }
 
@@ -59,43 +64,9 @@ public final class RouteTable: @unchecked Sendable {
     }
 }
 
-/// Opens (and migrates) the data root, creates the first admin when the root is new, and
-/// returns the services. `onFirstAdmin` receives where the admin token was written.
+/// Opens the library (see `Library.open`) and builds the server's services on it.
 public func openServices(config: ServerConfig, logger: Logger) throws -> AppServices {
-    let root = DataRoot(path: config.dataRoot)
-    let catalog = try Catalog.open(root: root)
-    SearchText.prepare()
-    let services = AppServices(config: config, catalog: catalog)
-    let removed = services.blobs.removeStaleTemporaryFiles()
-    if removed > 0 { logger.notice("removed \(removed) temporary upload file(s) left by an interrupted process") }
-    services.blobs.removeStaleScratchFolders("import")
-    // A run still marked running was cut short (a CLI run that is in fact still going records
-    // its real outcome when it ends).
-    try catalog.markInterruptedRuns()
-    try catalog.markInterruptedImports()
-    let repaired = try TusRoutes.recoverInterruptedUploads(services: services)
-    if repaired > 0 { logger.notice("finished \(repaired) resumable upload(s) a stop had interrupted at their last step") }
-    if let token = try catalog.bootstrapAdminIfNeeded() {
-        try writeSecretFile(path: root.adminTokenPath, contents: token.secret + "\n")
-        logger.notice("created the first admin user; its token is in \(root.adminTokenPath) (readable by this user only)")
-    }
-    return services
-}
-
-/// Writes a file readable by its owner only (0600), atomically.
-public func writeSecretFile(path: String, contents: String) throws {
-    let tmp = path + ".tmp-\(getpid())"
-    let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-    guard fd >= 0 else { throw DomainError(.internal, "cannot create \(path): errno \(errno)") }
-    let bytes = Array(contents.utf8)
-    let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-    fchmod(fd, 0o600)
-    fsync(fd)
-    close(fd)
-    guard n == bytes.count, rename(tmp, path) == 0 else {
-        unlink(tmp)
-        throw DomainError(.internal, "cannot write \(path)")
-    }
+    AppServices(library: try Library.open(config: config, logger: logger))
 }
 
 public func buildRouter(services: AppServices, routes: RouteTable = RouteTable()) -> Router<ZykContext> {

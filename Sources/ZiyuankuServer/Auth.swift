@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import ZiyuankuCore
+import ZiyuankuLibrary
 import ZiyuankuStore
 
 /// Resolves `Authorization: Bearer …` into the principal. No header: anonymous. A header that
@@ -40,14 +41,10 @@ extension ZykContext {
     }
 
     func requireAdmin() throws -> Principal {
-        let p = try requireUser()
-        guard p.role == .admin else { throw DomainError.forbidden("Only administrators may do this.") }
-        return p
+        try requireUser().requireAdmin()
     }
 
     func requireAuthor() throws -> Principal {
-        let p = try requireUser()
-        guard p.role.canAuthor else { throw DomainError.forbidden("Your role (\(p.role.rawValue)) may not upload or create resources.") }
-        return p
+        try requireUser().requireAuthor()
     }
 }

@@ -6,27 +6,8 @@ import NIOHTTP1
 import NIOHTTPTypes
 import Synchronization
 import ZiyuankuCore
+import ZiyuankuLibrary
 
-/// Time and count bounds for client connections (docs/product.md#limits-and-slow-clients):
-/// - `idleTimeout`: a connection with no request in progress and nothing received for this
-///   long is closed (keep-alive idle, or a socket that never sends anything);
-/// - `headerTimeout`: once the first byte of a request arrives, its whole head must arrive
-///   within this time (slowloris); the client gets a 408, then the connection is closed;
-/// - `minBodyBytesPerSecond`: while the server is waiting for body bytes, at least this rate
-///   over each `rateWindow` of waiting (time the server itself holds back reading does not
-///   count, so a slow disk never cuts a client);
-/// - a client that takes nothing of its response for `idleTimeout` is dropped too;
-/// - `maxConnections`: past it, the longest-idle connection that is not in a request is
-///   closed to make room; when every connection is busy the new one gets a 503 with
-///   `Retry-After` and is closed, never left hanging.
-public struct ConnectionLimits: Sendable, Equatable {
-    public var idleTimeout: Duration = .seconds(75)
-    public var headerTimeout: Duration = .seconds(30)
-    public var minBodyBytesPerSecond = 256
-    public var rateWindow: Duration = .seconds(60)
-    public var maxConnections = 4096
-    public init() {}
-}
 
 /// The connections the server holds, shared by all event loops.
 final class ConnectionRegistry: Sendable {

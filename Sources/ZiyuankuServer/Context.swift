@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import ZiyuankuCore
+import ZiyuankuLibrary
 import ZiyuankuStore
 
 /// Per-request context: who is asking (nil for anonymous).

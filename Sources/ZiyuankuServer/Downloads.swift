@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import ZiyuankuCore
+import ZiyuankuLibrary
 import ZiyuankuStore
 import _NIOFileSystem
 

@@ -7,6 +7,7 @@ import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
 import ZiyuankuCore
+import ZiyuankuLibrary
 
 /// Hummingbird's HTTP/1.1 child channel, plus two things our users need:
 /// - request targets with raw UTF-8 (`curl '…?q=康复'` sends the query unescaped, and NIO's

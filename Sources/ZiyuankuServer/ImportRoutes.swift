@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import ZiyuankuCore
+import ZiyuankuLibrary
 import ZiyuankuStore
 
 /// Bulk import over HTTP: `POST /v1/imports` takes a manifest (.csv or .jsonl) and a .zip of
@@ -47,7 +48,7 @@ struct ImportRoutes {
                     try services.catalog.updateImportJob(id: job.id, status: "running")
                     var limits = ZipLimits()
                     limits.maxTotalBytes = services.config.maxUploadBytes
-                    var summary = try await Importer(services: services).run(
+                    var summary = try await Importer(library: services.library).run(
                         manifest: manifestPath, files: zipPath, owner: p, dryRun: false, limits: limits,
                         manifestLabel: manifestName, filesLabel: zipName)
                     if summary.problems.count > 1000 { summary.problems = Array(summary.problems.prefix(1000)) }  // the first 1,000 (failed counts all)

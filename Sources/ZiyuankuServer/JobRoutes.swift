@@ -4,6 +4,7 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 import ZiyuankuCore
+import ZiyuankuLibrary
 import ZiyuankuStore
 
 /// `GET /v1/admin/jobs` (the recent runs of the upkeep jobs) and `GET /v1/admin/report` (the

@@ -4,6 +4,7 @@ import Logging
 import Prometheus
 import Synchronization
 import ZiyuankuCore
+import ZiyuankuLibrary
 import ZiyuankuStore
 
 /// Prometheus metrics of one server instance (the registry is rendered at `/metrics`).

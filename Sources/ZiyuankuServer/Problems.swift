@@ -4,6 +4,7 @@ import Hummingbird
 import NIOCore
 import NIOHTTP1
 import ZiyuankuCore
+import ZiyuankuLibrary
 import ZiyuankuStore
 
 extension DomainError.Code {

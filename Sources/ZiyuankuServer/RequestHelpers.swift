@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import ZiyuankuCore
+import ZiyuankuLibrary
 
 extension HTTPField.Name {
     static let contentDigest = HTTPField.Name("Content-Digest")!
@@ -48,13 +49,7 @@ enum BodyReader {
         return try parseObject(buffer.readableBytesView)
     }
 
-    static func parseObject(_ bytes: some Collection<UInt8>) throws -> [String: JSONValue] {
-        if bytes.isEmpty { throw DomainError(.malformedJSON, "The body is empty; a JSON object was expected.") }
-        let value: JSONValue
-        do { value = try JSONValue.parse(bytes) } catch { throw DomainError(.malformedJSON, "The body could not be read: \(error.reason).") }
-        guard case .object(let o) = value else { throw DomainError(.malformedJSON, "The body must be a JSON object, not \(value.typeName).") }
-        return o
-    }
+    static func parseObject(_ bytes: some Collection<UInt8>) throws -> [String: JSONValue] { try JSONValue.parseObject(bytes) }
 
     /// `Content-Digest: sha-256=:BASE64:` (RFC 9530), also accepted as `Repr-Digest`.
     /// Nil when no sha-256 digest is sent; 400 when one is sent but malformed.
@@ -154,5 +149,22 @@ struct QueryReader {
 
     func check() throws {
         if !errors.isEmpty { throw DomainError(.badRequest, "Invalid query: \(errors.map(\.field).joined(separator: ", ")).", fields: errors) }
+    }
+}
+
+/// Versions as entity tags: version 3 is `"v3"`; `If-Match` names the version a change is based on.
+enum ETag {
+    static func version(_ n: Int) -> String { "\"v\(n)\"" }
+
+    /// The version in `If-Match`, nil when absent or `*`; 412 when it is not one of ours.
+    static func expectedVersion(_ req: Request) throws -> Int? {
+        guard let v = req.headers[.ifMatch] else { return nil }
+        var t = v.trimmingCharacters(in: .whitespaces)
+        if t == "*" { return nil }
+        if t.hasPrefix("W/") { t = String(t.dropFirst(2)) }
+        guard t.hasPrefix("\"v"), t.hasSuffix("\""), let n = Int(t.dropFirst(2).dropLast()) else {
+            throw DomainError(.preconditionFailed, "If-Match must be the ETag of a version, like \"v3\".")
+        }
+        return n
     }
 }

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import ZiyuankuCore
+import ZiyuankuLibrary
 import ZiyuankuStore
 
 /// Writes JSON by hand for the hot responses: Foundation's JSONEncoder was the largest cost of

@@ -4,6 +4,7 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 import ZiyuankuCore
+import ZiyuankuLibrary
 import ZiyuankuStore
 import ZiyuankuSync
 

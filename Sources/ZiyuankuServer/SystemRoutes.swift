@@ -3,6 +3,7 @@ import Hummingbird
 import NIOCore
 import Synchronization
 import ZiyuankuCore
+import ZiyuankuLibrary
 import ZiyuankuSchema
 import ZiyuankuStore
 

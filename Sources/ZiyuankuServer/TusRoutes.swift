@@ -6,6 +6,7 @@ import NIOCore
 import NIOPosix
 import Synchronization
 import ZiyuankuCore
+import ZiyuankuLibrary
 import ZiyuankuStore
 
 extension HTTPField.Name {
@@ -272,28 +273,6 @@ struct TusRoutes {
         services.metrics.uploadBytes.increment(by: upload.length)
         services.metrics.uploadsCompleted.increment()
         return sha
-    }
-
-    /// At start: finishes uploads a crash left between their last chunk and their blob — a
-    /// recorded digest whose file is still in tmp/ is moved into place; all bytes received but no
-    /// digest yet: the file is hashed once and recorded. Returns how many were repaired.
-    static func recoverInterruptedUploads(services: AppServices) throws -> Int {
-        var repaired = 0
-        let blobs = services.blobs
-        for upload in try services.catalog.unfinishedTusCompletions() {
-            guard blobs.hasResumable(upload.id) else { continue }
-            if let sha = upload.sha256 {
-                try blobs.commitResumable(upload.id, as: sha)
-                repaired += 1
-                continue
-            }
-            guard let d = try? blobs.digestResumable(upload.id, upTo: upload.length), d.bytes == upload.length else { continue }
-            let sha = Array(d.hasher.finalize()).hexString
-            try services.catalog.completeTusUpload(id: upload.id, blob: BlobInfo(sha256: sha, size: upload.length, head: d.head), userId: upload.userId)
-            try blobs.commitResumable(upload.id, as: sha)
-            repaired += 1
-        }
-        return repaired
     }
 }
 

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import NIOCore
 import ZiyuankuCore
+import ZiyuankuLibrary
 import ZiyuankuStore
 
 /// A file part received into temporary space (not yet in the blob store).

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import ZiyuankuCore
+import ZiyuankuLibrary
 import ZiyuankuStore
 
 /// The review workflow, version diff and restore, soft deletion, download statistics, the
@@ -9,69 +10,45 @@ struct WorkflowRoutes {
     let services: AppServices
     var catalog: Catalog { services.catalog }
     var allowAnonymous: Bool { services.config.allowAnonymous }
-    var resources: ResourceRoutes { ResourceRoutes(services: services) }
+    var workflow: WorkflowService { services.library.workflow }
 
     func register(_ r: Routes) {
         for action in WorkflowAction.allCases {
             r.on(.post, "/v1/resources/:id/\(action.rawValue)") { req, ctx in try await transition(action, req, ctx) }
         }
         r.on(.delete, "/v1/resources/:id") { _, ctx in
-            let p = try ctx.requireUser()
-            let id = try ctx.parameters.require("id")
-            guard Identifiers.isUUID(id) else { throw DomainError.notFound() }
-            try catalog.softDelete(id: id, by: p, allowAnonymous: allowAnonymous)
+            try workflow.softDelete(id: try ctx.parameters.require("id"), by: try ctx.requireUser())
             return Response(status: .noContent)
         }
         r.on(.get, "/v1/resources/:id/versions/:n/diff/:b") { _, ctx in
-            let (state, privileged) = try resources.visible(ctx)
-            let published = privileged ? [:] : try catalog.readerVersions(id: state.id)
-            func number(_ key: String) throws -> Int {
-                guard let raw = ctx.parameters.get(key), let n = Int(raw),
-                    Access.canReadVersion(ctx.principal, state, n, published: published, allowAnonymous: allowAnonymous)
-                else { throw DomainError.notFound("version") }
-                return n
-            }
-            guard let diff = try catalog.diff(id: state.id, from: try number("n"), to: try number("b")) else { throw DomainError.notFound("version") }
+            let diff = try workflow.diff(
+                id: try ctx.parameters.require("id"), from: ctx.parameters.get("n").flatMap { Int($0) }, to: ctx.parameters.get("b").flatMap { Int($0) },
+                by: ctx.principal)
             return try JSONResponse.make(diff)
         }
         r.on(.post, "/v1/resources/:id/versions/:n/restore") { req, ctx in
             let p = try ctx.requireUser()
-            let (state, _) = try resources.visible(ctx)
-            try resources.authorizeEdit(p)(state)  // before the range check: readers learn nothing about drafts
-            guard let raw = ctx.parameters.get("n"), let n = Int(raw), n >= 1, n <= state.currentVersion else { throw DomainError.notFound("version") }
-            let view = try catalog.restoreVersion(
-                id: state.id, number: n, by: p, expectedVersion: try resources.expectedVersion(req), authorize: resources.authorizeEdit(p))
-            return try ResourceDTO(view: view, privileged: true).response(status: .created, headers: [.eTag: resources.etag(view.version.number)])
+            let view = try workflow.restore(
+                id: try ctx.parameters.require("id"), version: ctx.parameters.get("n").flatMap { Int($0) }, by: p, expected: try ETag.expectedVersion(req))
+            return try ResourceDTO(view: view, privileged: true).response(status: .created, headers: [.eTag: ETag.version(view.version.number)])
         }
         r.on(.get, "/v1/resources/:id/downloads") { req, ctx in
-            let (state, _) = try resources.visible(ctx)
             var q = QueryReader(req, allowed: ["from", "to"])
-            let today = DownloadCounter.day(Date())
-            let to = q.day("to") ?? today
-            let from = q.day("from") ?? DownloadCounter.day(Date().addingTimeInterval(-29 * 86_400))
-            if from > to { q.errors.append(.init(field: "from", message: "must not be after 'to'")) }
+            let to = q.day("to")
+            let from = q.day("from")
             try q.check()
-            let days = try catalog.downloadDays(resourceId: state.id, from: from, to: to)
-            return try JSONResponse.make(
-                DownloadStats(
-                    resourceId: state.id, total: state.downloadCount, from: from, to: to, timeZone: "Asia/Shanghai (UTC+8)",
-                    days: days.map { .init(day: $0.day, count: $0.count) }))
+            return try JSONResponse.make(try workflow.downloads(id: try ctx.parameters.require("id"), by: ctx.principal, from: from, to: to))
         }
 
         r.on(.get, "/v1/reviews") { req, ctx in
-            let p = try ctx.requireUser()
-            guard p.role == .reviewer || p.role == .admin else { throw DomainError.forbidden("Only reviewers and administrators have a review queue.") }
+            let p = try WorkflowService.requireReviewQueue(try ctx.requireUser())
             var q = QueryReader(req, allowed: ["status", "organization", "page", "pageSize"])
             let status: ResourceStatus = q.enumValue("status") ?? .inReview
-            var org = q.uuid("organization")
+            let org = q.uuid("organization")
             let page = q.int("page", default: 1, range: 1...10_000)
             let pageSize = q.int("pageSize", default: 20, range: 1...100)
             try q.check()
-            if p.role == .reviewer {
-                if let o = org, o != p.organizationId { throw DomainError.forbidden("Reviewers see the queue of their own organization only.") }
-                org = p.organizationId
-            }
-            let (items, total) = try catalog.reviewQueue(organizationId: org, status: status, page: page, pageSize: pageSize)
+            let (items, total) = try workflow.reviewQueue(by: p, status: status, organization: org, page: page, pageSize: pageSize)
             return try ResourcePage(
                 items: items.map { ResourceDTO(view: $0, privileged: true, allowedActions: Access.allowedActions(p, $0.state)) },
                 total: total, totalExact: true, page: page, pageSize: pageSize, sort: "submitted", query: nil, facets: nil
@@ -79,7 +56,7 @@ struct WorkflowRoutes {
         }
 
         r.on(.get, "/v1/audit") { req, ctx in
-            _ = try ctx.requireAdmin()
+            let p = try ctx.requireAdmin()
             var q = QueryReader(req, allowed: ["resource", "user", "action", "since", "until", "before", "limit"])
             var aq = AuditQuery()
             aq.resourceId = q.uuid("resource")
@@ -91,40 +68,26 @@ struct WorkflowRoutes {
             aq.before = before > 0 ? Int64(before) : nil
             aq.limit = q.int("limit", default: 100, range: 1...1000)
             try q.check()
-            let items = try catalog.auditEntries(aq)
+            let items = try workflow.audit(by: p, aq)
             return try JSONResponse.make(AuditPage(items: items, next: items.count == aq.limit ? items.last?.seq : nil))
         }
         r.on(.get, "/v1/audit/verify") { _, ctx in
-            _ = try ctx.requireAdmin()
-            return try JSONResponse.make(try catalog.verifyAudit())
+            try JSONResponse.make(try workflow.verifyAudit(by: try ctx.requireUser()))
         }
 
         r.on(.get, "/v1/admin/resources/deleted") { req, ctx in
-            _ = try ctx.requireAdmin()
+            let p = try ctx.requireAdmin()
             var q = QueryReader(req, allowed: ["limit"])
             let limit = q.int("limit", default: 100, range: 1...1000)
             try q.check()
-            let retention = services.config.deletedRetentionDays
-            return try JSONResponse.make([
-                "items": try catalog.deletedResources(limit: limit).map {
-                    DeletedResource(id: $0.id, ownerId: $0.ownerId, organizationId: $0.organizationId, status: $0.status.rawValue, deletedAt: $0.deletedAt ?? "",
-                        restorableUntil: Timestamp.parse($0.deletedAt ?? "").map { Timestamp.format($0.addingTimeInterval(Double(retention) * 86_400)) } ?? "")
-                }
-            ])
+            return try JSONResponse.make(["items": try workflow.deleted(by: p, limit: limit)])
         }
         r.on(.post, "/v1/admin/resources/:id/undelete") { _, ctx in
-            let p = try ctx.requireAdmin()
-            let id = try ctx.parameters.require("id")
-            guard Identifiers.isUUID(id) else { throw DomainError.notFound() }
-            let state = try catalog.undelete(id: id, by: p, retentionDays: services.config.deletedRetentionDays)
-            guard let view = try catalog.view(id: state.id, version: state.currentVersion) else { throw DomainError.notFound() }
+            let view = try workflow.undelete(id: try ctx.parameters.require("id"), by: try ctx.requireUser())
             return try ResourceDTO(view: view, privileged: true).response()
         }
         r.on(.delete, "/v1/admin/resources/:id") { _, ctx in
-            let p = try ctx.requireAdmin()
-            let id = try ctx.parameters.require("id")
-            guard Identifiers.isUUID(id) else { throw DomainError.notFound() }
-            try catalog.purge(id: id, by: p)
+            try workflow.purge(id: try ctx.parameters.require("id"), by: try ctx.requireUser())
             return Response(status: .noContent)
         }
     }
@@ -137,46 +100,18 @@ struct WorkflowRoutes {
         var reason: String?
         let declared = try BodyReader.declaredLength(req)
         if declared != 0 && (req.headers[.contentType] != nil || declared != nil) {
-            let body = try await BodyReader.jsonObject(req, limit: services.config.maxJSONBytes)
-            var f = FieldReader(object: body)
-            var errors = body.keys.filter { $0 != "reason" }.sorted().map { FieldError(field: $0, message: "unknown field") }
-            reason = f.text("reason", required: false, max: 1000, multiline: true)
-            errors += f.errors
-            if !errors.isEmpty { throw DomainError.validation(errors) }
+            reason = try WorkflowService.reason(from: try await BodyReader.jsonObject(req, limit: services.config.maxJSONBytes))
         }
-        let view = try catalog.transition(
-            id: id, action: action, by: p, reason: reason, expectedVersion: try resources.expectedVersion(req), allowAnonymous: allowAnonymous)
+        let view = try workflow.transition(id: id, action: action, by: p, reason: reason, expected: try ETag.expectedVersion(req))
         return try ResourceDTO(view: view, privileged: true, allowedActions: Access.allowedActions(p, view.state))
-            .response(headers: [.eTag: resources.etag(view.version.number)])
+            .response(headers: [.eTag: ETag.version(view.version.number)])
     }
-}
-
-struct DownloadStats: Encodable {
-    struct Day: Encodable {
-        var day: String
-        var count: Int
-    }
-    var resourceId: String
-    var total: Int
-    var from: String
-    var to: String
-    var timeZone: String
-    var days: [Day]
 }
 
 struct AuditPage: Encodable {
     var items: [AuditEntry]
     /// Pass as `before` for the next (older) page; absent on the last page.
     var next: Int64?
-}
-
-struct DeletedResource: Encodable {
-    var id: String
-    var ownerId: String
-    var organizationId: String
-    var status: String
-    var deletedAt: String
-    var restorableUntil: String
 }
 
 extension QueryReader {

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import ZiyuankuCore
-import ZiyuankuServer
+import ZiyuankuLibrary
 import ZiyuankuStore
 
 /// Options every data-root command takes.

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import ZiyuankuCore
-import ZiyuankuServer
+import ZiyuankuLibrary
 import ZiyuankuStore
 
 struct Import: AsyncParsableCommand {
@@ -43,12 +43,12 @@ struct Import: AsyncParsableCommand {
                 throw CLIError("--user must be the id of a teacher, reviewer or admin (see zyk user list)", code: 65)
             }
             let owner = Principal(userId: u.id, name: u.name, role: u.role, organizationId: u.organizationId, tokenId: "cli")
-            let services = AppServices(config: config, catalog: catalog)
+            let library = Library(config: config, catalog: catalog)
             var limits = ZipLimits()
             limits.maxEntries = maxZipEntries
             limits.maxTotalBytes = maxUnzippedBytes
             let bar = ProgressBar(total: 1, label: dryRun ? "checking" : "importing")
-            let summary = try await Importer(services: services).run(
+            let summary = try await Importer(library: library).run(
                 manifest: manifest, files: files, owner: owner, dryRun: dryRun, limits: limits
             ) { done, total in bar.update(done, of: total) }
             bar.finish()

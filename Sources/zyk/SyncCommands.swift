@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import ZiyuankuCore
-import ZiyuankuServer
+import ZiyuankuLibrary
 import ZiyuankuStore
 import ZiyuankuSync
 

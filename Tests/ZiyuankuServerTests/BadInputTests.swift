@@ -5,6 +5,7 @@ import HummingbirdTesting
 import NIOCore
 import Testing
 import ZiyuankuCore
+import ZiyuankuLibrary
 import ZiyuankuServer
 import ZiyuankuStore
 

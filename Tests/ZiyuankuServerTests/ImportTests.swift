@@ -5,6 +5,7 @@ import HummingbirdTesting
 import Testing
 import ZIPFoundation
 import ZiyuankuCore
+import ZiyuankuLibrary
 import ZiyuankuServer
 import ZiyuankuStore
 
@@ -50,7 +51,7 @@ import ZiyuankuStore
         let manifest = dir + "/清单.csv"
         try lines.joined(separator: "\r\n").write(toFile: manifest, atomically: true, encoding: .utf8)
         let owner = env.principals["owner"]!
-        let importer = Importer(services: env.services)
+        let importer = Importer(library: env.services.library)
 
         let dry = try await importer.run(manifest: manifest, files: dir, owner: owner, dryRun: true)
         #expect(dry.created == 950 && dry.failed == 50)
@@ -86,7 +87,7 @@ import ZiyuankuStore
             "files": [["path": "素材/讲义.pdf", "role": "primary"]],
         ]
         try (String(decoding: try JSONSerialization.data(withJSONObject: m), as: UTF8.self) + "\n").write(toFile: manifest, atomically: true, encoding: .utf8)
-        let summary = try await Importer(services: env.services).run(manifest: manifest, files: zipPath, owner: owner, dryRun: false)
+        let summary = try await Importer(library: env.services.library).run(manifest: manifest, files: zipPath, owner: owner, dryRun: false)
         #expect(summary.created == 1 && summary.failed == 0, "\(summary.problems)")
         // The extraction folder is gone afterwards.
         #expect(try FileManager.default.contentsOfDirectory(atPath: env.services.root.tmpPath).filter { $0.hasPrefix("import-") }.isEmpty)
@@ -95,11 +96,11 @@ import ZiyuankuStore
         let slip = base + "/slip.zip"
         let evil = try Archive(url: URL(fileURLWithPath: slip), accessMode: .create)
         try evil.addEntry(with: "../../逃出去.pdf", type: .file, uncompressedSize: Int64(pdf.count), provider: { pos, size in pdf.subdata(in: Int(pos)..<Int(pos) + size) })
-        await #expect(throws: DomainError.self) { try await Importer(services: env.services).run(manifest: manifest, files: slip, owner: owner, dryRun: true) }
+        await #expect(throws: DomainError.self) { try await Importer(library: env.services.library).run(manifest: manifest, files: slip, owner: owner, dryRun: true) }
         // Too many entries: refused before anything is written.
         var limits = ZipLimits()
         limits.maxEntries = 0
-        await #expect(throws: DomainError.self) { try await Importer(services: env.services).run(manifest: manifest, files: zipPath, owner: owner, dryRun: true, limits: limits) }
+        await #expect(throws: DomainError.self) { try await Importer(library: env.services.library).run(manifest: manifest, files: zipPath, owner: owner, dryRun: true, limits: limits) }
         #expect(try FileManager.default.contentsOfDirectory(atPath: env.services.root.tmpPath).filter { $0.hasPrefix("import-") }.isEmpty)
     }
 

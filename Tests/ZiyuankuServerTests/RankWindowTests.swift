@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Testing
 import ZiyuankuCore
+import ZiyuankuLibrary
 import ZiyuankuServer
 import ZiyuankuStore
 

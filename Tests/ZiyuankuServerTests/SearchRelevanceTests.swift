@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import ZiyuankuCore
+import ZiyuankuLibrary
 import ZiyuankuStore
 
 /// Search relevance (docs/product.md#search) against `Fixtures/relevance.json`: a few hundred teaching

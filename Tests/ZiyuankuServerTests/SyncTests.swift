@@ -8,6 +8,7 @@ import NIOCore
 import Synchronization
 import Testing
 import ZiyuankuCore
+import ZiyuankuLibrary
 import ZiyuankuServer
 import ZiyuankuStore
 import ZiyuankuSync

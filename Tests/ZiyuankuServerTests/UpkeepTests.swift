@@ -4,6 +4,7 @@ import HTTPTypes
 import HummingbirdTesting
 import Testing
 import ZiyuankuCore
+import ZiyuankuLibrary
 @testable import ZiyuankuServer
 import ZiyuankuStore
 

@@ -38,9 +38,9 @@ public struct ZipLimits: Sendable {
 /// key. Rows are checked first; rows with problems are skipped and reported; the others become
 /// drafts of `owner`, each in its own transaction with its key, so a re-run skips what is done.
 public struct Importer: Sendable {
-    let services: AppServices
+    let library: Library
 
-    public init(services: AppServices) { self.services = services }
+    public init(library: Library) { self.library = library }
 
     static let listSeparators: Set<Character> = [";", "；", "、", "\n"]
     static let listFields: Set<String> = ["keywords", "knowledgePoints", "majorCodes", "audience"]
@@ -72,17 +72,17 @@ public struct Importer: Sendable {
         guard FileManager.default.fileExists(atPath: base, isDirectory: &isDir) else {
             throw DomainError(.validation, "\(filesLabel) does not exist.", fields: [.init(field: "files", message: "not found")])
         }
-        services.blobs.removeStaleScratchFolders("import")
+        library.blobs.removeStaleScratchFolders("import")
         if !isDir.boolValue {
-            let dir = services.blobs.newScratchFolderPath("import")
+            let dir = library.blobs.newScratchFolderPath("import")
             extracted = dir
             base = dir
         }
         defer { if let extracted { try? FileManager.default.removeItem(atPath: extracted) } }
         if let extracted { try Self.extractZip(source, into: extracted, limits: limits, label: filesLabel) }
 
-        let done = try services.catalog.importedKeys(owner: owner.userId)
-        let routes = ResourceRoutes(services: services)
+        let done = try library.catalog.importedKeys(owner: owner.userId)
+        let resources = library.resources
         var seenKeys: [String: Int] = [:]
         var valid: [(Row, ResourceMetadata, [(path: String, name: String, role: FileRole, size: Int64)])] = []
         for row in rows {
@@ -110,7 +110,7 @@ public struct Importer: Sendable {
                 continue
             }
             var metadata: ResourceMetadata?
-            do { metadata = try routes.validateMetadata(row.object) } catch let e as DomainError {
+            do { metadata = try resources.validateMetadata(row.object) } catch let e as DomainError {
                 for f in e.fields { problem(f.field, f.message) }
                 if e.fields.isEmpty { problem("metadata", e.message) }
             }
@@ -127,7 +127,7 @@ public struct Importer: Sendable {
                     problem(field, "\(f.path) is not a file in \(filesLabel)")
                     continue
                 }
-                guard Int64(st.st_size) <= services.config.maxUploadBytes else {
+                guard Int64(st.st_size) <= library.config.maxUploadBytes else {
                     problem(field, "\(f.path) is larger than the upload limit")
                     continue
                 }
@@ -140,14 +140,14 @@ public struct Importer: Sendable {
                     problem(field, "\(f.path) has no usable file name")
                     continue
                 }
-                resolved.append((path, name, role ?? ResourceRoutes.defaultRole(for: name, hasPrimary: resolved.contains { $0.role == .primary }), Int64(st.st_size)))
+                resolved.append((path, name, role ?? ResourceService.defaultRole(for: name, hasPrimary: resolved.contains { $0.role == .primary }), Int64(st.st_size)))
             }
             if let metadata, problems.isEmpty {
                 // Media types are sniffed from the bytes, as for an upload.
                 let manifestFiles = resolved.map { f in
                     NewFile(name: f.name, sha256: "", size: f.size, mediaType: MediaSniffer.mediaType(head: Self.head(f.path), filename: f.name), role: f.role)
                 }
-                do { try ResourceRoutes.checkManifest(manifestFiles, resourceType: metadata.resourceType) } catch let e as DomainError {
+                do { try ResourceService.checkManifest(manifestFiles, resourceType: metadata.resourceType) } catch let e as DomainError {
                     for f in e.fields { problem(f.field, f.message) }
                 }
                 if problems.isEmpty { valid.append((row, metadata, resolved)) }
@@ -167,10 +167,10 @@ public struct Importer: Sendable {
             do {
                 var newFiles: [NewFile] = []
                 for f in resolved {
-                    let blob = try await Self.store(f.path, services: services)
+                    let blob = try await Self.store(f.path, library: library)
                     newFiles.append(NewFile(name: f.name, sha256: blob.sha256, size: blob.size, mediaType: MediaSniffer.mediaType(head: blob.head, filename: f.name), role: f.role))
                 }
-                if try services.catalog.createImported(owner: owner, key: row.key!, metadata: metadata, files: newFiles) != nil {
+                if try library.catalog.createImported(owner: owner, key: row.key!, metadata: metadata, files: newFiles) != nil {
                     summary.created += 1
                 } else {
                     summary.alreadyImported += 1
@@ -262,8 +262,8 @@ public struct Importer: Sendable {
             let trimmed = line.drop { $0 == 0x20 || $0 == 0x0D || $0 == 0x09 }
             if trimmed.isEmpty || trimmed.allSatisfy({ $0 == 0x20 || $0 == 0x0D || $0 == 0x09 }) { continue }
             var object: [String: JSONValue]
-            do { object = try BodyReader.parseObject(Array(trimmed)) } catch let e as DomainError {
-                rows.append(Row(number: i + 1, key: nil, object: ["_error": .string(e.message)], files: []))
+            do { object = try JSONValue.parseObject(Array(trimmed)) } catch {
+                rows.append(Row(number: i + 1, key: nil, object: ["_error": .string(error.message)], files: []))
                 continue
             }
             var key: String?
@@ -315,8 +315,8 @@ public struct Importer: Sendable {
     }
 
     /// Streams a file into the blob store (hashed while copied, fsynced, renamed).
-    static func store(_ path: String, services: AppServices) async throws -> BlobInfo {
-        let writer = try services.blobs.makeWriter(maxSize: services.config.maxUploadBytes)
+    static func store(_ path: String, library: Library) async throws -> BlobInfo {
+        let writer = try library.blobs.makeWriter(maxSize: library.config.maxUploadBytes)
         guard let h = FileHandle(forReadingAtPath: path) else { throw DomainError(.internal, "A file to import could not be opened any more.") }
         defer { try? h.close() }
         do {
