@@ -2,6 +2,9 @@ import ArgumentParser
 
 @main
 struct Zyk: AsyncParsableCommand {
+    /// The one place the version is written; `zyk --version` prints it.
+    static let version = "0.1.0"
+
     static let configuration = CommandConfiguration(
         commandName: "zyk",
         abstract: "Ziyuanku (资源库): the vocational-education teaching resource library server and its admin tools.",
@@ -20,6 +23,7 @@ struct Zyk: AsyncParsableCommand {
             Exit codes: 0 success, 1 failure, 64 usage error, 65 bad input data, 74 I/O error,
             75 busy (another sync run), 77 permission denied.
             """,
+        version: version,
         subcommands: [
             Serve.self, Migrate.self, OrgCommand.self, UserCommand.self, TokenCommand.self, VocabCommand.self, Reindex.self, AuditCommand.self,
             Fixity.self, GC.self, Verify.self, Optimize.self, Backup.self, Restore.self, Report.self, Jobs.self, Import.self, SyncCommand.self,

@@ -7,14 +7,15 @@ Over the wire (things an in-process router test cannot send):
   - a 64 KB header; a client that disconnects mid-upload; the server keeps serving;
   - R15 memory: 300 requests with 1,000 ranges each grow the server's RSS by < 50 MB;
   - no token ever appears in the server's log.
-CLI: every command answers --help with an example, exit codes mean something, --json parses,
-the majors import is idempotent, and a wrong --token is refused.
+CLI: every command answers --help with an example, --version prints the version, exit codes
+mean something, --json parses, the majors import is idempotent, and a wrong --token is refused.
 
 Standard library only; talks to 127.0.0.1 only. Closes with "N passed, M failed".
 """
 import argparse
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -141,6 +142,10 @@ def main():
             if r.returncode != 0 or ("xample" not in text and c not in (["org"], ["user"], ["token"], ["vocab"])):
                 missing.append(" ".join(c) or "zyk")
         res.check(missing == [], "every command answers --help with an example", str(missing))
+        r = subprocess.run([binary, "--version"], capture_output=True, timeout=30)
+        version = r.stdout.decode(errors="replace").strip()
+        res.check(r.returncode == 0 and re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+", version) is not None,
+                  "zyk --version prints the version", f"{r.returncode} {version!r}")
 
         def run(*a):
             return subprocess.run([binary, *a, "--data-root", root], capture_output=True, timeout=60)
