@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-http-structured-headers.git", from: "1.7.0"),
     ],
     targets: [
         // The contracts: SQL migrations and the OpenAPI document, bundled as resources.
@@ -46,7 +47,9 @@ let package = Package(
         .target(
             name: "ZiyuankuCore",
             dependencies: [
-                .product(name: "Crypto", package: "swift-crypto")
+                .product(name: "Crypto", package: "swift-crypto"),
+                // Content-Digest / Repr-Digest are RFC 9651 dictionaries (DigestHeader).
+                .product(name: "RawStructuredFieldValues", package: "swift-http-structured-headers"),
             ]
         ),
         // One harness per parser of user input in ZiyuankuCore (bench/fuzz, Tests/fuzz).

@@ -1,4 +1,5 @@
 import Foundation
+import RawStructuredFieldValues
 
 /// IMF-fixdate (RFC 9110 §5.6.7), formatted and parsed by hand: a DateFormatter per
 /// request costs more than serving a small file. Parsing never traps: anything that is not a
@@ -50,27 +51,62 @@ public enum HTTPDate {
     }
 }
 
-/// `Content-Digest` / `Repr-Digest` (RFC 9530) as far as we use them: the sha-256 member.
+/// `Content-Digest` / `Repr-Digest` (RFC 9530): a structured-field dictionary (RFC 9651) from
+/// algorithm names to byte sequences, parsed with swift-http-structured-headers. We use the
+/// sha-256 member; members for other algorithms are ignored, as RFC 9530 §2 asks.
 public enum DigestHeader {
     public enum Result: Equatable, Sendable {
-        /// No sha-256 member: nothing to check.
+        /// A valid dictionary without a sha-256 member: nothing to check.
         case absent
         case sha256([UInt8])
-        /// A sha-256 member that is not `:<base64 of 32 bytes>:`.
+        /// A sha-256 member that is not a byte sequence of 32 bytes.
         case malformed
+        /// The field is not a valid structured-field dictionary (or is longer than `maxLength`).
+        case notADictionary
     }
 
+    /// Longest field value looked at; a sha-256 member is 53 bytes.
+    public static let maxLength = 4096
+
     public static func sha256(_ header: String) -> Result {
-        guard header.utf8.count <= 4096 else { return .malformed }
-        for member in header.split(separator: ",") {
-            let kv = member.split(separator: "=", maxSplits: 1)
-            guard kv.count == 2, kv[0].trimmingCharacters(in: .whitespaces).lowercased() == "sha-256" else { continue }
-            let v = kv[1].trimmingCharacters(in: .whitespaces)
-            guard v.count > 2, v.hasPrefix(":"), v.hasSuffix(":"), let data = Data(base64Encoded: String(v.dropFirst().dropLast())), data.count == 32
-            else { return .malformed }
-            return .sha256(Array(data))
+        guard header.utf8.count <= maxLength else { return .notADictionary }
+        var parser = StructuredFieldValueParser(Array(header.utf8))
+        let dictionary: OrderedMap<String, ItemOrInnerList>
+        do { dictionary = try parser.parseDictionaryFieldValue() } catch { return .notADictionary }
+        guard let member = dictionary["sha-256"] else { return .absent }
+        guard case .item(let item) = member, case .undecodedByteSequence(let base64) = item.rfc9651BareItem,
+            let bytes = decodeBase64(base64), bytes.count == 32
+        else { return .malformed }
+        return .sha256(bytes)
+    }
+
+    /// The field value naming one SHA-256 digest: `sha-256=:<base64>:`.
+    public static func value(sha256 digest: some Sequence<UInt8>) -> String {
+        "sha-256=:\(Data(digest).base64EncodedString()):"
+    }
+
+    /// The field value for a digest given in lower-case hex (as blobs are named); nil if it is not hex.
+    public static func value(sha256Hex hex: String) -> String? {
+        let utf8 = Array(hex.utf8)
+        guard utf8.count == 64 else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(32)
+        var i = 0
+        while i < 64 {
+            guard let v = UInt8(String(decoding: utf8[i..<i + 2], as: UTF8.self), radix: 16) else { return nil }
+            bytes.append(v)
+            i += 2
         }
-        return .absent
+        return value(sha256: bytes)
+    }
+
+    /// RFC 9651 §4.2.7: parsers should not fail when the "=" padding is missing.
+    static func decodeBase64(_ text: String) -> [UInt8]? {
+        var padded = text
+        if !padded.contains("=") && padded.utf8.count % 4 != 0 {
+            padded += String(repeating: "=", count: 4 - padded.utf8.count % 4)
+        }
+        return Data(base64Encoded: padded).map(Array.init)
     }
 }
 

@@ -259,10 +259,14 @@ public enum FuzzTargets {
 
     // MARK: digests and tus
 
-    /// `DigestHeader.sha256`: a sha-256 member yields exactly 32 bytes.
+    /// `DigestHeader.sha256`: a sha-256 member yields exactly 32 bytes, and the field value
+    /// written for those bytes parses back to them.
     public static func digest(_ data: UnsafeRawBufferPointer) {
         let s = text(data, 8192)
-        if case .sha256(let d) = DigestHeader.sha256(s) { check(d.count == 32, "digest", "\(d.count) bytes from \(s)") }
+        if case .sha256(let d) = DigestHeader.sha256(s) {
+            check(d.count == 32, "digest", "\(d.count) bytes from \(s)")
+            check(DigestHeader.sha256(DigestHeader.value(sha256: d)) == .sha256(d), "digest", "value(sha256:) does not round-trip \(s)")
+        }
     }
 
     /// `TusHeaders`: `byteCount` is nil or a non-negative value of a digits-only header;

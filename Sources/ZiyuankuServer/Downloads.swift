@@ -8,7 +8,8 @@ import ZiyuankuStore
 import _NIOFileSystem
 
 /// Streams a version's file from disk: validators, conditional requests, single and multiple
-/// ranges, RFC 6266 filenames, and headers that keep browsers from running what they download.
+/// ranges, RFC 6266 filenames, `Repr-Digest` (RFC 9530), and headers that keep browsers from
+/// running what they download.
 struct Downloads {
     let services: AppServices
     static let chunk: Int64 = 256 * 1024
@@ -41,6 +42,9 @@ struct Downloads {
             .contentSecurityPolicy: "default-src 'none'; sandbox",
             .contentDisposition: Filenames.contentDisposition(file.name),
         ]
+        // RFC 9530: the digest of the whole file (the selected representation), on every answer
+        // about it: 200, 206 (single or multiple ranges), HEAD and 304.
+        if let digest = DigestHeader.value(sha256Hex: file.sha256) { headers[.reprDigest] = digest }
         let contentType = MediaSniffer.isScriptCapable(file.mediaType) ? "application/octet-stream" : file.mediaType
 
         // RFC 9110 §13.2.2: If-None-Match wins over If-Modified-Since.

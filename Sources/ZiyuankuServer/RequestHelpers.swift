@@ -51,18 +51,30 @@ enum BodyReader {
 
     static func parseObject(_ bytes: some Collection<UInt8>) throws -> [String: JSONValue] { try JSONValue.parseObject(bytes) }
 
-    /// `Content-Digest: sha-256=:BASE64:` (RFC 9530), also accepted as `Repr-Digest`.
-    /// Nil when no sha-256 digest is sent; 400 when one is sent but malformed.
+    /// The SHA-256 the client says the body has: the sha-256 member of `Content-Digest`, else of
+    /// `Repr-Digest` (RFC 9530; the two agree, as uploads carry no content coding). Both fields
+    /// are RFC 9651 dictionaries (`DigestHeader`); members for other algorithms are ignored.
+    /// Nil when no sha-256 digest is sent; 400 when either field is not a valid dictionary or
+    /// its sha-256 member is not a 32-byte byte sequence.
     static func expectedSHA256(_ request: Request) throws -> [UInt8]? {
+        var found: [UInt8]?
         for name in [HTTPField.Name.contentDigest, .reprDigest] {
             guard let header = request.headers[name] else { continue }
             switch DigestHeader.sha256(header) {
             case .absent: continue
-            case .sha256(let digest): return digest
-            case .malformed: throw DomainError(.badRequest, "\(name.rawName) must be sha-256=:<base64 of 32 bytes>:")
+            case .sha256(let digest): if found == nil { found = digest }
+            case .malformed:
+                throw DomainError(
+                    .badRequest, "\(name.rawName)'s sha-256 member must be a byte sequence of 32 bytes (sha-256=:<base64 of the SHA-256>:); nothing was kept.",
+                    fields: [FieldError(field: name.rawName, message: "the sha-256 member is not :<base64 of 32 bytes>:")])
+            case .notADictionary:
+                throw DomainError(
+                    .badRequest,
+                    "\(name.rawName) is not a structured-field dictionary (RFC 9651), such as sha-256=:<base64 of the SHA-256>:; nothing was kept.",
+                    fields: [FieldError(field: name.rawName, message: "not an RFC 9651 dictionary of at most \(DigestHeader.maxLength) bytes")])
             }
         }
-        return nil
+        return found
     }
 }
 

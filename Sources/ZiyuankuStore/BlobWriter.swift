@@ -142,7 +142,7 @@ public final class BlobWriter {
             abort()
             throw DomainError(
                 .digestMismatch,
-                "The body's SHA-256 (\(digest.hexString)) does not match the Content-Digest sent (\(expectedSHA256.hexString)); nothing was kept."
+                "The body's SHA-256 (\(digest.hexString)) does not match the digest sent (\(expectedSHA256.hexString)); nothing was kept."
             )
         }
         let sha = digest.hexString

@@ -67,11 +67,6 @@ public final class SyncRunner: Sendable {
     let adapter: any PlatformAdapter
     let settings: SyncSettings
     let logger: Logger
-    /// Test hook for R10 (kill between the platform's 2xx and the local mark): with
-    /// `ZYK_SYNC_TEST_KILL_AFTER_ACKS=N`, the process SIGKILLs itself right after the N-th
-    /// successful `PUT /resources` answer, before recording it.
-    let killAfterAcks: Int?
-    private let acks = Atomic<Int>(0)
 
     public init(catalog: Catalog, root: DataRoot, adapter: any PlatformAdapter, settings: SyncSettings, logger: Logger) {
         self.catalog = catalog
@@ -79,7 +74,6 @@ public final class SyncRunner: Sendable {
         self.adapter = adapter
         self.settings = settings
         self.logger = logger
-        killAfterAcks = ProcessInfo.processInfo.environment["ZYK_SYNC_TEST_KILL_AFTER_ACKS"].flatMap(Int.init)
     }
 
     private final class Tally: Sendable {
@@ -256,11 +250,7 @@ public final class SyncRunner: Sendable {
             }
             try await adapter.putFile(sha256: file.sha256, path: path, size: file.size, progress: sent)
         }
-        let remote = try await adapter.putResource(id: entry.resourceId, version: number, record: body)
-        if let killAfterAcks, acks.add(1, ordering: .relaxed).newValue >= killAfterAcks {
-            kill(getpid(), SIGKILL)
-        }
-        return remote
+        return try await adapter.putResource(id: entry.resourceId, version: number, record: body)
     }
 
     /// What a run would send now, with the problems the platform would refuse (dry run).

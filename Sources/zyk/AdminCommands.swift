@@ -5,15 +5,25 @@ import ZiyuankuStore
 
 struct OrgCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "org", abstract: "Manage organizations (学校/单位).", subcommands: [Add.self, List.self])
+        commandName: "org", abstract: "Add and list organizations (schools and other units, 学校/单位).",
+        discussion: """
+            Every user belongs to one organization. Wherever a command asks for an organization, \
+            give its id or its exact name.
+
+            EXAMPLES:
+              zyk org add 某某职业技术学院 --kind higherVocational
+              zyk org list
+            """,
+        subcommands: [Add.self, List.self])
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Add an organization.",
             discussion: """
-                Kinds: \(OrganizationKind.allowedValues)
+                The name must be 1 to 200 printable characters, and no other organization may \
+                have it. The kind is one of: \(OrganizationKind.allowedValues).
 
-                Examples:
+                EXAMPLES:
                   zyk org add 某某职业技术学院 --kind higherVocational
                   zyk org add 某某卫生学校 --kind secondaryVocational --json
                 """)
@@ -40,7 +50,14 @@ struct OrgCommand: AsyncParsableCommand {
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "List organizations.", discussion: "Examples:\n  zyk org list\n  zyk org list --json")
+            abstract: "List organizations.",
+            discussion: """
+                Prints each organization's id, name and kind.
+
+                EXAMPLES:
+                  zyk org list
+                  zyk org list --json
+                """)
         @OptionGroup var root: RootOptions
         @OptionGroup var output: OutputOptions
 
@@ -62,15 +79,29 @@ func resolveOrganization(_ catalog: Catalog, _ ref: String) throws -> Organizati
 }
 
 struct UserCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "user", abstract: "Manage users.", subcommands: [Add.self, List.self])
+    static let configuration = CommandConfiguration(
+        commandName: "user", abstract: "Add and list users.",
+        discussion: """
+            A user belongs to one organization and has one role: \(Role.allowedValues). Users \
+            call the API with tokens: `zyk user add` prints the first one, and `zyk token` \
+            issues more.
+
+            EXAMPLES:
+              zyk user add --org 某某职业技术学院 --name 王老师 --role teacher
+              zyk user list --json
+            """,
+        subcommands: [Add.self, List.self])
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Add a user and print their first token (shown once).",
+            abstract: "Add a user and print their first token.",
             discussion: """
-                Roles: \(Role.allowedValues)
+                The token is printed once and cannot be shown again, because only its digest is \
+                stored: keep it somewhere safe, or issue a new one later with `zyk token create`. \
+                The name must be 1 to 100 printable characters. The role is one of: \
+                \(Role.allowedValues).
 
-                Examples:
+                EXAMPLES:
                   zyk user add --org 某某职业技术学院 --name 王老师 --role teacher
                   zyk user add --org 0193… --name 李审核 --role reviewer --json
                 """)
@@ -102,7 +133,15 @@ struct UserCommand: AsyncParsableCommand {
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "List users.", discussion: "Examples:\n  zyk user list\n  zyk user list --org 某某职业技术学院 --json")
+            abstract: "List users.",
+            discussion: """
+                Prints each user's id, name, role and organization id. With --org, only the \
+                users of that organization.
+
+                EXAMPLES:
+                  zyk user list
+                  zyk user list --org 某某职业技术学院 --json
+                """)
         @OptionGroup var root: RootOptions
         @OptionGroup var output: OutputOptions
         @Option(help: "Only this organization (id or name).") var org: String?
@@ -122,12 +161,31 @@ struct UserCommand: AsyncParsableCommand {
 
 struct TokenCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "token", abstract: "Issue, revoke and list API tokens.", subcommands: [Create.self, Revoke.self, List.self])
+        commandName: "token", abstract: "Issue, revoke and list API tokens.",
+        discussion: """
+            Clients send a token in the Authorization header: `Authorization: Bearer <token>`. \
+            A token is shown once, when it is issued; the library stores only its SHA-256 \
+            digest, so a lost token cannot be recovered, only revoked and replaced.
+
+            EXAMPLES:
+              zyk token create --user 0193… --label laptop
+              zyk token list --user 0193…
+              zyk token revoke 0193…
+            """,
+        subcommands: [Create.self, Revoke.self, List.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Issue a token for a user (shown once; only its SHA-256 digest is stored).",
-            discussion: "Examples:\n  zyk token create --user 0193… --label laptop --expires-in-days 90\n  zyk token create --user 0193… --json")
+            abstract: "Issue a new token for a user.",
+            discussion: """
+                The token is printed once: store it now. A --label (at most 100 characters) \
+                helps you recognise it later. With --expires-in-days (1 to 3650) it expires; \
+                without it, it lasts until it is revoked.
+
+                EXAMPLES:
+                  zyk token create --user 0193… --label laptop --expires-in-days 90
+                  zyk token create --user 0193… --json
+                """)
         @OptionGroup var root: RootOptions
         @OptionGroup var output: OutputOptions
         @Option(help: "User id.") var user: String
@@ -150,7 +208,15 @@ struct TokenCommand: AsyncParsableCommand {
     }
 
     struct Revoke: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Revoke a token by its id.", discussion: "Example:\n  zyk token revoke 0193…")
+        static let configuration = CommandConfiguration(
+            abstract: "Revoke a token, by its id.",
+            discussion: """
+                From then on the token is refused. Find its id with `zyk token list`. Revoking \
+                a token that is already revoked changes nothing.
+
+                EXAMPLES:
+                  zyk token revoke 0193…
+                """)
         @OptionGroup var root: RootOptions
         @Argument(help: "Token id (see zyk token list).") var id: String
 
@@ -165,7 +231,15 @@ struct TokenCommand: AsyncParsableCommand {
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "List tokens (never their secrets).", discussion: "Examples:\n  zyk token list\n  zyk token list --user 0193… --json")
+            abstract: "List tokens, without their secrets.",
+            discussion: """
+                Prints each token's id, user, label, and when it was created, when it expires \
+                and when it was revoked. With --user, only that user's tokens.
+
+                EXAMPLES:
+                  zyk token list
+                  zyk token list --user 0193… --json
+                """)
         @OptionGroup var root: RootOptions
         @OptionGroup var output: OutputOptions
         @Option(help: "Only this user's tokens.") var user: String?
@@ -186,18 +260,29 @@ struct TokenCommand: AsyncParsableCommand {
 
 struct VocabCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "vocab", abstract: "Vocabularies: the 职业教育专业目录 majors.", subcommands: [ImportMajors.self])
+        commandName: "vocab", abstract: "Manage vocabularies: the official list of majors (职业教育专业目录).",
+        discussion: """
+            Resources are tagged with major codes from this list. A few majors are built in; \
+            load the full official list with `zyk vocab import-majors`.
+
+            EXAMPLES:
+              zyk vocab import-majors majors-2021.csv
+            """,
+        subcommands: [ImportMajors.self])
 
     struct ImportMajors: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "import-majors",
-            abstract: "Load the official major catalog from a CSV file (idempotent: re-running changes nothing).",
+            abstract: "Load the official list of majors from a CSV file.",
             discussion: """
-                The CSV needs the columns \(MajorCatalogCSV.requiredColumns.joined(separator: ", ")) (UTF-8, with
-                or without BOM). Every row is checked first; on any error nothing is imported and
-                each bad row is listed.
+                The file must be UTF-8 (with or without a BOM) and have the columns \
+                \(MajorCatalogCSV.requiredColumns.joined(separator: ", ")).
 
-                Examples:
+                Every row is checked first. If any row is bad, nothing is imported, each bad row \
+                is listed, and the command exits 65. Importing the same file again changes \
+                nothing. Use --dry-run to check a file without importing it.
+
+                EXAMPLES:
                   zyk vocab import-majors majors-2021.csv
                   zyk vocab import-majors majors-2021.csv --dry-run --json
                 """)

@@ -5,18 +5,30 @@ import ZiyuankuStore
 
 struct AuditCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "audit", abstract: "Check and read the tamper-evident audit log.", subcommands: [Verify.self, List.self])
+        commandName: "audit", abstract: "Check and read the audit log.",
+        discussion: """
+            The audit log records who did what, and when. It is tamper-evident: each entry holds \
+            the SHA-256 of its own fields and of the entry before it, so `zyk audit verify` can \
+            tell when an entry was edited, removed or moved.
+
+            EXAMPLES:
+              zyk audit verify
+              zyk audit list --limit 20
+            """,
+        subcommands: [Verify.self, List.self])
 
     struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Walk the audit log's hash chain and report the first broken link.",
+            abstract: "Check the audit log's hash chain and report the first broken link.",
             discussion: """
-                Every entry carries the SHA-256 of its fields and of the entry before it, and the newest
-                entry is also recorded apart from the log; an entry edited, removed or moved — even by
-                someone writing to the SQLite file directly — breaks the chain from that entry on.
-                Exits 1 when the chain is broken. Safe while the server runs (reads one snapshot).
+                Walks the chain from the first entry to the newest. Any change to an entry, even \
+                one made by writing to the SQLite file directly, breaks the chain from that entry \
+                on. The newest entry is also recorded outside the log, so entries removed from the \
+                end are noticed too. Exits 1 when the chain is broken.
 
-                Examples:
+                It is safe to run while the server is running: it reads one consistent snapshot.
+
+                EXAMPLES:
                   zyk audit verify
                   zyk audit verify --json
                 """)
@@ -45,7 +57,10 @@ struct AuditCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List audit entries, newest first.",
             discussion: """
-                Examples:
+                Filters combine: an entry is shown only if it matches all of them. --since takes \
+                an RFC 3339 time; --limit is 1 to 10000 (default 50).
+
+                EXAMPLES:
                   zyk audit list --limit 20
                   zyk audit list --resource 0193… --json
                   zyk audit list --action resource.approve --since 2026-11-01T00:00:00Z

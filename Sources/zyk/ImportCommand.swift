@@ -6,20 +6,27 @@ import ZiyuankuStore
 
 struct Import: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Import many resources from a manifest (CSV or JSON lines) and a folder or zip of files.",
+        abstract: "Import many resources at once from a manifest and their files.",
         discussion: """
-            Each manifest row is one resource: an import key, the metadata and its files. CSV (UTF-8,
-            with or without the BOM Excel writes) takes one column per metadata field; list fields
-            (keywords, knowledgePoints, majorCodes, audience, files, authors) separate items with ; or
-            、, a file may name its role as path|role and an author as name|role. JSON lines take one
-            metadata object per line with "key" and "files": [{"path", "role"}]. See
-            docs/import-sample.csv. Every row is checked first; rows with problems are skipped and listed
-            (row, field, reason) in the report; the others become drafts of --user, each with its key,
-            so running the same import again skips what is done and resumes after a crash.
-            Exits 0 when every row was imported (or already was), 2 when some rows were skipped
-            (see the report), 65 when the manifest or the zip was refused as a whole.
+            The manifest lists one resource per row: an import key, its metadata and its files. \
+            It is CSV or JSON lines. The files come from a folder, or from a zip file that is \
+            unpacked with limits on its entries and size.
 
-            Examples:
+            In CSV (UTF-8, with or without the BOM that Excel writes) each metadata field is a \
+            column. List fields (keywords, knowledgePoints, majorCodes, audience, files, \
+            authors) separate their items with ; or 、. A file may give its role as path|role, \
+            and an author as name|role. In JSON lines, each line is one metadata object with \
+            "key" and "files": [{"path", "role"}]. See docs/import-sample.csv.
+
+            Every row is checked first. Rows with problems are skipped and listed with the row, \
+            field and reason (and written to --report). The other rows become drafts owned by \
+            --user, each with its key. Running the same import again skips the rows already \
+            imported, so an interrupted import can simply be run again.
+
+            Exits 0 when every row was imported (or already had been), 2 when some rows were \
+            skipped, and 65 when the manifest or the zip was refused as a whole.
+
+            EXAMPLES:
               zyk import 资源清单.csv --files ./素材 --user 0193… --dry-run
               zyk import 资源清单.csv --files 素材.zip --user 0193… --report 导入报告.csv
               zyk import rows.jsonl --files ./files --user 0193… --json

@@ -9,10 +9,15 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Start the HTTP API server.",
         discussion: """
-            On first start with an empty data root, creates the admin user and writes its token to
-            <data root>/admin-token (mode 0600); the token itself is never logged.
+            Serves the API until it gets SIGTERM or SIGINT, then lets requests in flight finish \
+            (for at most shutdown_timeout_seconds) and stops. An option wins over its ZYK_ \
+            environment variable, which wins over the --config file.
 
-            Examples:
+            On the first start with an empty data root, it creates an admin user and writes the \
+            admin's token to <data root>/admin-token, readable by its owner only. The token is \
+            never written to the log.
+
+            EXAMPLES:
               zyk serve
               zyk serve --data-root /srv/zyk --host 0.0.0.0 --port 8080
               ZYK_MAX_UPLOAD_BYTES=4294967296 zyk serve --config /etc/zyk.conf
@@ -56,9 +61,13 @@ struct Serve: AsyncParsableCommand {
 
 struct Migrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Apply pending catalog migrations from schema/ (the server also does this at start).",
+        abstract: "Bring the catalog's database schema up to date.",
         discussion: """
-            Examples:
+            Applies the schema migrations that the catalog does not have yet, and lists them. \
+            The server does this by itself when it starts, so you need this command only to \
+            upgrade a data root without starting the server. Running it again changes nothing.
+
+            EXAMPLES:
               zyk migrate
               zyk migrate --data-root /srv/zyk --json
             """)
@@ -84,12 +93,13 @@ struct Migrate: AsyncParsableCommand {
 
 struct Reindex: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Rebuild the search index from the catalog (safe while the server runs).",
+        abstract: "Rebuild the search index from the catalog.",
         discussion: """
-            The index normally follows every change in the same transaction; rebuild it after a
-            restore or when `zyk verify` reports a difference.
+            The search index is normally updated together with every change. Rebuild it after a \
+            restore, or when `zyk verify` reports that the index and the catalog differ. It is \
+            safe to run while the server is running.
 
-            Examples:
+            EXAMPLES:
               zyk reindex
               zyk reindex --data-root /srv/zyk --json
             """)

@@ -10,21 +10,25 @@ import ZiyuankuSync
 struct SyncCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sync",
-        abstract: "Push selected resources to the national platform (国家平台推送).",
+        abstract: "Send selected resources to the national platform (国家平台推送).",
         discussion: """
-            The platform is set with platform_url, platform_app_key and platform_app_secret (config
-            file) or ZYK_PLATFORM_URL, ZYK_PLATFORM_APP_KEY, ZYK_PLATFORM_APP_SECRET. In scope are
-            published, public resources with pushToPlatform set. Selecting one queues it in the
-            outbox; later publications, withdrawals and deletions of it queue themselves.
+            Set the platform's address and credentials with platform_url, platform_app_key and \
+            platform_app_secret in the config file, or with ZYK_PLATFORM_URL, \
+            ZYK_PLATFORM_APP_KEY and ZYK_PLATFORM_APP_SECRET. Only published, public resources \
+            with pushToPlatform set can be sent.
 
-            Examples:
-              zyk sync select --major 520601            # every in-scope 康复治疗技术 resource
+            Selecting a resource puts it in the outbox. From then on, its new publications, \
+            withdrawals and deletions are queued by themselves. `zyk sync run`, or the server on \
+            its schedule, sends what the outbox holds.
+
+            EXAMPLES:
+              zyk sync select --major 520601    # all 康复治疗技术 resources in scope
               zyk sync select --id 0193…-… --id 0193…-…
-              zyk sync dry-run                          # what would be sent, and problems
-              zyk sync run                              # send now, with a progress bar
-              zyk sync status                           # counts, dead entries and their messages
-              zyk sync status --id 0193…-…              # one entry's attempt history
-              zyk sync retry --dead                     # queue dead entries again after a fix
+              zyk sync dry-run                  # what would be sent, and problems
+              zyk sync run                      # send now, with a progress bar
+              zyk sync status                   # counts, dead entries and why
+              zyk sync status --id 0193…-…      # one entry's attempts
+              zyk sync retry --dead             # queue dead entries again after a fix
             """,
         subcommands: [SyncSelect.self, SyncDryRun.self, SyncRun.self, SyncStatusCommand.self, SyncRetry.self]
     )
@@ -33,12 +37,13 @@ struct SyncCommand: AsyncParsableCommand {
 struct SyncSelect: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "select",
-        abstract: "Queue in-scope resources by id or by query (major, type, organization).",
+        abstract: "Put resources in the outbox, by id or by major, type or organization.",
         discussion: """
-            Filters combine (AND). A major code may be a major (520601), a class (5206) or a
-            category (52). Resources named by --id but out of scope are listed with the reason.
+            Filters combine: a resource must match all of them. A major code may be a major \
+            (520601), a class (5206) or a category (52). Resources named with --id that cannot \
+            be sent are listed with the reason. Use --dry-run to see what would be queued.
 
-            Examples:
+            EXAMPLES:
               zyk sync select --major 5206 --type video
               zyk sync select --organization 0193… --dry-run --json
             """)
@@ -48,7 +53,7 @@ struct SyncSelect: AsyncParsableCommand {
     @Option(name: .customLong("id"), help: "A resource id (repeatable).") var ids: [String] = []
     @Option(help: "A major, class or category code.") var major: String?
     @Option(help: "A resource type: \(ResourceType.allCases.map(\.rawValue).joined(separator: ", ")).") var type: String?
-    @Option(help: "An organization id.") var organization: String?
+    @Option(help: "An organization id or exact name.") var organization: String?
     @Flag(help: "Show what would be queued without queueing anything.") var dryRun = false
 
     func run() async throws {
@@ -93,8 +98,15 @@ struct SyncSelect: AsyncParsableCommand {
 struct SyncDryRun: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dry-run",
-        abstract: "List what the next run would send and what the platform would refuse, without sending.",
-        discussion: "Exit status 1 when an entry has a problem.\n\nExample:\n  zyk sync dry-run --json | jq '.[] | select(.problems != [])'")
+        abstract: "Show what the next run would send, and what the platform would refuse.",
+        discussion: """
+            Nothing is sent. Each outbox entry is listed with its files, its bytes and any \
+            problem that would make the platform refuse it. Exits 1 when an entry has a problem.
+
+            EXAMPLES:
+              zyk sync dry-run
+              zyk sync dry-run --json | jq '.[] | select(.problems != [])'
+            """)
 
     @OptionGroup var root: RootOptions
     @OptionGroup var output: OutputOptions
@@ -125,12 +137,16 @@ struct SyncDryRun: AsyncParsableCommand {
 struct SyncRun: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Send what the outbox holds now, retrying failures that fall due within --max-wait.",
+        abstract: "Send what the outbox holds now.",
         discussion: """
-            Shows a progress bar (items, bytes, rate) on a terminal and a final table. Exit status
-            0 when nothing is left failed or dead, 1 otherwise, 75 when another run is going.
+            Sends every entry that is due, several at a time (--concurrency), and retries the \
+            failures that fall due within --max-wait seconds. On a terminal it shows a progress \
+            bar; at the end it prints a table, or --json.
 
-            Examples:
+            Exits 0 when nothing is left failed, dead or pending, 1 otherwise, 75 when another \
+            run is already going, and 64 when the platform is not configured.
+
+            EXAMPLES:
               ZYK_PLATFORM_URL=http://127.0.0.1:9090/api/v1 ZYK_PLATFORM_APP_KEY=zyk-demo \\
                 ZYK_PLATFORM_APP_SECRET=zyk-demo-secret zyk sync run
               zyk sync run --config zyk.conf --max-wait 0 --json
@@ -215,8 +231,17 @@ final class SyncBar: @unchecked Sendable {
 struct SyncStatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Outbox counts and the entries needing attention, or one entry's history.",
-        discussion: "Examples:\n  zyk sync status\n  zyk sync status --state dead --json\n  zyk sync status --id 0193…-…")
+        abstract: "Show the outbox: counts, entries that need attention, or one entry's history.",
+        discussion: """
+            Without options, prints the counts by state and every entry that is not done. \
+            --state shows the entries in one state. --id shows one entry with each of its \
+            attempts: when, the outcome, the HTTP status, the bytes sent and the error.
+
+            EXAMPLES:
+              zyk sync status
+              zyk sync status --state dead --json
+              zyk sync status --id 0193…-…
+            """)
 
     @OptionGroup var root: RootOptions
     @OptionGroup var output: OutputOptions
@@ -284,8 +309,17 @@ struct SyncStatusCommand: AsyncParsableCommand {
 struct SyncRetry: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "retry",
-        abstract: "Queue dead or failed entries (or the given ones) again, due now.",
-        discussion: "Examples:\n  zyk sync retry --dead\n  zyk sync retry --failed\n  zyk sync retry --id 0193…-…")
+        abstract: "Queue dead or failed entries again, due now.",
+        discussion: """
+            An entry goes dead when the platform refuses it, when it cannot be sent (its files \
+            are missing here, say), or when it has failed too many times. Fix the cause, queue \
+            it again with --dead, --failed or --id, then send it with `zyk sync run`.
+
+            EXAMPLES:
+              zyk sync retry --dead
+              zyk sync retry --failed
+              zyk sync retry --id 0193…-…
+            """)
 
     @OptionGroup var root: RootOptions
     @OptionGroup var output: OutputOptions

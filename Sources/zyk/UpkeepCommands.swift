@@ -45,13 +45,16 @@ func formatBytes(_ n: Int64) -> String {
 
 struct Fixity: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Re-hash stored files and compare them with their names (exit 1 on any mismatch or missing file).",
+        abstract: "Re-hash stored files to find damaged or missing ones.",
         discussion: """
-            Blobs are checked least recently verified first; each result is recorded, so time-budgeted
-            runs cover the whole store over several runs. Problems are listed with the resources and
-            versions that use the blob. Safe while the server runs.
+            Every stored file (blob) is named by its SHA-256. Fixity reads the files back, \
+            hashes them and compares, starting with those checked longest ago. Each result is \
+            recorded, so a series of short runs with --budget covers the whole store.
 
-            Examples:
+            Damaged or missing files are listed with the resources and versions that use them, \
+            and the command exits 1. It is safe to run while the server is running.
+
+            EXAMPLES:
               zyk fixity                       # everything
               zyk fixity --budget 600          # at most 10 minutes, oldest checks first
               zyk fixity --json
@@ -79,13 +82,17 @@ struct Fixity: AsyncParsableCommand {
 struct GC: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gc",
-        abstract: "Remove stored files no version uses, old trash and abandoned partial uploads.",
+        abstract: "Remove stored files that nothing uses, old trash and abandoned uploads.",
         discussion: """
-            Only what is older than the grace period goes, so uploads in flight and files just
-            uploaded for a resource not yet saved are kept. Removed blobs wait in trash/ for one more
-            grace period before they are deleted. Safe while the server runs.
+            Only what is older than the grace period (--grace-hours, default 24, at least 1) is \
+            removed, so uploads in progress, and files uploaded for a resource that is not saved \
+            yet, are kept. Removed files wait in trash/ for one more grace period before they \
+            are deleted.
 
-            Examples:
+            Use --dry-run to see what would be removed and how much space that frees. It is \
+            safe to run while the server is running.
+
+            EXAMPLES:
               zyk gc --dry-run                 # list what would go and the bytes freed
               zyk gc
               zyk gc --grace-hours 72 --json
@@ -108,13 +115,16 @@ struct GC: AsyncParsableCommand {
 
 struct Verify: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Check the catalog, its blobs, the search index and the audit chain (exit 1 on any problem).",
+        abstract: "Check the catalog, the stored files, the search index and the audit log.",
         discussion: """
-            Runs PRAGMA integrity_check and foreign_key_check, checks that every blob a version uses
-            exists with the right size, that the search index holds exactly the visible resources, and
-            that the audit log's hash chain is intact. Safe while the server runs.
+            Runs SQLite's integrity and foreign-key checks, then checks that every stored file a \
+            version uses exists with the right size, that the search index holds exactly the \
+            resources it should, and that the audit log's hash chain is intact. It does not \
+            re-hash file contents; `zyk fixity` does.
 
-            Examples:
+            Exits 1 on any problem. It is safe to run while the server is running.
+
+            EXAMPLES:
               zyk verify
               zyk verify --json
             """)
@@ -132,9 +142,14 @@ struct Verify: AsyncParsableCommand {
 
 struct Optimize: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Merge the search index, refresh SQLite's statistics and truncate the write-ahead log.",
+        abstract: "Compact the search index and tidy the catalog's database.",
         discussion: """
-            Examples:
+            Merges the search index, refreshes SQLite's query statistics and truncates the \
+            write-ahead log. The server does this by itself once a day \
+            (optimize_interval_minutes); run it by hand after a large import. It is safe to run \
+            while the server is running; if readers keep the log busy, it is truncated next time.
+
+            EXAMPLES:
               zyk optimize
               zyk optimize --json
             """)
@@ -153,7 +168,12 @@ struct Jobs: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List recent runs of the upkeep jobs.",
         discussion: """
-            Examples:
+            Every run of an upkeep job (fixity, gc, verify, optimize, reindex, backup, restore, \
+            report), from this tool or from the server's schedule, is recorded: when it started \
+            and ended, how it ended, and its counts. --kind shows one job; --limit is 1 to 1000 \
+            (default 20).
+
+            EXAMPLES:
               zyk jobs
               zyk jobs --kind fixity --limit 5 --json
             """)
@@ -188,14 +208,17 @@ struct Jobs: AsyncParsableCommand {
 
 struct Backup: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Back up the catalog and its blobs to a folder, while the server runs.",
+        abstract: "Back up the catalog and its stored files to a folder.",
         discussion: """
-            The catalog is copied through SQLite's online backup API (one consistent snapshot, even
-            while teachers upload), the blobs it knows are hard-linked (same filesystem) or copied,
-            and manifest.json with digests is written last. Backing up to the same folder again only
-            adds new blobs. Restore with `zyk restore`.
+            It is safe to run while the server is running. The catalog is copied with SQLite's \
+            online backup, which gives one consistent snapshot even while teachers upload. The \
+            stored files it uses are hard-linked when the folder is on the same filesystem, and \
+            copied otherwise. manifest.json, with the digests, is written last.
 
-            Examples:
+            Backing up to the same folder again only adds the new files. Restore a backup with \
+            `zyk restore`.
+
+            EXAMPLES:
               zyk backup /srv/backups/zyk-2026-11-30
               zyk backup /mnt/usb/zyk --json
             """)
@@ -215,12 +238,13 @@ struct Backup: AsyncParsableCommand {
 
 struct Restore: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Restore a backup into an empty data root, then check it (fixity and verify).",
+        abstract: "Restore a backup into an empty data root, then check it.",
         discussion: """
-            Refuses a data root that holds anything. Exits 1 when the restored library fails fixity
-            or verify.
+            The data root (--data-root) must be empty: restore never overwrites a library. The \
+            backup is checked against the digests in its manifest, copied in, and then checked \
+            with fixity and verify. Exits 1 when either finds a problem.
 
-            Examples:
+            EXAMPLES:
               zyk restore /srv/backups/zyk-2026-11-30 --data-root /srv/zyk-restored
               zyk restore /mnt/usb/zyk --data-root ./storage --json
             """)
@@ -248,13 +272,17 @@ struct Restore: AsyncParsableCommand {
 
 struct Report: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "The library report: resources by type, major, organization and level, updates, downloads, storage.",
+        abstract: "Print the library report: resources, updates, downloads, storage and sync.",
         discussion: """
-            Downloads and active teachers are counted over --since … --until (default: the last 365
-            days). Exits 1 when fewer than 10% of the resources were added or updated in the last 12
-            months (the Ministry's yearly rule).
+            Counts the resources by type, level, organization and major, and shows the \
+            downloads, active teachers, storage use and the state of the sync to the national \
+            platform. Downloads and active teachers are counted from --since up to, but not \
+            including, --until; by default over the last 365 days.
 
-            Examples:
+            Exits 1 when fewer than 10% of the resources were added or updated in the last 12 \
+            months (the Ministry's yearly update rule).
+
+            EXAMPLES:
               zyk report
               zyk report --since 2026-01-01 --until 2027-01-01 --json
             """)

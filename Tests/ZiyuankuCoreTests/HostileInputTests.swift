@@ -223,5 +223,7 @@ import Testing
         #expect(throws: DomainError.self) { try TusHeaders.checksum("sha256 AAAA") }
         #expect(DigestHeader.sha256("sha-256=:\(Data(count: 32).base64EncodedString()):") == .sha256([UInt8](repeating: 0, count: 32)))
         #expect(DigestHeader.sha256("sha-256=:AAAA:") == .malformed && DigestHeader.sha256("md5=:AAAA:") == .absent)
+        #expect(DigestHeader.sha256("sha-256=:AAAA") == .notADictionary && DigestHeader.sha256("SHA-256=:AAAA:") == .notADictionary)
+        #expect(DigestHeader.sha256(String(repeating: "a", count: DigestHeader.maxLength + 1)) == .notADictionary)
     }
 }

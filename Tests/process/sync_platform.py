@@ -18,11 +18,13 @@ platform. Sync runs are separate `zyk sync run --json` processes, never two at o
      all done with the mock's remote ids; failed attempts recorded (retries happened) and after
      every 429 the next attempt started no earlier than Retry-After (sync_attempts).
   2. R10, kill -9 between the platform's 2xx and the local mark: a fresh mock without faults,
-     max(400, 2 x --kills) + 4 x --kills resources; --kills (default 200) runs with
-     ZYK_SYNC_TEST_KILL_AFTER_ACKS=k (k random 1..3), each must die by SIGKILL after the mock
-     answered at least k PUT /resources with 2xx and with at most k-1 entries newly marked done
-     (the k-th ack never recorded), mixed with --kills/10 runs killed from outside at a random
-     moment; then a clean run. Checks: kills counted; no duplicate effect; the mock holds every
+     max(400, 2 x --kills) + 4 x --kills resources; --kills (default 200) runs, each with the
+     mock told to hold its k-th successful PUT /resources answer and later ones (k random 1..3;
+     POST /_mock/hold: the effect applied, the answer not sent). This script SIGKILLs the run as
+     soon as the mock holds an answer, then releases it: each run must die by SIGKILL after the
+     mock answered at least k PUT /resources with 2xx and with at most k-1 entries newly marked
+     done (the k-th ack never recorded), mixed with --kills/10 runs killed from outside at a
+     random moment; then a clean run. Checks: kills counted; no duplicate effect; the mock holds every
      resource; the outbox all done with the mock's remote ids; idempotent replays (the mock's
      idempotentReplays counter) >= hook kills; interrupted attempts recorded.
   3. R11, the platform refuses a record: forced 422 invalid_record "课程编码不存在" for some ids,
@@ -180,6 +182,20 @@ class Mock:
             raise RuntimeError(f"POST /_mock/faults {obj!r} answered {status}: {doc!r}")
         return doc
 
+    def hold(self, after):
+        """Hold the `after`-th successful PUT /resources answer and later ones (None: release them)."""
+        status, doc = self.call("POST", "/_mock/hold", {"after": after})
+        if status != 200:
+            raise RuntimeError(f"POST /_mock/hold {after!r} answered {status}: {doc!r}")
+        return doc
+
+    def held(self, wait):
+        """The hold state, as soon as an answer is held or after `wait` seconds."""
+        status, doc = self.call("GET", f"/_mock/hold?wait={wait}")
+        if status != 200:
+            raise RuntimeError(f"GET /_mock/hold answered {status}: {doc!r}")
+        return doc
+
     def reset_stats(self):
         status, doc = self.call("POST", "/_mock/reset-stats", {})
         if status != 200:
@@ -304,6 +320,45 @@ class Library:
         if rc != 0:
             raise RuntimeError(f"zyk sync select exited {rc}: {err}{out}")
         return json.loads(out)
+
+    def sync_run_killed_at_hold(self, env, mock, k, timeout=60.0):
+        """One `zyk sync run --json` against `mock` holding its k-th successful PUT /resources
+        answer and later ones: SIGKILL the run as soon as an answer is held, then release them.
+        (exit code, summary or None, stderr, seconds, whether an answer was held before the kill).
+        A run that neither exits nor gets an answer held within `timeout` is killed too."""
+        mock.hold(k)
+        t0 = time.monotonic()
+        out_path, err_path = os.path.join(self.dir, "hold-run.out"), os.path.join(self.dir, "hold-run.err")
+        held = False
+        try:
+            with open(out_path, "wb") as out, open(err_path, "wb") as err:
+                p = subprocess.Popen([self.ctx.binary, "sync", "run", "--data-root", self.root, "--json"], env=env,
+                                     stdin=subprocess.DEVNULL, stdout=out, stderr=err, preexec_fn=zp._die_with_parent)
+                try:
+                    while p.poll() is None and time.monotonic() - t0 < timeout:
+                        if mock.held(0.2)["heldNow"] > 0:
+                            held = True
+                            break
+                    if p.poll() is None:
+                        p.kill()  # SIGKILL: the k-th 2xx is applied at the platform, not yet received here
+                    rc = p.wait(timeout=30)
+                except BaseException:
+                    p.kill()
+                    p.wait()
+                    raise
+        finally:
+            mock.hold(None)
+        with open(out_path, "rb") as f:
+            out_text = f.read().decode("utf-8", "replace")
+        with open(err_path, "rb") as f:
+            err_text = f.read().decode("utf-8", "replace")
+        try:
+            summary = json.loads(out_text)
+        except ValueError:
+            summary = None
+        if not held:
+            err_text += "\n(sync_platform.py: the mock held no answer before the run ended or was stopped)"
+        return rc, summary, err_text, time.monotonic() - t0, held
 
     def sync_run(self, env, args=(), timeout=120.0):
         """One `zyk sync run --json`: (exit code, summary or None, stderr, seconds). A run that
@@ -638,14 +693,14 @@ def phase_r10(ctx):
         else:
             k = rng.randint(1, 3)
             done0, acks0 = snapshot()
-            rc, summ, err, secs = lib.sync_run(dict(env, ZYK_SYNC_TEST_KILL_AFTER_ACKS=str(k)), timeout=60)
+            rc, summ, err, secs, held = lib.sync_run_killed_at_hold(env, mock, k, timeout=60)
             done1, acks1 = snapshot()
             acks_per_run[min(acks1 - acks0, 12)] += 1
             if acks1 - acks0 < k:
                 early_death.append(f"k={k}: the mock answered {acks1 - acks0} PUT /resources with 2xx")
             if done1 - done0 > k - 1:
                 recorded_kth.append(f"k={k}: {done1 - done0} entries marked done")
-            if rc == -signal.SIGKILL:
+            if rc == -signal.SIGKILL and held:
                 hook_kills += 1
             else:
                 unexpected.append(f"k={k}: exit {rc} ({summary_text(summ)}; {err.strip()[-200:]})")
@@ -656,7 +711,7 @@ def phase_r10(ctx):
     ctx.figure(f"R10: {hook_kills} kills after acks + {outside_kills} kills from outside in {loop_secs:.1f} s "
                f"({(hook_kills + outside_kills) / max(loop_secs, 0.001):.1f} runs/s); outbox then {dict(before)}")
     res.check(hook_kills >= kills and not unexpected,
-              f"R10 {kills} runs with ZYK_SYNC_TEST_KILL_AFTER_ACKS=1..3 each died by SIGKILL",
+              f"R10 {kills} runs killed with SIGKILL while the mock held their k-th ack (k=1..3)",
               f"{hook_kills} killed, unexpected {unexpected[:3]}, ran out of work: {ran_out}")
     ctx.figure(f"R10: PUT /resources answered 2xx per hook run (12 = 12 or more): {dict(sorted(acks_per_run.items()))}")
     res.check(hook_kills > 0 and not early_death and not recorded_kth,
