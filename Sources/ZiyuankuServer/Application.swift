@@ -71,8 +71,16 @@ public func openServices(config: ServerConfig, logger: Logger) throws -> AppServ
 
 public func buildRouter(services: AppServices, routes: RouteTable = RouteTable()) -> Router<ZykContext> {
     let router = Router(context: ZykContext.self)
-    router.add(middleware: FrontMiddleware(metrics: services.metrics, auth: AuthMiddleware(catalog: services.catalog), routes: routes, trustedProxies: services.config.trustedProxies,
-        gate: AnonymousGate(allowAnonymous: services.config.allowAnonymous, metricsAllow: services.config.metricsAllow, metricsToken: services.config.metricsToken)))
+    // Outermost first. The metrics and the access log see every answer as the client gets it,
+    // problem documents included; the gate runs with the client's forwarded address.
+    router.add(middleware: RequestMetricsMiddleware(metrics: services.metrics))
+    router.add(middleware: AccessLogMiddleware())
+    router.add(middleware: ProblemMiddleware(routes: routes))
+    router.add(middleware: TrustedProxyMiddleware(trustedProxies: services.config.trustedProxies))
+    router.add(
+        middleware: AuthGateMiddleware(
+            auth: AuthMiddleware(catalog: services.catalog),
+            gate: AnonymousGate(allowAnonymous: services.config.allowAnonymous, metricsAllow: services.config.metricsAllow, metricsToken: services.config.metricsToken)))
     let r = Routes(router: router, table: routes, services: services)
     SystemRoutes(services: services).register(r)
     AdminRoutes(services: services).register(r)

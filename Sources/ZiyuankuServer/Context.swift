@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import Synchronization
 import ZiyuankuCore
 import ZiyuankuLibrary
 import ZiyuankuStore
@@ -16,6 +17,10 @@ public struct ZykContext: RequestContext {
     public var clientAddress: String?
     /// The scheme the client used: `https` when a trusted proxy says so.
     public var forwardedProto: String?
+    /// Who the caller turned out to be, for the access log: set by the auth middleware and
+    /// shared by every copy of this context (as `endpointPath` is), so a middleware outside
+    /// the auth middleware sees it.
+    let caller = Caller()
 
     public init(source: Source) {
         coreContext = .init(source: source)
@@ -32,6 +37,14 @@ public struct ZykContext: RequestContext {
         return "addr:" + (clientAddress ?? "?")
     }
 
+
+    final class Caller: Sendable {
+        private let value = Mutex<String?>(nil)
+        var userId: String? {
+            get { value.withLock { $0 } }
+            set { value.withLock { $0 = newValue } }
+        }
+    }
 
     /// Bodies are streamed by the handlers that need them; this only bounds `collateBody`.
     public var maxUploadSize: Int { 1 << 20 }

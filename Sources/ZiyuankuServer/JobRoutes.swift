@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import Metrics
 import ServiceLifecycle
 import Synchronization
 import ZiyuankuCore
@@ -44,28 +45,93 @@ struct JobsPage: Encodable {
     var last: [JobRun]
 }
 
-/// Prometheus lines for the upkeep jobs, read from the run rows at scrape time, so runs from
-/// the CLI count as well as the scheduler's.
-enum JobMetrics {
-    static func text(_ catalog: Catalog) -> String {
-        guard let runs = try? catalog.lastRuns(), let totals = try? catalog.jobRunTotals() else { return "" }
-        var out = "# HELP zyk_job_runs_total Finished upkeep job runs by job and outcome.\n# TYPE zyk_job_runs_total counter\n"
-        for t in totals { out += "zyk_job_runs_total{job=\"\(t.kind)\",outcome=\"\(t.outcome)\"} \(t.count)\n" }
-        out += "# HELP zyk_job_last_run_timestamp_seconds When the last run of each job ended.\n# TYPE zyk_job_last_run_timestamp_seconds gauge\n"
-        for r in runs { out += "zyk_job_last_run_timestamp_seconds{job=\"\(r.kind.rawValue)\"} \(Timestamp.parse(r.endedAt ?? "")?.timeIntervalSince1970 ?? 0)\n" }
-        out += "# HELP zyk_job_last_run_ok Whether the last run of each job found nothing wrong (1) or not (0).\n# TYPE zyk_job_last_run_ok gauge\n"
-        for r in runs { out += "zyk_job_last_run_ok{job=\"\(r.kind.rawValue)\"} \(r.outcome == .ok ? 1 : 0)\n" }
-        out += "# HELP zyk_job_last_run_count The counts the last run of each job reported.\n# TYPE zyk_job_last_run_count gauge\n"
-        for r in runs {
-            for (k, v) in r.counts.sorted(by: { $0.key < $1.key }) { out += "zyk_job_last_run_count{job=\"\(r.kind.rawValue)\",count=\"\(k)\"} \(v)\n" }
-        }
-        if let sync = try? catalog.syncCounts() {
-            out += "# HELP zyk_sync_outbox_entries National-platform outbox entries by state.\n# TYPE zyk_sync_outbox_entries gauge\n"
-            for (state, n) in [("pending", sync.pending), ("inFlight", sync.inFlight), ("done", sync.done), ("failed", sync.failed), ("dead", sync.dead)] {
-                out += "zyk_sync_outbox_entries{state=\"\(state)\"} \(n)\n"
+/// The metrics read from the catalog: the upkeep jobs' runs (so runs from the CLI count as
+/// well as the scheduler's) and the sync outbox. Refreshed when `/metrics` is read; a series
+/// whose labels are no longer in the catalog (a count the last run did not report) is removed.
+final class CatalogMetrics: Sendable {
+    private typealias Name = ServerMetrics.Name
+    private let state: Mutex<State>
+
+    init(factory: any MetricsFactory) {
+        state = Mutex(State(factory: factory))
+    }
+
+    func refresh(from catalog: Catalog) {
+        // Under the lock for the whole refresh: two scrapes at once must not interleave the
+        // counters' catch-up.
+        state.withLock { s in
+            if let runs = try? catalog.lastRuns(), let totals = try? catalog.jobRunTotals() {
+                s.seen = []
+                for t in totals {
+                    s.count(Name.jobRuns, [("job", t.kind), ("outcome", t.outcome)], total: t.count)
+                }
+                for r in runs {
+                    let job = ("job", r.kind.rawValue)
+                    s.set(Name.jobLastRunTime, [job], Timestamp.parse(r.endedAt ?? "")?.timeIntervalSince1970 ?? 0)
+                    s.set(Name.jobLastRunOK, [job], r.outcome == .ok ? 1 : 0)
+                    for (k, v) in r.counts { s.set(Name.jobLastRunCount, [job, ("count", k)], Double(v)) }
+                }
+                s.removeUnseen(among: [Name.jobRuns, Name.jobLastRunTime, Name.jobLastRunOK, Name.jobLastRunCount])
+            }
+            if let sync = try? catalog.syncCounts() {
+                s.seen = []
+                for (entryState, n) in [("pending", sync.pending), ("inFlight", sync.inFlight), ("done", sync.done), ("failed", sync.failed), ("dead", sync.dead)] {
+                    s.set(Name.syncOutbox, [("state", entryState)], Double(n))
+                }
+                s.removeUnseen(among: [Name.syncOutbox])
             }
         }
-        return out
+    }
+
+    private struct Series: Hashable {
+        var name: String
+        var labelValues: [String]
+    }
+
+    private struct State {
+        let factory: any MetricsFactory
+        /// Each counter with the catalog total it has counted up to.
+        var counters: [Series: (counter: Counter, total: Int)] = [:]
+        var gauges: [Series: Gauge] = [:]
+        var seen: Set<Series> = []
+
+        init(factory: any MetricsFactory) { self.factory = factory }
+
+        /// A counter kept equal to a total read from the catalog: it counts up by the runs
+        /// since the last refresh, and starts again from zero if the total went down (a catalog
+        /// restored from a backup), which Prometheus reads as a counter reset.
+        mutating func count(_ name: String, _ labels: [(String, String)], total: Int) {
+            let key = Series(name: name, labelValues: labels.map(\.1))
+            seen.insert(key)
+            var entry = counters[key] ?? (counter: Counter(label: name, dimensions: labels, factory: factory), total: 0)
+            if total < entry.total {
+                entry.counter.reset()
+                entry.total = 0
+            }
+            if total > entry.total { entry.counter.increment(by: total - entry.total) }
+            entry.total = total
+            counters[key] = entry
+        }
+
+        mutating func set(_ name: String, _ labels: [(String, String)], _ value: Double) {
+            let key = Series(name: name, labelValues: labels.map(\.1))
+            seen.insert(key)
+            let gauge = gauges[key] ?? Gauge(label: name, dimensions: labels, factory: factory)
+            gauges[key] = gauge
+            gauge.record(value)
+        }
+
+        /// Removes the series of these metrics that this refresh did not see.
+        mutating func removeUnseen(among names: Set<String>) {
+            for (key, entry) in counters where names.contains(key.name) && !seen.contains(key) {
+                entry.counter.destroy()
+                counters[key] = nil
+            }
+            for (key, gauge) in gauges where names.contains(key.name) && !seen.contains(key) {
+                gauge.destroy()
+                gauges[key] = nil
+            }
+        }
     }
 }
 

@@ -16,7 +16,7 @@ struct SystemRoutes {
         r.on(.get, "/metrics") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(bytes: services.metrics.registry.emitToBuffer() + Array(JobMetrics.text(services.catalog).utf8))))
+                body: .init(byteBuffer: ByteBuffer(bytes: services.metrics.exposition(catalog: services.catalog))))
         }
         r.on(.get, "/openapi.yaml") { _, _ in
             guard let url = ZiyuankuSchema.bundle.url(forResource: "openapi", withExtension: "yaml"), let data = try? Data(contentsOf: url) else {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
+import Metrics
 import ZiyuankuServer
 import ZiyuankuStore
 
@@ -48,6 +49,9 @@ struct Serve: AsyncParsableCommand {
             do { services = try openServices(config: config, logger: logger) } catch {
                 throw CLIError("cannot open the data root \(config.dataRoot): \(error)", code: 74)
             }
+            // Metrics made by libraries through the global API land in the same registry as
+            // the server's own, and so in /metrics.
+            MetricsSystem.bootstrap(services.metrics.factory)
             logger.notice(
                 "serving",
                 metadata: [
