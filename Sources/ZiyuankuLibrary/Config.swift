@@ -356,3 +356,10 @@ public struct ConnectionLimits: Sendable, Equatable {
     public var maxConnections = 4096
     public init() {}
 }
+
+extension ServerConfig: CustomStringConvertible, CustomDebugStringConvertible {
+    /// Where the server listens and its data root; never the platform secret or the metrics token,
+    /// whatever prints a configuration (an error, a log line, a debugger).
+    public var description: String { "ServerConfig(dataRoot: \(dataRoot), address: \(host):\(port))" }
+    public var debugDescription: String { description }
+}

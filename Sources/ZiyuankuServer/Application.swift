@@ -136,7 +136,10 @@ struct Routes {
 }
 
 /// Writes buffered download counts every few seconds, and once more on shutdown.
-struct DownloadFlushService: Service {
+struct DownloadFlushService: Service, CustomStringConvertible {
+    /// How the service group names it in errors (never a dump of the configuration and its secrets).
+    var description: String { "download counter flush" }
+
     let counter: DownloadCounter
     let logger: Logger
 

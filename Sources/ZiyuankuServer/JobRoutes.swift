@@ -138,7 +138,10 @@ final class CatalogMetrics: Sendable {
 /// Runs the upkeep jobs on their configured intervals inside the server (off when the interval
 /// is 0). Runs one job at a time, on a thread of its own, and stops between jobs at shutdown;
 /// a fixity slice is bounded by its time budget.
-struct JobScheduler: Service {
+struct JobScheduler: Service, CustomStringConvertible {
+    /// How the service group names it in errors (never a dump of the configuration and its secrets).
+    var description: String { "job scheduler" }
+
     let services: AppServices
     let logger: Logger
 
@@ -148,7 +151,11 @@ struct JobScheduler: Service {
             (.fixity, c.fixityIntervalMinutes), (.gc, c.gcIntervalMinutes), (.verify, c.verifyIntervalMinutes), (.optimize, c.optimizeIntervalMinutes),
             (.backup, c.backupIntervalMinutes), (.report, c.reportIntervalMinutes), (.reindex, c.reindexIntervalMinutes),
         ].filter { $0.1 > 0 }
-        guard !plan.isEmpty else { return }
+        guard !plan.isEmpty else {
+            // Nothing scheduled: wait for shutdown (a service that returns early ends the group, server included).
+            try? await gracefulShutdown()
+            return
+        }
         let stop = StopFlag()
         await withGracefulShutdownHandler {
             while !stop.isSet && !Task.isCancelled {

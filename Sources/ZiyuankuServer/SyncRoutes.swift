@@ -79,7 +79,10 @@ struct RunningSync: Encodable {
 
 /// Runs sync every `sync_interval_minutes` when the platform is configured; at shutdown the
 /// running sync is stopped and its entries go back to the queue.
-struct SyncService: Service {
+struct SyncService: Service, CustomStringConvertible {
+    /// How the service group names it in errors (never a dump of the configuration and its secrets).
+    var description: String { "sync runner" }
+
     let services: AppServices
     let logger: Logger
 

@@ -7,6 +7,7 @@ import Logging
 import NIOCore
 import Testing
 import ZiyuankuCore
+import ZiyuankuLibrary
 import ZiyuankuServer
 import ZiyuankuStore
 

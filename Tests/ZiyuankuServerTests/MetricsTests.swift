@@ -4,6 +4,7 @@ import HummingbirdTesting
 import Logging
 import Testing
 import ZiyuankuCore
+import ZiyuankuLibrary
 import ZiyuankuServer
 import ZiyuankuStore
 

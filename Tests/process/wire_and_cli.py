@@ -199,6 +199,26 @@ def main():
         idle.close()
         res.check(rc == 0 and graceful, "SIGTERM with an idle keep-alive connection: clean exit", f"exit {rc} after {seconds:.1f} s")
 
+        # With every scheduled job turned off the server still serves (an idle scheduler must
+        # not end the service group, and the server with it).
+        quiet = z.Server(binary, root, port, os.path.join(work, "server.log"))
+        env_before = os.environ.get("ZYK_OPTIMIZE_INTERVAL_MINUTES")
+        os.environ["ZYK_OPTIMIZE_INTERVAL_MINUTES"] = "0"
+        try:
+            quiet.start()
+            quiet.wait_ready()
+            time.sleep(2)
+            status, _, _ = z.request(port, "GET", "/healthz")
+            res.check(quiet.alive() and status == 200, "no scheduled jobs at all: the server keeps serving", f"alive {quiet.alive()}, status {status}")
+            rc, seconds, graceful = quiet.stop(timeout=15)
+            res.check(rc == 0 and graceful, "…and stops cleanly on SIGTERM", f"exit {rc} after {seconds:.1f} s")
+        finally:
+            quiet.kill9()
+            if env_before is None:
+                os.environ.pop("ZYK_OPTIMIZE_INTERVAL_MINUTES", None)
+            else:
+                os.environ["ZYK_OPTIMIZE_INTERVAL_MINUTES"] = env_before
+
         # Secrets never logged.
         log_text = open(os.path.join(work, "server.log"), "rb").read()
         res.check(admin.encode() not in log_text and teacher.encode() not in log_text, "no token appears in the server log")
