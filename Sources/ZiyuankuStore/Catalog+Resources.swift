@@ -222,7 +222,7 @@ extension Catalog {
         ).map { f in
             VersionFile(
                 name: f["name"], size: f["size"], mediaType: f["media_type"], sha256: f["sha256"],
-                role: FileRole(rawValue: f["role"]) ?? .attachment)
+                role: try f.decode(FileRole.self, "role"))
         }
         let v = ResourceVersion(
             number: number, metadata: metadata, files: files, authorId: row["author_id"], changeNote: row["change_note"],

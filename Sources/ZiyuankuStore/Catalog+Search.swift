@@ -116,7 +116,7 @@ extension Catalog {
             }
             var hits: [SearchHit] = []
             for row in rows {
-                let s = ResourceState(row: row)
+                let s = try ResourceState(row: row)
                 guard let v = try Self.version(db, id: s.id, number: Access.defaultVersion(viewer, s), cache: versions) else { continue }
                 hits.append(SearchHit(view: ResourceView(state: s, version: v)))
             }

@@ -38,11 +38,11 @@ public struct SyncEntry: Sendable, Encodable, Equatable {
         case selectedBy, enqueuedAt, updatedAt, doneAt, title
     }
 
-    init(row: Row) {
+    init(row: Row) throws {
         resourceId = row["resource_id"]
-        op = SyncOp(rawValue: row["op"]) ?? .put
+        op = try row.decode(SyncOp.self, "op")
         version = row["version"]
-        state = SyncState(rawValue: row["state"]) ?? .pending
+        state = try row.decode(SyncState.self, "state")
         generation = row["generation"]
         attempts = row["attempts"]
         nextAttemptTime = row["next_attempt_at"]
@@ -165,7 +165,7 @@ extension Catalog {
     static func enqueueSync(_ db: Database, id: String, op: SyncOp, version: Int?, selectedBy: String? = nil, now: Date = Date()) throws -> Bool {
         let ts = Timestamp.format(now)
         if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT op, version, state, sent_version FROM sync_outbox WHERE resource_id = ?"), arguments: [id]) {
-            let state = SyncState(rawValue: row["state"]) ?? .pending
+            let state = try row.decode(SyncState.self, "state")
             let sameWork = row["op"] as String == op.rawValue && row["version"] as Int? == version
             // Already queued for exactly this, or already done at exactly this: nothing to do.
             if sameWork && (state == .pending || state == .failed || state == .inFlight) { return false }
@@ -590,7 +590,7 @@ extension Catalog {
     static func syncAttempts(_ db: Database, id: String, limit: Int) throws -> [SyncAttempt] {
         try Row.fetchAll(db, sql: "SELECT * FROM sync_attempts WHERE resource_id = ? ORDER BY id DESC LIMIT ?", arguments: [id, limit]).map { r in
             SyncAttempt(
-                generation: r["generation"], op: SyncOp(rawValue: r["op"]) ?? .put, version: r["version"], startedAt: r["started_at"],
+                generation: r["generation"], op: try r.decode(SyncOp.self, "op"), version: r["version"], startedAt: r["started_at"],
                 finishedAt: r["finished_at"], outcome: r["outcome"], httpStatus: r["http_status"], error: r["error"],
                 retryAfter: r["retry_after"], bytesSent: r["bytes_sent"])
         }

@@ -227,7 +227,7 @@ extension Catalog {
                 db, sql: "SELECT * FROM resources WHERE \(whereSQL) ORDER BY coalesce(submitted_at, updated_at), id LIMIT ? OFFSET ?",
                 arguments: StatementArguments(args + [pageSize, (page - 1) * pageSize]))
             let items = try rows.compactMap { row -> ResourceView? in
-                let s = ResourceState(row: row)
+                let s = try ResourceState(row: row)
                 return try Self.version(db, id: s.id, number: s.currentVersion, cache: versions).map { ResourceView(state: s, version: $0) }
             }
             return (items, total)
@@ -279,7 +279,7 @@ extension Catalog {
     public func undelete(id: String, by p: Principal, retentionDays: Int) throws -> ResourceState {
         try pool.write { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM resources WHERE id = ?", arguments: [id]) else { throw DomainError.notFound() }
-            let state = ResourceState(row: row)
+            let state = try ResourceState(row: row)
             guard let deletedAt = state.deletedAt else { throw DomainError(.conflict, "The resource is not deleted.") }
             if let d = Timestamp.parse(deletedAt), Date().timeIntervalSince(d) > Double(retentionDays) * 86_400 {
                 throw DomainError(.conflict, "The resource was deleted more than \(retentionDays) days ago; it can only be purged now.")
@@ -299,7 +299,7 @@ extension Catalog {
     public func purge(id: String, by p: Principal) throws {
         try pool.write { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM resources WHERE id = ?", arguments: [id]) else { throw DomainError.notFound() }
-            let state = ResourceState(row: row)
+            let state = try ResourceState(row: row)
             guard state.deletedAt != nil else { throw DomainError(.conflict, "Only a deleted resource can be purged: delete it first.") }
             let versions = try Int.fetchOne(db, sql: "SELECT count(*) FROM versions WHERE resource_id = ?", arguments: [id]) ?? 0
             // The deferred foreign key from a resource to its current version is satisfied at

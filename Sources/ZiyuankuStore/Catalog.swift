@@ -243,7 +243,7 @@ public final class Catalog: Sendable {
             for row in rows {
                 let code: String = row["code"]
                 out[code] = MajorInfo(
-                    code: code, educationLevel: EducationLevel(rawValue: row["education_level"]) ?? .higherVocational,
+                    code: code, educationLevel: try row.decode(EducationLevel.self, "education_level"),
                     isMajor: (row["item_level"] as String) == "major")
             }
             return out

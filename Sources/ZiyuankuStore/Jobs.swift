@@ -34,13 +34,13 @@ public struct JobRun: Sendable, Codable, Equatable {
     /// The job's report (JSON), capped in size.
     public var details: JSONValue
 
-    init(row: Row) {
+    init(row: Row) throws {
         id = row["id"]
-        kind = JobKind(rawValue: row["kind"]) ?? .verify
-        trigger = JobTrigger(rawValue: row["trigger"]) ?? .cli
+        kind = try row.decode(JobKind.self, "kind")
+        trigger = try row.decode(JobTrigger.self, "trigger")
         startedAt = row["started_at"]
         endedAt = row["ended_at"]
-        outcome = JobOutcome(rawValue: row["outcome"]) ?? .failed
+        outcome = try row.decode(JobOutcome.self, "outcome")
         counts = (try? JSONDecoder().decode([String: Int64].self, from: Data((row["counts"] as String).utf8))) ?? [:]
         details = (try? JSONValue.parse(Array((row["details"] as String).utf8))) ?? .object([:])
     }

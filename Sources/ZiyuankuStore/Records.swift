@@ -11,7 +11,7 @@ public struct Organization: Codable, Sendable, Equatable, FetchableRecord {
     public init(row: Row) throws {
         id = row["id"]
         name = row["name"]
-        kind = OrganizationKind(rawValue: row["kind"]) ?? .platform
+        kind = try row.decode(OrganizationKind.self, "kind")
         createdAt = row["created_at"]
     }
     public init(id: String, name: String, kind: OrganizationKind, createdAt: String) {
@@ -34,7 +34,7 @@ public struct User: Codable, Sendable, Equatable, FetchableRecord {
         id = row["id"]
         organizationId = row["organization_id"]
         name = row["name"]
-        role = Role(rawValue: row["role"]) ?? .reader
+        role = try row.decode(Role.self, "role")
         disabled = row["disabled"]
         createdAt = row["created_at"]
     }
@@ -90,7 +90,7 @@ public struct Major: Codable, Sendable, Equatable, FetchableRecord {
 
     public init(row: Row) throws {
         code = row["code"]
-        educationLevel = EducationLevel(rawValue: row["education_level"]) ?? .higherVocational
+        educationLevel = try row.decode(EducationLevel.self, "education_level")
         name = row["name"]
         itemLevel = row["item_level"]
         parentCode = row["parent_code"]
@@ -145,14 +145,14 @@ public struct ResourceState: Sendable, Equatable {
     /// Downloads counted so far (deduplicated, see DownloadCounter).
     public var downloadCount: Int
 
-    init(row: Row) {
+    init(row: Row) throws {
         id = row["id"]
         ownerId = row["owner_id"]
         organizationId = row["organization_id"]
-        status = ResourceStatus(rawValue: row["status"]) ?? .draft
+        status = try row.decode(ResourceStatus.self, "status")
         currentVersion = row["current_version"]
         publishedVersion = row["published_version"]
-        visibility = Visibility(rawValue: row["visibility"]) ?? .private
+        visibility = try row.decode(Visibility.self, "visibility")
         createdAt = row["created_at"]
         updatedAt = row["updated_at"]
         publishedAt = row["published_at"]
