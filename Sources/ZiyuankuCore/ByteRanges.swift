@@ -45,8 +45,10 @@ public enum ByteRangeRequest: Equatable, Sendable {
         if out.isEmpty { return .unsatisfiable }
         if out.count > maxRanges { return .tooMany }
         // Coalesce overlapping ranges so that a hostile client cannot make us send the same bytes many times.
-        let hasOverlap = out.count > 1 && zip(out.sorted { $0.lowerBound < $1.lowerBound }, out.sorted { $0.lowerBound < $1.lowerBound }.dropFirst())
-            .contains { $0.upperBound + 1 >= $1.lowerBound }
+        let hasOverlap =
+            out.count > 1
+            && zip(out.sorted { $0.lowerBound < $1.lowerBound }, out.sorted { $0.lowerBound < $1.lowerBound }.dropFirst())
+                .contains { $0.upperBound + 1 >= $1.lowerBound }
         if hasOverlap {
             var merged: [ClosedRange<Int64>] = []
             for r in out.sorted(by: { $0.lowerBound < $1.lowerBound }) {

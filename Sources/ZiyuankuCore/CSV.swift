@@ -32,7 +32,9 @@ public enum CSV {
             if inQuotes {
                 if c == "\"" {
                     if let n = next() {
-                        if n == "\"" { field.unicodeScalars.append("\"") } else {
+                        if n == "\"" {
+                            field.unicodeScalars.append("\"")
+                        } else {
                             inQuotes = false
                             pending = n
                         }
@@ -117,7 +119,12 @@ public enum MajorCatalogCSV {
         let cols = header.map { $0.trimmingCharacters(in: .whitespaces) }
         let missing = requiredColumns.filter { !cols.contains($0) }
         if !missing.isEmpty {
-            return .failure(RowErrors(all: [RowError(row: 1, column: missing.joined(separator: ", "), reason: "missing column(s); the header must have \(requiredColumns.joined(separator: ", "))")]))
+            return .failure(
+                RowErrors(all: [
+                    RowError(
+                        row: 1, column: missing.joined(separator: ", "),
+                        reason: "missing column(s); the header must have \(requiredColumns.joined(separator: ", "))")
+                ]))
         }
         // A column named twice would be ambiguous (and must not trap): refused when it is one we read.
         var idx: [String: Int] = [:]
@@ -133,7 +140,10 @@ public enum MajorCatalogCSV {
         var seen = Set<String>()
         for (i, r) in rows.dropFirst().enumerated() {
             let n = i + 2
-            func v(_ c: String) -> String { let j = idx[c]!; return j < r.count ? r[j].trimmingCharacters(in: .whitespaces) : "" }
+            func v(_ c: String) -> String {
+                let j = idx[c]!
+                return j < r.count ? r[j].trimmingCharacters(in: .whitespaces) : ""
+            }
             guard r.count == cols.count else {
                 errors.append(RowError(row: n, column: "-", reason: "has \(r.count) fields, the header has \(cols.count)"))
                 continue
@@ -141,7 +151,9 @@ public enum MajorCatalogCSV {
             let code = v("majorCode")
             let name = v("majorName")
             guard let level = levels[v("educationLevel")] else {
-                errors.append(RowError(row: n, column: "educationLevel", reason: "'\(v("educationLevel"))' is not one of \(levels.keys.sorted().joined(separator: ", "))"))
+                errors.append(
+                    RowError(row: n, column: "educationLevel", reason: "'\(v("educationLevel"))' is not one of \(levels.keys.sorted().joined(separator: ", "))")
+                )
                 continue
             }
             guard let item = items[v("itemLevel")] else {

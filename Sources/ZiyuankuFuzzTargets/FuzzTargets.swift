@@ -367,7 +367,10 @@ public enum FuzzTargets {
                 while true {
                     guard i < u.count else { return false }
                     if u[i] == 0x22 {
-                        if i + 1 < u.count && u[i + 1] == 0x22 { i += 2; continue }
+                        if i + 1 < u.count && u[i + 1] == 0x22 {
+                            i += 2
+                            continue
+                        }
                         break
                     }
                     i += 1

@@ -118,14 +118,23 @@ public struct ServerConfig: Sendable, Equatable {
         ("idle_timeout_seconds", "ZYK_IDLE_TIMEOUT_SECONDS", "seconds an idle connection is kept open; default 75"),
         ("min_body_rate", "ZYK_MIN_BODY_RATE", "bytes per second a request body must average over each window of waiting; default 256, 0 off"),
         ("min_body_rate_window_seconds", "ZYK_MIN_BODY_RATE_WINDOW_SECONDS", "the window min_body_rate is measured over; default 60"),
-        ("max_connections", "ZYK_MAX_CONNECTIONS", "open connections at most (idle ones are closed to make room, else 503); default 4096, capped by the open-file limit"),
+        (
+            "max_connections", "ZYK_MAX_CONNECTIONS",
+            "open connections at most (idle ones are closed to make room, else 503); default 4096, capped by the open-file limit"
+        ),
         ("public_url", "ZYK_PUBLIC_URL", "the address people use, e.g. https://ziyuanku.example.edu.cn; default http://HOST:PORT"),
         ("trusted_proxies", "ZYK_TRUSTED_PROXIES", "comma-separated addresses or CIDR ranges whose X-Forwarded-For/-Proto are believed; default none"),
         ("metrics_allow", "ZYK_METRICS_ALLOW", "who may read /metrics when anonymous access is off: addresses, CIDR ranges, token:SECRET; default admins only"),
         ("max_open_uploads_per_user", "ZYK_MAX_OPEN_UPLOADS_PER_USER", "resumable uploads a user may have open at once; default 100"),
-        ("max_open_upload_bytes_per_user", "ZYK_MAX_OPEN_UPLOAD_BYTES_PER_USER", "bytes a user's open resumable uploads may declare in all; default 68719476736 (64 GiB)"),
+        (
+            "max_open_upload_bytes_per_user", "ZYK_MAX_OPEN_UPLOAD_BYTES_PER_USER",
+            "bytes a user's open resumable uploads may declare in all; default 68719476736 (64 GiB)"
+        ),
         ("max_tokens_per_user", "ZYK_MAX_TOKENS_PER_USER", "live API tokens per user; default 100"),
-        ("shutdown_timeout_seconds", "ZYK_SHUTDOWN_TIMEOUT_SECONDS", "seconds requests in flight may run on after SIGTERM before they are cancelled; default 20"),
+        (
+            "shutdown_timeout_seconds", "ZYK_SHUTDOWN_TIMEOUT_SECONDS",
+            "seconds requests in flight may run on after SIGTERM before they are cancelled; default 20"
+        ),
     ]
 
     public struct Invalid: Error, CustomStringConvertible {
@@ -316,7 +325,9 @@ extension ServerConfig {
     /// The platform settings when they are complete and usable, else a plain-words reason.
     public func usablePlatform() throws(SyncUnavailable) -> PlatformConfig {
         guard let platform else {
-            throw SyncUnavailable("sync is not configured: set platform_url, platform_app_key and platform_app_secret (or ZYK_PLATFORM_URL, ZYK_PLATFORM_APP_KEY, ZYK_PLATFORM_APP_SECRET)")
+            throw SyncUnavailable(
+                "sync is not configured: set platform_url, platform_app_key and platform_app_secret (or ZYK_PLATFORM_URL, ZYK_PLATFORM_APP_KEY, ZYK_PLATFORM_APP_SECRET)"
+            )
         }
         let problems = platform.problems
         guard problems.isEmpty else { throw SyncUnavailable(problems.joined(separator: "; ")) }

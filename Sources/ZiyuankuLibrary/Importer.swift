@@ -140,7 +140,8 @@ public struct Importer: Sendable {
                     problem(field, "\(f.path) has no usable file name")
                     continue
                 }
-                resolved.append((path, name, role ?? ResourceService.defaultRole(for: name, hasPrimary: resolved.contains { $0.role == .primary }), Int64(st.st_size)))
+                resolved.append(
+                    (path, name, role ?? ResourceService.defaultRole(for: name, hasPrimary: resolved.contains { $0.role == .primary }), Int64(st.st_size)))
             }
             if let metadata, problems.isEmpty {
                 // Media types are sniffed from the bytes, as for an upload.
@@ -168,7 +169,10 @@ public struct Importer: Sendable {
                 var newFiles: [NewFile] = []
                 for f in resolved {
                     let blob = try await Self.store(f.path, library: library)
-                    newFiles.append(NewFile(name: f.name, sha256: blob.sha256, size: blob.size, mediaType: MediaSniffer.mediaType(head: blob.head, filename: f.name), role: f.role))
+                    newFiles.append(
+                        NewFile(
+                            name: f.name, sha256: blob.sha256, size: blob.size, mediaType: MediaSniffer.mediaType(head: blob.head, filename: f.name),
+                            role: f.role))
                 }
                 if try library.catalog.createImported(owner: owner, key: row.key!, metadata: metadata, files: newFiles) != nil {
                     summary.created += 1
@@ -179,7 +183,10 @@ public struct Importer: Sendable {
                 throw e  // a full disk stops the import; a re-run resumes after the space is freed
             } catch {
                 // One row failing to store does not lose the others (or the report).
-                summary.problems.append(ImportProblem(row: row.number, key: row.key, field: "row", message: (error as? DomainError)?.message ?? "the row could not be stored (\(type(of: error)))"))
+                summary.problems.append(
+                    ImportProblem(
+                        row: row.number, key: row.key, field: "row",
+                        message: (error as? DomainError)?.message ?? "the row could not be stored (\(type(of: error)))"))
                 summary.failed += 1
             }
             progress(k + 1, valid.count)
@@ -230,15 +237,17 @@ public struct Importer: Sendable {
                 case "key": key = value
                 case "files":
                     // File names may contain 、 or ； (一、课程简介.pptx): only ; and new lines separate them.
-                    files = value.split(whereSeparator: { $0 == ";" || $0 == "\n" }).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map { item in
+                    files = value.split(whereSeparator: { $0 == ";" || $0 == "\n" }).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map
+                    { item in
                         let parts = item.split(separator: "|", maxSplits: 1).map { String($0).trimmingCharacters(in: .whitespaces) }
                         return (parts[0], parts.count > 1 ? parts[1] : nil)
                     }
                 case "authors":
-                    object["authors"] = .array(split(value).map { item in
-                        let parts = item.split(separator: "|", maxSplits: 1).map { String($0).trimmingCharacters(in: .whitespaces) }
-                        return .object(["name": .string(parts[0]), "role": .string(parts.count > 1 ? parts[1] : "author")])
-                    })
+                    object["authors"] = .array(
+                        split(value).map { item in
+                            let parts = item.split(separator: "|", maxSplits: 1).map { String($0).trimmingCharacters(in: .whitespaces) }
+                            return .object(["name": .string(parts[0]), "role": .string(parts.count > 1 ? parts[1] : "author")])
+                        })
                 case let list where listFields.contains(list): object[list] = .array(split(value).map { .string($0) })
                 default: object[name] = .string(value)
                 }
@@ -356,7 +365,8 @@ public struct Importer: Sendable {
     static func extractZip(_ zip: String, into dir: String, limits: ZipLimits, label: String? = nil) throws {
         let archive: Archive
         do { archive = try Archive(url: URL(fileURLWithPath: zip), accessMode: .read) } catch {
-            throw DomainError(.validation, "\(label ?? zip) is neither a folder nor a readable zip file.", fields: [.init(field: "files", message: "not a zip")])
+            throw DomainError(
+                .validation, "\(label ?? zip) is neither a folder nor a readable zip file.", fields: [.init(field: "files", message: "not a zip")])
         }
         var entries: [Entry] = []
         var declaredTotal: Int64 = 0
@@ -365,21 +375,26 @@ public struct Importer: Sendable {
         for entry in archive {
             entries.append(entry)
             if entries.count > limits.maxEntries {
-                throw DomainError(.validation, "The zip has more than \(limits.maxEntries) entries.", fields: [.init(field: "files", message: "too many entries")])
+                throw DomainError(
+                    .validation, "The zip has more than \(limits.maxEntries) entries.", fields: [.init(field: "files", message: "too many entries")])
             }
             // What the zip declares is checked before anything is written; what it actually
             // inflates to is checked again while extracting (headers can lie).
             let declared = Int64(clamping: entry.uncompressedSize)
             declaredTotal += declared
             if declared > (1 << 20) && declared / max(Int64(clamping: entry.compressedSize), 1) > limits.maxRatio {
-                throw DomainError(.validation, "The zip entry \(entryName(entry)) inflates more than \(limits.maxRatio)× (a zip bomb?).", fields: [.init(field: "files", message: "compression ratio")])
+                throw DomainError(
+                    .validation, "The zip entry \(entryName(entry)) inflates more than \(limits.maxRatio)× (a zip bomb?).",
+                    fields: [.init(field: "files", message: "compression ratio")])
             }
             if declaredTotal > limits.maxTotalBytes {
                 throw DomainError(.payloadTooLarge, "The zip unpacks to more than \(limits.maxTotalBytes) bytes.")
             }
             // Many small entries can inflate as much as one big one: the ratio holds for the whole zip.
             if declaredTotal > (8 << 20) && declaredTotal / max(zipSize, 1) > limits.maxRatio {
-                throw DomainError(.validation, "The zip inflates more than \(limits.maxRatio)× in all (a zip bomb?).", fields: [.init(field: "files", message: "compression ratio")])
+                throw DomainError(
+                    .validation, "The zip inflates more than \(limits.maxRatio)× in all (a zip bomb?).",
+                    fields: [.init(field: "files", message: "compression ratio")])
             }
         }
         let fm = FileManager.default
@@ -390,11 +405,13 @@ public struct Importer: Sendable {
                 let raw = Self.entryName(entry)
                 let name = TextCleaning.oneLine(raw)
                 guard let relative = ZipEntryNames.safeRelativePath(raw) else {
-                    throw DomainError(.validation, "The zip entry \(name) would land outside the import folder.", fields: [.init(field: "files", message: "unsafe path")])
+                    throw DomainError(
+                        .validation, "The zip entry \(name) would land outside the import folder.", fields: [.init(field: "files", message: "unsafe path")])
                 }
                 switch entry.type {
                 case .symlink:
-                    throw DomainError(.validation, "The zip entry \(name) is a symbolic link; links are not imported.", fields: [.init(field: "files", message: "link")])
+                    throw DomainError(
+                        .validation, "The zip entry \(name) is a symbolic link; links are not imported.", fields: [.init(field: "files", message: "link")])
                 case .directory:
                     do { try fm.createDirectory(atPath: dir + "/" + relative, withIntermediateDirectories: true) } catch {
                         throw Self.cannotUnpack(name)
@@ -421,7 +438,9 @@ public struct Importer: Sendable {
                         throw DomainError(.payloadTooLarge, "The zip unpacks to more than \(limits.maxTotalBytes) bytes.")
                     }
                     if written > declared {
-                        throw DomainError(.validation, "The zip entry \(name) inflates past the size it declares (a zip bomb?).", fields: [.init(field: "files", message: "compression ratio")])
+                        throw DomainError(
+                            .validation, "The zip entry \(name) inflates past the size it declares (a zip bomb?).",
+                            fields: [.init(field: "files", message: "compression ratio")])
                     }
                     try out.write(contentsOf: data)
                 }

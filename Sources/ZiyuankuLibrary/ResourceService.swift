@@ -33,10 +33,12 @@ public struct ResourceService: Sendable {
     public func visibleView(id: String, by principal: Principal?, pick: (ResourceState) throws -> Int) throws -> ResourceView {
         if principal == nil && !allowAnonymous { throw DomainError.unauthorized }
         guard Identifiers.isUUID(id),
-            let view = try catalog.resolve(id: id, pick: { state in
-                guard Access.canSee(principal, state, allowAnonymous: allowAnonymous) else { return nil }
-                return try pick(state)
-            })
+            let view = try catalog.resolve(
+                id: id,
+                pick: { state in
+                    guard Access.canSee(principal, state, allowAnonymous: allowAnonymous) else { return nil }
+                    return try pick(state)
+                })
         else { throw DomainError.notFound() }
         return view
     }
@@ -352,7 +354,9 @@ public struct ResourceService: Sendable {
         if received.isEmpty && changes.removals.isEmpty {
             throw DomainError.validation([.init(field: "file", message: "send at least one file part or a removal")])
         }
-        if Set(received.map(\.name)).count != received.count { throw DomainError.validation([.init(field: "file", message: "two file parts have the same name")]) }
+        if Set(received.map(\.name)).count != received.count {
+            throw DomainError.validation([.init(field: "file", message: "two file parts have the same name")])
+        }
         guard let now = try catalog.state(id: state.id) else { throw DomainError.notFound() }
         if let expected, expected != now.currentVersion { throw Catalog.stale(expected, now.currentVersion) }
         try Catalog.checkEditable(now)
@@ -362,7 +366,9 @@ public struct ResourceService: Sendable {
     }
 
     /// Saves stored files and the other changes as a new version.
-    public func saveFileChanges(of state: ResourceState, by p: Principal, expected: Int?, stored: [(name: String, blob: BlobInfo)], changes: FileChanges) throws
+    public func saveFileChanges(
+        of state: ResourceState, by p: Principal, expected: Int?, stored: [(name: String, blob: BlobInfo)], changes: FileChanges
+    ) throws
         -> ResourceView
     {
         try catalog.saveVersion(id: state.id, by: p, expectedVersion: expected, changeNote: changes.note, authorize: authorizeEdit(p)) { latest in

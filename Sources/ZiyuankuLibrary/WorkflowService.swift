@@ -97,7 +97,9 @@ public struct WorkflowService: Sendable {
     }
 
     /// The review queue: reviewers see their own organization's, administrators any or all.
-    public func reviewQueue(by p: Principal, status: ResourceStatus, organization: String?, page: Int, pageSize: Int) throws -> (items: [ResourceView], total: Int) {
+    public func reviewQueue(
+        by p: Principal, status: ResourceStatus, organization: String?, page: Int, pageSize: Int
+    ) throws -> (items: [ResourceView], total: Int) {
         _ = try Self.requireReviewQueue(p)
         var org = organization
         if p.role == .reviewer {
@@ -132,7 +134,8 @@ public struct WorkflowService: Sendable {
         return try catalog.deletedResources(limit: limit).map {
             DeletedResource(
                 id: $0.id, ownerId: $0.ownerId, organizationId: $0.organizationId, status: $0.status.rawValue, deletedAt: $0.deletedAt ?? "",
-                restorableUntil: Timestamp.parse($0.deletedAt ?? "").map { Timestamp.format($0.addingTimeInterval(Double(deletedRetentionDays) * 86_400)) } ?? "")
+                restorableUntil: Timestamp.parse($0.deletedAt ?? "").map { Timestamp.format($0.addingTimeInterval(Double(deletedRetentionDays) * 86_400)) }
+                    ?? "")
         }
     }
 

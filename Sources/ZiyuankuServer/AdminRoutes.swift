@@ -80,7 +80,8 @@ struct AdminRoutes {
             guard errors.isEmpty else { throw DomainError.validation(errors) }
             if userId != p.userId && p.role != .admin { throw DomainError.forbidden("Only administrators may issue tokens for other users.") }
             guard Identifiers.isUUID(userId), try catalog.user(id: userId) != nil else { throw DomainError.notFound("user") }
-            let token = try catalog.issueToken(userId: userId, label: label, expiresAt: days.map { Date().addingTimeInterval(Double($0) * 86400) }, actor: p.userId,
+            let token = try catalog.issueToken(
+                userId: userId, label: label, expiresAt: days.map { Date().addingTimeInterval(Double($0) * 86400) }, actor: p.userId,
                 maxLive: services.config.maxTokensPerUser)
             return try JSONResponse.make(TokenCreated(token: token.secret, info: token.info), status: .created)
         }

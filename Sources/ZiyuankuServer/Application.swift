@@ -80,7 +80,8 @@ public func buildRouter(services: AppServices, routes: RouteTable = RouteTable()
     router.add(
         middleware: AuthGateMiddleware(
             auth: AuthMiddleware(catalog: services.catalog),
-            gate: AnonymousGate(allowAnonymous: services.config.allowAnonymous, metricsAllow: services.config.metricsAllow, metricsToken: services.config.metricsToken)))
+            gate: AnonymousGate(
+                allowAnonymous: services.config.allowAnonymous, metricsAllow: services.config.metricsAllow, metricsToken: services.config.metricsToken)))
     let r = Routes(router: router, table: routes, services: services)
     SystemRoutes(services: services).register(r)
     AdminRoutes(services: services).register(r)
@@ -102,7 +103,8 @@ public func buildApplication(services: AppServices, logger: Logger) -> some Appl
         router: router,
         server: ZykHTTP1Channel.builder(maxBodyBytes: limit, limits: services.config.connectionLimits),
         configuration: .init(address: .hostname(services.config.host, port: services.config.port), serverName: "ziyuanku"),
-        services: [DownloadFlushService(counter: services.downloads, logger: logger), JobScheduler(services: services, logger: logger),
+        services: [
+            DownloadFlushService(counter: services.downloads, logger: logger), JobScheduler(services: services, logger: logger),
             SyncService(services: services, logger: logger),
         ],
         logger: logger)

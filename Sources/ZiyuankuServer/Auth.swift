@@ -12,8 +12,9 @@ struct AuthMiddleware: Sendable {
     func principal(for request: Request) throws -> Principal? {
         guard let header = request.headers[.authorization] else { return nil }
         let invalid = DomainError(
-            .unauthorized, "The bearer token is invalid, expired or revoked.")
-            .with(headers: [("WWW-Authenticate", "Bearer realm=\"ziyuanku\", error=\"invalid_token\"")])
+            .unauthorized, "The bearer token is invalid, expired or revoked."
+        )
+        .with(headers: [("WWW-Authenticate", "Bearer realm=\"ziyuanku\", error=\"invalid_token\"")])
         guard let token = Self.bearerCredential(header) else {
             throw DomainError(
                 .unauthorized, "Only bearer tokens are accepted: Authorization: Bearer zyk_…")

@@ -8,7 +8,6 @@ import Synchronization
 import ZiyuankuCore
 import ZiyuankuLibrary
 
-
 /// The connections the server holds, shared by all event loops.
 final class ConnectionRegistry: Sendable {
     struct Entry {
@@ -171,9 +170,11 @@ final class ConnectionClock {
             if waited >= windowNanos {
                 let needed = Int64(limits.minBodyBytesPerSecond) * max(1, windowNanos / 1_000_000_000)
                 if Int64(windowBytes) < needed {
-                    logger.notice("closing a connection whose request body arrives too slowly", metadata: [
-                        "bytes": "\(windowBytes)", "seconds": "\(waited / 1_000_000_000)",
-                    ])
+                    logger.notice(
+                        "closing a connection whose request body arrives too slowly",
+                        metadata: [
+                            "bytes": "\(windowBytes)", "seconds": "\(waited / 1_000_000_000)",
+                        ])
                     context.close(promise: nil)
                     return
                 }
@@ -184,7 +185,10 @@ final class ConnectionClock {
         } else if pending == 0, let started = headStartedAt {
             if now - started >= TimeAmount(limits.headerTimeout) {
                 logger.notice("closing a connection whose request head did not arrive in time")
-                answer(context, DomainError(.requestTimeout, "The request head did not arrive within \(limits.headerTimeout.components.seconds) s; the connection is closed."))
+                answer(
+                    context,
+                    DomainError(
+                        .requestTimeout, "The request head did not arrive within \(limits.headerTimeout.components.seconds) s; the connection is closed."))
                 headStartedAt = nil
                 return
             }
@@ -303,9 +307,11 @@ final class ConnectionMessageGuard: ChannelDuplexHandler, RemovableChannelHandle
             clock.headReceived()
             // `Connection: close` in any spelling (`Close`, `keep-alive, close`, repeated): the
             // connection ends with this request's answer, which says so.
-            if !closeAfterResponse, head.headerFields[values: .connection].contains(where: { value in
-                value.split(separator: ",").contains { $0.trimmingCharacters(in: .whitespaces).lowercased() == "close" }
-            }) {
+            if !closeAfterResponse,
+                head.headerFields[values: .connection].contains(where: { value in
+                    value.split(separator: ",").contains { $0.trimmingCharacters(in: .whitespaces).lowercased() == "close" }
+                })
+            {
                 closeAfterResponse = true
             }
             if clock.pending > Self.maxPipelined {
@@ -329,9 +335,12 @@ final class ConnectionMessageGuard: ChannelDuplexHandler, RemovableChannelHandle
         guard !answeredParseError else { return }
         answeredParseError = true
         guard let byteContext = clock.byteContext else { return context.close(promise: nil) }
-        clock.answer(byteContext, DomainError(
-            .badRequest,
-            "The request's bytes could not be read as HTTP/1.1 (for example both Content-Length and Transfer-Encoding, two different lengths, or a transfer coding other than chunked); the connection is closed."))
+        clock.answer(
+            byteContext,
+            DomainError(
+                .badRequest,
+                "The request's bytes could not be read as HTTP/1.1 (for example both Content-Length and Transfer-Encoding, two different lengths, or a transfer coding other than chunked); the connection is closed."
+            ))
     }
 
     private var answeredParseError = false

@@ -37,7 +37,6 @@ public struct ZykContext: RequestContext {
         return "addr:" + (clientAddress ?? "?")
     }
 
-
     final class Caller: Sendable {
         private let value = Mutex<String?>(nil)
         var userId: String? {

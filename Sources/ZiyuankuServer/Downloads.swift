@@ -59,7 +59,9 @@ struct Downloads {
         var rangeHeader = req.headers[.range]
         if let ifRange = req.headers[.ifRange], rangeHeader != nil {
             let trimmed = ifRange.trimmingCharacters(in: .whitespaces)
-            let fresh = trimmed.hasPrefix("\"") ? trimmed == etag : HTTPDate.parse(trimmed).map { floor(lastModified.timeIntervalSince1970) <= $0.timeIntervalSince1970 } ?? false
+            let fresh =
+                trimmed.hasPrefix("\"")
+                ? trimmed == etag : HTTPDate.parse(trimmed).map { floor(lastModified.timeIntervalSince1970) <= $0.timeIntervalSince1970 } ?? false
             if !fresh { rangeHeader = nil }
         }
         let isHead = req.method == .head

@@ -75,7 +75,9 @@ final class CatalogMetrics: Sendable {
             }
             if let sync = try? catalog.syncCounts() {
                 s.seen = []
-                for (entryState, n) in [("pending", sync.pending), ("inFlight", sync.inFlight), ("done", sync.done), ("failed", sync.failed), ("dead", sync.dead)] {
+                for (entryState, n) in [
+                    ("pending", sync.pending), ("inFlight", sync.inFlight), ("done", sync.done), ("failed", sync.failed), ("dead", sync.dead),
+                ] {
                     s.set(Name.syncOutbox, [("state", entryState)], Double(n))
                 }
                 s.removeUnseen(among: [Name.syncOutbox])
@@ -191,7 +193,9 @@ struct JobScheduler: Service, CustomStringConvertible {
             let outcome: JobOutcome = try await Task.detached {
                 switch kind {
                 case .fixity:
-                    try services.catalog.recordRun(kind, trigger: .schedule) { try upkeep.fixity(budget: Double(c.fixityBudgetSeconds), shouldStop: { stop.isSet }) }.0.outcome
+                    try services.catalog.recordRun(kind, trigger: .schedule) {
+                        try upkeep.fixity(budget: Double(c.fixityBudgetSeconds), shouldStop: { stop.isSet })
+                    }.0.outcome
                 case .gc: try services.catalog.recordRun(kind, trigger: .schedule) { try upkeep.gc(grace: c.gcGraceHours * 3600, dryRun: false) }.0.outcome
                 case .verify: try services.catalog.recordRun(kind, trigger: .schedule) { try upkeep.verify() }.0.outcome
                 case .backup:
@@ -199,14 +203,17 @@ struct JobScheduler: Service, CustomStringConvertible {
                         try upkeep.backup(to: c.backupDir ?? (services.root.backupsPath + "/latest"))
                     }.0.outcome
                 case .report:
-                    try services.catalog.recordRun(kind, trigger: .schedule) { try upkeep.report(from: Date().addingTimeInterval(-365 * 86_400), to: Date()) }.0.outcome
+                    try services.catalog.recordRun(kind, trigger: .schedule) { try upkeep.report(from: Date().addingTimeInterval(-365 * 86_400), to: Date()) }.0
+                        .outcome
                 case .reindex: try services.catalog.recordRun(kind, trigger: .schedule) { try upkeep.reindex() }.0.outcome
                 case .restore: .ok  // never scheduled
                 case .optimize: try services.catalog.recordRun(kind, trigger: .schedule) { try upkeep.optimize() }.0.outcome
                 }
             }.value
             let level: Logger.Level = outcome == .ok ? .info : .error
-            logger.log(level: level, "scheduled job finished", metadata: ["job": "\(kind.rawValue)", "outcome": "\(outcome.rawValue)", "seconds": "\(Int(Date().timeIntervalSince(started)))"])
+            logger.log(
+                level: level, "scheduled job finished",
+                metadata: ["job": "\(kind.rawValue)", "outcome": "\(outcome.rawValue)", "seconds": "\(Int(Date().timeIntervalSince(started)))"])
         } catch {
             logger.error("scheduled job failed", metadata: ["job": "\(kind.rawValue)", "error": "\(error)"])
         }

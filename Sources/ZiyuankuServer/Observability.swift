@@ -199,8 +199,9 @@ struct ProblemMiddleware: RouterMiddleware {
                 let allowed = routes.methods(matching: request.uri.path)
                 if !allowed.isEmpty {
                     problem = DomainError(
-                        .methodNotAllowed, "\(request.method.rawValue) is not supported on \(request.uri.path); use \(allowed.joined(separator: ", ")).")
-                        .with(headers: [("Allow", allowed.joined(separator: ", "))])
+                        .methodNotAllowed, "\(request.method.rawValue) is not supported on \(request.uri.path); use \(allowed.joined(separator: ", "))."
+                    )
+                    .with(headers: [("Allow", allowed.joined(separator: ", "))])
                 }
             }
             return problem.problemResponse(instance: request.uri.path, requestId: context.id)

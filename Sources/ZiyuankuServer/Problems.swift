@@ -105,7 +105,9 @@ struct HTTPProblem: Error, HTTPResponseError, CustomStringConvertible {
         if let requestId { doc["requestId"] = .string(requestId) }
         if !error.fields.isEmpty {
             doc["errors"] = .array(
-                error.fields.prefix(Self.maxErrors).map { .object(["field": .string(Self.capped($0.field, 200)), "message": .string(Self.capped($0.message, 500))]) })
+                error.fields.prefix(Self.maxErrors).map {
+                    .object(["field": .string(Self.capped($0.field, 200)), "message": .string(Self.capped($0.message, 500))])
+                })
             if error.fields.count > Self.maxErrors { doc["errorsOmitted"] = .number(Double(error.fields.count - Self.maxErrors)) }
         }
         for (k, v) in error.extra where doc[k] == nil { doc[k] = v }
@@ -198,7 +200,8 @@ enum ProblemMapping {
             // found mid-body): say so and close, never a 500.
             return DomainError(
                 .badRequest,
-                "The request's bytes could not be read as HTTP/1.1 (for example a transfer coding other than chunked, or a broken chunk); the connection is closed.")
+                "The request's bytes could not be read as HTTP/1.1 (for example a transfer coding other than chunked, or a broken chunk); the connection is closed."
+            )
         case is IOError, is ChannelError:
             // The client went away (a reset or a close mid-body): nobody will read an answer,
             // and it is not the server's failure — no 5xx in the logs and metrics for it.

@@ -26,7 +26,8 @@ struct ResourceRoutes {
         r.on(.post, "/v1/resources/:id/files") { req, ctx in try await addFiles(req, ctx) }
         r.on(.get, "/v1/resources/:id/versions") { _, ctx in
             let (state, privileged) = try visible(ctx)
-            let readable = privileged
+            let readable =
+                privileged
                 ? nil
                 : Access.readableVersions(ctx.principal, state, published: try catalog.readerVersions(id: state.id), allowAnonymous: allowAnonymous)
             return try JSONResponse.make(["items": try catalog.versionSummaries(id: state.id, readable: readable)])
@@ -205,7 +206,9 @@ struct ResourceRoutes {
             }
         }
         if let since = q.string("updatedSince", maxLength: 40) {
-            if let d = Timestamp.parse(since) { query.updatedSince = Timestamp.format(d) } else {
+            if let d = Timestamp.parse(since) {
+                query.updatedSince = Timestamp.format(d)
+            } else {
                 q.errors.append(.init(field: "updatedSince", message: "must be an RFC 3339 time such as 2026-09-01T00:00:00Z"))
             }
         }
@@ -225,7 +228,8 @@ struct ResourceRoutes {
                     view: $0.view, privileged: Access.isPrivileged(ctx.principal, $0.view.state), titleHighlight: $0.titleHighlight,
                     descriptionSnippet: $0.descriptionSnippet)
             },
-            total: result.total, totalExact: result.totalExact, page: query.page, pageSize: query.pageSize, sort: sort.rawValue, query: text?.terms, facets: result.facets
+            total: result.total, totalExact: result.totalExact, page: query.page, pageSize: query.pageSize, sort: sort.rawValue, query: text?.terms,
+            facets: result.facets
         ).response()
     }
 }

@@ -61,8 +61,11 @@ public final class SyncCoordinator: Sendable {
 
     var running: RunningSync? {
         current.withLock { c in
-            c.map { RunningSync(startedAt: Timestamp.format($0.startedAt), trigger: $0.trigger, done: $0.progress.done, failed: $0.progress.failed,
-                dead: $0.progress.dead, remaining: $0.progress.remaining, bytesSent: $0.progress.bytesSent) }
+            c.map {
+                RunningSync(
+                    startedAt: Timestamp.format($0.startedAt), trigger: $0.trigger, done: $0.progress.done, failed: $0.progress.failed,
+                    dead: $0.progress.dead, remaining: $0.progress.remaining, bytesSent: $0.progress.bytesSent)
+            }
         }
     }
 }

@@ -58,23 +58,27 @@ struct TusRoutes {
 
     func register(_ r: Routes) {
         r.on(.options, "/v1/uploads") { _, _ in
-            Response(status: .noContent, headers: commonHeaders().merging([
-                .tusVersion: Self.version, .tusExtension: "creation,creation-with-upload,expiration,checksum,termination",
-                .tusMaxSize: String(services.config.maxUploadBytes), .tusChecksumAlgorithm: "sha1,sha256",
-            ]))
+            Response(
+                status: .noContent,
+                headers: commonHeaders().merging([
+                    .tusVersion: Self.version, .tusExtension: "creation,creation-with-upload,expiration,checksum,termination",
+                    .tusMaxSize: String(services.config.maxUploadBytes), .tusChecksumAlgorithm: "sha1,sha256",
+                ]))
         }
         r.on(.post, "/v1/uploads") { req, ctx in try await tus { try await create(req, ctx) } }
-        r.on(.head, "/v1/uploads/:id") { req, ctx in try await tus {
-            let upload = try await completeIfDue(try owned(req, ctx))
-            var h = commonHeaders()
-            h[.uploadOffset] = String(upload.received)
-            h[.uploadLength] = String(upload.length)
-            h[.cacheControl] = "no-store"
-            h[.uploadExpires] = HTTPDate.format(Timestamp.parse(upload.expiresAt) ?? Date())
-            if !upload.metadata.isEmpty { h[.uploadMetadata] = upload.metadata }
-            if let sha = upload.sha256 { h[.uploadSHA256] = sha }
-            return Response(status: .ok, headers: h)
-        } }
+        r.on(.head, "/v1/uploads/:id") { req, ctx in
+            try await tus {
+                let upload = try await completeIfDue(try owned(req, ctx))
+                var h = commonHeaders()
+                h[.uploadOffset] = String(upload.received)
+                h[.uploadLength] = String(upload.length)
+                h[.cacheControl] = "no-store"
+                h[.uploadExpires] = HTTPDate.format(Timestamp.parse(upload.expiresAt) ?? Date())
+                if !upload.metadata.isEmpty { h[.uploadMetadata] = upload.metadata }
+                if let sha = upload.sha256 { h[.uploadSHA256] = sha }
+                return Response(status: .ok, headers: h)
+            }
+        }
         r.on(.get, "/v1/uploads/:id") { req, ctx in
             let upload = try await completeIfDue(try owned(req, ctx, requireTus: false))
             var body: [String: JSONValue] = [
@@ -85,25 +89,29 @@ struct TusRoutes {
             if let sha = upload.sha256 { body["sha256"] = .string(sha) }
             return try JSONResponse.make(body, headers: [.cacheControl: "no-store"])
         }
-        r.on(.patch, "/v1/uploads/:id") { req, ctx in try await tus {
-            let upload = try owned(req, ctx)
-            guard BodyReader.mediaType(req) == Self.offsetType else {
-                throw DomainError(.unsupportedMediaType, "PATCH takes the bytes as \(Self.offsetType).")
+        r.on(.patch, "/v1/uploads/:id") { req, ctx in
+            try await tus {
+                let upload = try owned(req, ctx)
+                guard BodyReader.mediaType(req) == Self.offsetType else {
+                    throw DomainError(.unsupportedMediaType, "PATCH takes the bytes as \(Self.offsetType).")
+                }
+                guard let raw = req.headers[.uploadOffset], let offset = TusHeaders.byteCount(raw) else {
+                    throw DomainError(.badRequest, "Upload-Offset must be the number of bytes already received.")
+                }
+                return try await receive(req, upload: upload, offset: offset, status: .noContent)
             }
-            guard let raw = req.headers[.uploadOffset], let offset = TusHeaders.byteCount(raw) else {
-                throw DomainError(.badRequest, "Upload-Offset must be the number of bytes already received.")
+        }
+        r.on(.delete, "/v1/uploads/:id") { req, ctx in
+            try await tus {
+                let upload = try owned(req, ctx)
+                guard state.lock(upload.id) else { throw DomainError(.locked, "A request is still writing to this upload.") }
+                defer { state.unlock(upload.id) }
+                services.blobs.discardResumable(upload.id)
+                state.store(upload.id, nil)
+                try catalog.deleteTusUpload(id: upload.id)
+                return Response(status: .noContent, headers: commonHeaders())
             }
-            return try await receive(req, upload: upload, offset: offset, status: .noContent)
-        } }
-        r.on(.delete, "/v1/uploads/:id") { req, ctx in try await tus {
-            let upload = try owned(req, ctx)
-            guard state.lock(upload.id) else { throw DomainError(.locked, "A request is still writing to this upload.") }
-            defer { state.unlock(upload.id) }
-            services.blobs.discardResumable(upload.id)
-            state.store(upload.id, nil)
-            try catalog.deleteTusUpload(id: upload.id)
-            return Response(status: .noContent, headers: commonHeaders())
-        } }
+        }
     }
 
     func commonHeaders() -> HTTPFields { [.tusResumable: Self.version] }
@@ -144,7 +152,8 @@ struct TusRoutes {
             throw DomainError(.badRequest, "Upload-Length must be the file's size in bytes.")
         }
         if length > services.config.maxUploadBytes {
-            throw DomainError(.payloadTooLarge, "Uploads are limited to \(services.config.maxUploadBytes) bytes; this one declares \(length).",
+            throw DomainError(
+                .payloadTooLarge, "Uploads are limited to \(services.config.maxUploadBytes) bytes; this one declares \(length).",
                 extra: ["limit": .number(Double(services.config.maxUploadBytes))])
         }
         let metadata = req.headers[.uploadMetadata] ?? ""
@@ -170,9 +179,12 @@ struct TusRoutes {
     /// is sent (a mismatch discards the chunk: 460), fsynced, then recorded. Without a checksum,
     /// bytes of a body cut short are kept (fsynced and recorded) so the client resumes after them.
     func receive(_ req: Request, upload: TusUpload, offset: Int64, status: HTTPResponse.Status) async throws -> Response {
-        guard upload.sha256 == nil else { throw DomainError(.conflict, "This upload is already complete.", extra: ["offset": .number(Double(upload.received))]) }
+        guard upload.sha256 == nil else {
+            throw DomainError(.conflict, "This upload is already complete.", extra: ["offset": .number(Double(upload.received))])
+        }
         guard offset == upload.received else {
-            throw DomainError(.conflict, "Upload-Offset \(offset) does not match the bytes received so far (\(upload.received)).",
+            throw DomainError(
+                .conflict, "Upload-Offset \(offset) does not match the bytes received so far (\(upload.received)).",
                 extra: ["offset": .number(Double(upload.received))])
         }
         let checksum = try req.headers[.uploadChecksum].map { header throws(DomainError) in try TusHeaders.checksum(header) }

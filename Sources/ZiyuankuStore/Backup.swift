@@ -99,28 +99,28 @@ extension Upkeep {
         // The backup folder holds blobs in the same layout as a data root.
         let mirror = FileBlobStore(root: DataRoot(path: target))
         try snapshotDB.read { db in
-        let cursor = try Row.fetchCursor(
-            db, sql: "SELECT b.sha256, b.size, EXISTS (SELECT 1 FROM version_files f WHERE f.sha256 = b.sha256) FROM blobs b ORDER BY b.sha256")
-        while let row = try cursor.next() {
-            let sha: String = row[0]
-            let size: Int64 = row[1]
-            let isReferenced: Bool = row[2]
-            switch try mirror.adopt(sha, size: size, from: blobs, orItsTrash: true, regularFilesOnly: false) {
-            case .alreadyThere: report.alreadyThere += 1
-            case .linked: report.linked += 1
-            case .copied: report.copied += 1  // flushed all at once below, before the manifest
-            case .missing:
-                if isReferenced { report.missing.append(sha) }
-                continue
+            let cursor = try Row.fetchCursor(
+                db, sql: "SELECT b.sha256, b.size, EXISTS (SELECT 1 FROM version_files f WHERE f.sha256 = b.sha256) FROM blobs b ORDER BY b.sha256")
+            while let row = try cursor.next() {
+                let sha: String = row[0]
+                let size: Int64 = row[1]
+                let isReferenced: Bool = row[2]
+                switch try mirror.adopt(sha, size: size, from: blobs, orItsTrash: true, regularFilesOnly: false) {
+                case .alreadyThere: report.alreadyThere += 1
+                case .linked: report.linked += 1
+                case .copied: report.copied += 1  // flushed all at once below, before the manifest
+                case .missing:
+                    if isReferenced { report.missing.append(sha) }
+                    continue
+                }
+                let line = Data((sha + " " + String(size) + "\n").utf8)
+                try listFile.write(contentsOf: line)
+                listHasher.update(data: line)
+                report.blobs += 1
+                report.blobBytes += size
+                done += size
+                progress(done, total)
             }
-            let line = Data((sha + " " + String(size) + "\n").utf8)
-            try listFile.write(contentsOf: line)
-            listHasher.update(data: line)
-            report.blobs += 1
-            report.blobBytes += size
-            done += size
-            progress(done, total)
-        }
         }
         try snapshotDB.close()
         try listFile.synchronize()
@@ -138,7 +138,9 @@ extension Upkeep {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         try encoder.encode(manifest).write(to: URL(fileURLWithPath: target + "/manifest.json.partial"))
         try Self.fsyncFile(target + "/manifest.json.partial")
-        if rename(target + "/manifest.json.partial", target + "/manifest.json") != 0 { throw DomainError(.internal, "cannot write the manifest: errno \(errno)") }
+        if rename(target + "/manifest.json.partial", target + "/manifest.json") != 0 {
+            throw DomainError(.internal, "cannot write the manifest: errno \(errno)")
+        }
         BlobFiles.fsyncDirectory(target)
         // The previous catalog and blob list are no longer referenced.
         for name in (try? fm.contentsOfDirectory(atPath: target)) ?? []
@@ -155,7 +157,8 @@ extension Upkeep {
         let fm = FileManager.default
         let existing = (try? fm.contentsOfDirectory(atPath: root.path)) ?? []
         if !existing.isEmpty {
-            throw DomainError(.conflict, "\(root.path) is not empty (\(existing.sorted().prefix(5).joined(separator: ", "))); restore only into an empty or new folder.")
+            throw DomainError(
+                .conflict, "\(root.path) is not empty (\(existing.sorted().prefix(5).joined(separator: ", "))); restore only into an empty or new folder.")
         }
         guard let data = fm.contents(atPath: source + "/manifest.json"),
             let manifest = try? JSONDecoder().decode(BackupManifest.self, from: data)
@@ -163,7 +166,9 @@ extension Upkeep {
         // The manifest names files inside the backup folder only: a plain regular file, never a
         // path that climbs out of it or a link that points elsewhere.
         for name in [manifest.catalogFile, manifest.blobList] where !Self.isPlainFile(name, in: source) {
-            throw DomainError(.validation, "The manifest in \(source) names '\(name.prefix(100))', which is not a plain file inside the backup folder; the backup is damaged or not ours.")
+            throw DomainError(
+                .validation,
+                "The manifest in \(source) names '\(name.prefix(100))', which is not a plain file inside the backup folder; the backup is damaged or not ours.")
         }
         let catalogSource = source + "/" + manifest.catalogFile
         guard try sha256(ofFile: catalogSource) == manifest.catalogSHA256 else {

@@ -10,7 +10,9 @@ import ZiyuankuCore
 /// report an I/O failure, one folder fsync. Only `FileBlobStore` and `BlobWriter` use them.
 enum BlobFiles {
     /// A disk that is full is the client's 507 (storage), anything else an internal failure.
-    static func ioError(_ code: Int32, _ what: String, whenFull: String = "The server's storage is full; the upload was discarded. Try again later.")
+    static func ioError(
+        _ code: Int32, _ what: String, whenFull: String = "The server's storage is full; the upload was discarded. Try again later."
+    )
         -> DomainError
     {
         if code == ENOSPC || code == EDQUOT { return DomainError(.insufficientStorage, whenFull) }
@@ -18,7 +20,9 @@ enum BlobFiles {
     }
 
     /// Writes all of `bytes` at `offset`, retrying short writes and interrupted calls.
-    static func writeAll(fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int64, what: String = "write the upload to disk", whenFull: String? = nil)
+    static func writeAll(
+        fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int64, what: String = "write the upload to disk", whenFull: String? = nil
+    )
         throws(DomainError)
     {
         guard let base = bytes.baseAddress else { return }

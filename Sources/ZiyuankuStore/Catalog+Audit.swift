@@ -30,7 +30,9 @@ public struct AuditEntry: Sendable, Equatable, Codable {
 
     /// The bytes whose SHA-256 is `hash`: every field, newline-separated, absent ones empty,
     /// ending with the previous row's hash. Changing any field, or the order of rows, changes it.
-    static func hashInput(seq: Int64, at: String, actorId: String?, action: String, resourceId: String?, version: Int?, details: String, prevHash: String) -> String {
+    static func hashInput(
+        seq: Int64, at: String, actorId: String?, action: String, resourceId: String?, version: Int?, details: String, prevHash: String
+    ) -> String {
         [String(seq), at, actorId ?? "", action, resourceId ?? "", version.map(String.init) ?? "", details, prevHash].joined(separator: "\n")
     }
 
@@ -40,7 +42,9 @@ public struct AuditEntry: Sendable, Equatable, Codable {
 
     /// Whether the row's own hash matches its fields and `prevHash`.
     var isSelfConsistent: Bool {
-        Self.hash(Self.hashInput(seq: seq, at: at, actorId: actorId, action: action, resourceId: resourceId, version: version, details: details, prevHash: prevHash)) == hash
+        Self.hash(
+            Self.hashInput(seq: seq, at: at, actorId: actorId, action: action, resourceId: resourceId, version: version, details: details, prevHash: prevHash))
+            == hash
     }
 }
 
@@ -81,15 +85,20 @@ extension Catalog {
         let at = Timestamp.now()
         let detailText = canonicalJSON(.object(details))
         let hash = AuditEntry.hash(
-            AuditEntry.hashInput(seq: seq, at: at, actorId: actor, action: action, resourceId: resourceId, version: version, details: detailText, prevHash: prev))
-        try db.cachedStatement(sql: """
+            AuditEntry.hashInput(
+                seq: seq, at: at, actorId: actor, action: action, resourceId: resourceId, version: version, details: detailText, prevHash: prev))
+        try db.cachedStatement(
+            sql: """
                 INSERT INTO audit_log (seq, at, actor_id, action, resource_id, version, details, prev_hash, hash)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [seq, at, actor, action, resourceId, version, detailText, prev, hash])
-        try db.cachedStatement(sql: """
+                """
+        ).execute(arguments: [seq, at, actor, action, resourceId, version, detailText, prev, hash])
+        try db.cachedStatement(
+            sql: """
                 INSERT INTO settings (key, value) VALUES ('audit.head', ?)
                 ON CONFLICT (key) DO UPDATE SET value = excluded.value
-                """).execute(arguments: ["\(seq):\(hash)"])
+                """
+        ).execute(arguments: ["\(seq):\(hash)"])
     }
 
     /// JSON with sorted keys and no insignificant whitespace, so the hashed text is stable.
@@ -159,7 +168,9 @@ extension Catalog {
                 if e.seq != expectedSeq {
                     return broken(expectedSeq, e.seq > expectedSeq ? "entries \(expectedSeq)…\(e.seq - 1) are missing" : "entry \(e.seq) is out of order")
                 }
-                if e.prevHash != prevHash { return broken(e.seq, "its previous-hash does not match entry \(e.seq - 1) (an entry before it was changed, removed or moved)") }
+                if e.prevHash != prevHash {
+                    return broken(e.seq, "its previous-hash does not match entry \(e.seq - 1) (an entry before it was changed, removed or moved)")
+                }
                 if !e.isSelfConsistent { return broken(e.seq, "its contents do not match its hash (the entry was changed)") }
                 prevHash = e.hash
                 expectedSeq += 1

@@ -51,7 +51,8 @@ extension Catalog {
     public func createImportJob(userId: String) throws -> ImportJob {
         let id = Identifiers.uuidV7()
         try pool.write { db in
-            try db.execute(sql: "INSERT INTO import_jobs (id, user_id, status, created_at) VALUES (?, ?, 'queued', ?)", arguments: [id, userId, Timestamp.now()])
+            try db.execute(
+                sql: "INSERT INTO import_jobs (id, user_id, status, created_at) VALUES (?, ?, 'queued', ?)", arguments: [id, userId, Timestamp.now()])
         }
         return try importJob(id: id)!
     }
@@ -64,7 +65,8 @@ extension Catalog {
         let finished = ["done", "failed", "interrupted"].contains(status) ? Timestamp.now() : nil
         try pool.write { db in
             try db.execute(
-                sql: "UPDATE import_jobs SET status = ?, summary = coalesce(?, summary), error = coalesce(?, error), finished_at = coalesce(?, finished_at) WHERE id = ?",
+                sql:
+                    "UPDATE import_jobs SET status = ?, summary = coalesce(?, summary), error = coalesce(?, error), finished_at = coalesce(?, finished_at) WHERE id = ?",
                 arguments: [status, summary, error, finished, id])
         }
     }
@@ -72,7 +74,8 @@ extension Catalog {
     /// Jobs a killed server left queued or running (the import is idempotent: send it again).
     public func markInterruptedImports() throws {
         try pool.write { db in
-            try db.execute(sql: "UPDATE import_jobs SET status = 'interrupted', finished_at = ? WHERE status IN ('queued', 'running')", arguments: [Timestamp.now()])
+            try db.execute(
+                sql: "UPDATE import_jobs SET status = 'interrupted', finished_at = ? WHERE status IN ('queued', 'running')", arguments: [Timestamp.now()])
         }
     }
 }

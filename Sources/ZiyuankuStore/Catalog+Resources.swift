@@ -91,9 +91,12 @@ extension Catalog {
                 let id = try Self.insertResource(db, owner: item.owner, metadata: item.metadata, files: item.files, changeNote: changeNote, index: false)
                 if publish {
                     let now = Timestamp.now()
-                    try db.cachedStatement(sql: "UPDATE resources SET status = 'published', published_version = 1, published_at = ? WHERE id = ?").execute(arguments: [now, id])
+                    try db.cachedStatement(sql: "UPDATE resources SET status = 'published', published_version = 1, published_at = ? WHERE id = ?").execute(
+                        arguments: [now, id])
                     try Self.recordPublication(db, id: id, version: 1, at: now)
-                    try Self.audit(db, actor: item.owner.userId, action: "resource.publish", resourceId: id, version: 1, details: ["from": .string("draft"), "to": .string("published"), "bulk": .bool(true)])
+                    try Self.audit(
+                        db, actor: item.owner.userId, action: "resource.publish", resourceId: id, version: 1,
+                        details: ["from": .string("draft"), "to": .string("published"), "bulk": .bool(true)])
                 }
                 return id
             }
@@ -109,14 +112,16 @@ extension Catalog {
         let id = Identifiers.uuidV7()
         let now = Timestamp.now()
         let json = try encodeMetadata(metadata)
-        try db.cachedStatement(sql: """
+        try db.cachedStatement(
+            sql: """
                 INSERT INTO resources (id, owner_id, organization_id, status, current_version, published_version, title,
                     resource_type, education_level, visibility, created_at, updated_at)
                 VALUES (?, ?, ?, 'draft', 1, NULL, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [
-                id, owner.userId, owner.organizationId, metadata.title, metadata.resourceType.rawValue,
-                metadata.educationLevel.rawValue, metadata.visibility.rawValue, now, now,
-            ])
+                """
+        ).execute(arguments: [
+            id, owner.userId, owner.organizationId, metadata.title, metadata.resourceType.rawValue,
+            metadata.educationLevel.rawValue, metadata.visibility.rawValue, now, now,
+        ])
         try insertVersion(db, resourceId: id, number: 1, metadata: json, files: files, authorId: owner.userId, note: changeNote, now: now)
         try replaceMajors(db, resourceId: id, codes: metadata.majorCodes)
         if index { try SearchIndex.update(db, resourceId: id) }
@@ -127,13 +132,16 @@ extension Catalog {
     static func insertVersion(
         _ db: Database, resourceId: String, number: Int, metadata: String, files: [NewFile], authorId: String, note: String, now: String
     ) throws {
-        try db.cachedStatement(sql: "INSERT INTO versions (resource_id, number, metadata, author_id, change_note, created_at) VALUES (?, ?, ?, ?, ?, ?)").execute(arguments: [resourceId, number, metadata, authorId, note, now])
+        try db.cachedStatement(sql: "INSERT INTO versions (resource_id, number, metadata, author_id, change_note, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+            .execute(arguments: [resourceId, number, metadata, authorId, note, now])
         for (i, f) in files.enumerated() {
             try insertBlob(db, sha256: f.sha256, size: f.size)
-            try db.cachedStatement(sql: """
+            try db.cachedStatement(
+                sql: """
                     INSERT INTO version_files (resource_id, version, name, sha256, size, media_type, role, position)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                    """).execute(arguments: [resourceId, number, f.name, f.sha256, f.size, f.mediaType, f.role.rawValue, i])
+                    """
+            ).execute(arguments: [resourceId, number, f.name, f.sha256, f.size, f.mediaType, f.role.rawValue, i])
         }
     }
 
@@ -168,7 +176,9 @@ extension Catalog {
             try Self.insertVersion(
                 db, resourceId: id, number: n, metadata: try Self.encodeMetadata(metadata), files: files, authorId: author.userId,
                 note: changeNote, now: now)
-            try db.cachedStatement(sql: "UPDATE resources SET current_version = ?, status = 'draft', updated_at = ? WHERE id = ?").execute(arguments: [n, now, id])
+            try db.cachedStatement(sql: "UPDATE resources SET current_version = ?, status = 'draft', updated_at = ? WHERE id = ?").execute(arguments: [
+                n, now, id,
+            ])
             if state.publishedVersion == nil {
                 // Not yet visible to readers: the listing columns follow the newest version.
                 try Self.denormalize(db, id: id, metadata: metadata)
@@ -185,7 +195,9 @@ extension Catalog {
     }
 
     static func denormalize(_ db: Database, id: String, metadata: ResourceMetadata) throws {
-        try db.cachedStatement(sql: "UPDATE resources SET title = ?, resource_type = ?, education_level = ?, visibility = ? WHERE id = ?").execute(arguments: [metadata.title, metadata.resourceType.rawValue, metadata.educationLevel.rawValue, metadata.visibility.rawValue, id])
+        try db.cachedStatement(sql: "UPDATE resources SET title = ?, resource_type = ?, education_level = ?, visibility = ? WHERE id = ?").execute(arguments: [
+            metadata.title, metadata.resourceType.rawValue, metadata.educationLevel.rawValue, metadata.visibility.rawValue, id,
+        ])
         try replaceMajors(db, resourceId: id, codes: metadata.majorCodes)
         try SearchIndex.update(db, resourceId: id)
     }
@@ -218,7 +230,8 @@ extension Catalog {
             let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM versions WHERE resource_id = ? AND number = ?"), arguments: [id, number])
         else { return nil }
         let metadata = try JSONDecoder().decode(ResourceMetadata.self, from: Data((row["metadata"] as String).utf8))
-        let files = try Row.fetchAll(db.cachedStatement(sql: "SELECT * FROM version_files WHERE resource_id = ? AND version = ? ORDER BY position"), arguments: [id, number]
+        let files = try Row.fetchAll(
+            db.cachedStatement(sql: "SELECT * FROM version_files WHERE resource_id = ? AND version = ? ORDER BY position"), arguments: [id, number]
         ).map { f in
             VersionFile(
                 name: f["name"], size: f["size"], mediaType: f["media_type"], sha256: f["sha256"],
@@ -261,11 +274,13 @@ extension Catalog {
     public func versionSummaries(id: String, upTo: Int) throws -> [VersionSummary] {
         try pool.read { db in
             let published = try Self.state(db, id: id)?.publishedVersion
-            return try Row.fetchAll(db.cachedStatement(sql: """
-                    SELECT v.number, v.author_id, v.change_note, v.created_at,
-                           (SELECT count(*) FROM version_files f WHERE f.resource_id = v.resource_id AND f.version = v.number) AS file_count
-                    FROM versions v WHERE v.resource_id = ? AND v.number <= ? ORDER BY v.number
-                    """), arguments: [id, upTo]
+            return try Row.fetchAll(
+                db.cachedStatement(
+                    sql: """
+                        SELECT v.number, v.author_id, v.change_note, v.created_at,
+                               (SELECT count(*) FROM version_files f WHERE f.resource_id = v.resource_id AND f.version = v.number) AS file_count
+                        FROM versions v WHERE v.resource_id = ? AND v.number <= ? ORDER BY v.number
+                        """), arguments: [id, upTo]
             ).map { r in
                 VersionSummary(
                     number: r["number"], authorId: r["author_id"], changeNote: r["change_note"], createdAt: r["created_at"],
@@ -281,7 +296,8 @@ extension Catalog {
         var args: [any DatabaseValueConvertible] = []
         if let p = viewer {
             if p.role != .admin {
-                var v = "(r.published_version IS NOT NULL AND (r.visibility = 'public' OR (r.visibility = 'organization' AND r.organization_id = ?))) OR r.owner_id = ?"
+                var v =
+                    "(r.published_version IS NOT NULL AND (r.visibility = 'public' OR (r.visibility = 'organization' AND r.organization_id = ?))) OR r.owner_id = ?"
                 args += [p.organizationId, p.userId]
                 if p.role == .reviewer {
                     v += " OR r.organization_id = ?"

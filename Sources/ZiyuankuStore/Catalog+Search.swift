@@ -87,7 +87,8 @@ extension Catalog {
                     // Past the ranked window: the older matches, newest first.
                     ids += try Int64.fetchAll(
                         db,
-                        sql: "SELECT resource_search.rowid FROM \(from) WHERE \(whereSQL) AND resource_search.rowid < ? ORDER BY resource_search.rowid DESC LIMIT ? OFFSET ?",
+                        sql:
+                            "SELECT resource_search.rowid FROM \(from) WHERE \(whereSQL) AND resource_search.rowid < ? ORDER BY resource_search.rowid DESC LIMIT ? OFFSET ?",
                         arguments: StatementArguments(args + [oldestInWindow, q.pageSize - ids.count, max(0, offset - ranked.count)]))
                 }
                 if !overflow {

@@ -164,25 +164,31 @@ extension Catalog {
     @discardableResult
     static func enqueueSync(_ db: Database, id: String, op: SyncOp, version: Int?, selectedBy: String? = nil, now: Date = Date()) throws -> Bool {
         let ts = Timestamp.format(now)
-        if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT op, version, state, sent_version FROM sync_outbox WHERE resource_id = ?"), arguments: [id]) {
+        if let row = try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT op, version, state, sent_version FROM sync_outbox WHERE resource_id = ?"), arguments: [id])
+        {
             let state = try row.decode(SyncState.self, "state")
             let sameWork = row["op"] as String == op.rawValue && row["version"] as Int? == version
             // Already queued for exactly this, or already done at exactly this: nothing to do.
             if sameWork && (state == .pending || state == .failed || state == .inFlight) { return false }
             if sameWork && state == .done && (op == .delete || row["sent_version"] as Int? == version) { return false }
-            try db.cachedStatement(sql: """
+            try db.cachedStatement(
+                sql: """
                     UPDATE sync_outbox SET op = ?, version = ?, state = CASE state WHEN 'inFlight' THEN 'inFlight' ELSE 'pending' END,
                         generation = generation + 1, attempts = 0, next_attempt_at = ?, last_error = NULL, last_status = NULL,
                         enqueued_at = ?, updated_at = ?
                     WHERE resource_id = ?
-                    """).execute(arguments: [op.rawValue, version, now.timeIntervalSince1970, ts, ts, id])
+                    """
+            ).execute(arguments: [op.rawValue, version, now.timeIntervalSince1970, ts, ts, id])
             return true
         }
         guard op == .put else { return false }  // never sent: nothing to delete
-        try db.cachedStatement(sql: """
+        try db.cachedStatement(
+            sql: """
                 INSERT INTO sync_outbox (resource_id, op, version, state, next_attempt_at, selected_at, selected_by, enqueued_at, updated_at)
                 VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?)
-                """).execute(arguments: [id, op.rawValue, version, now.timeIntervalSince1970, ts, selectedBy, ts, ts])
+                """
+        ).execute(arguments: [id, op.rawValue, version, now.timeIntervalSince1970, ts, selectedBy, ts, ts])
         return true
     }
 
@@ -224,7 +230,8 @@ extension Catalog {
                 args += selection.ids
             }
             if let m = selection.majorCode {
-                conditions.append("EXISTS (SELECT 1 FROM resource_majors rm WHERE rm.resource_id = r.id AND (rm.major_code = ? OR rm.major_code LIKE ? || '%'))")
+                conditions.append(
+                    "EXISTS (SELECT 1 FROM resource_majors rm WHERE rm.resource_id = r.id AND (rm.major_code = ? OR rm.major_code LIKE ? || '%'))")
                 args += [m, m]
             }
             if let t = selection.resourceType {
@@ -235,7 +242,9 @@ extension Catalog {
                 conditions.append("r.organization_id = ?")
                 args.append(o)
             }
-            let rows = try Row.fetchAll(db, sql: """
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
                     SELECT r.id, r.published_version, r.deleted_at, r.visibility, v.metadata
                     FROM resources r LEFT JOIN versions v ON v.resource_id = r.id AND v.number = r.published_version
                     WHERE \(conditions.joined(separator: " AND ")) ORDER BY r.id
@@ -263,7 +272,11 @@ extension Catalog {
                     if !selection.ids.isEmpty { result.skipped.append(.init(id: id, reason: reason)) }
                     continue
                 }
-                if try Self.enqueueSync(db, id: id, op: .put, version: version, selectedBy: actor) { result.queued.append(id) } else { result.unchanged.append(id) }
+                if try Self.enqueueSync(db, id: id, op: .put, version: version, selectedBy: actor) {
+                    result.queued.append(id)
+                } else {
+                    result.unchanged.append(id)
+                }
             }
             for id in selection.ids where !seen.contains(id) {
                 let exists = try Bool.fetchOne(db, sql: "SELECT 1 FROM resources WHERE id = ?", arguments: [id]) ?? false
@@ -313,10 +326,11 @@ extension Catalog {
         try pool.write { db in
             guard
                 let id = try String.fetchOne(
-                    db.cachedStatement(sql: """
-                        SELECT resource_id FROM sync_outbox WHERE state IN ('pending', 'failed') AND next_attempt_at <= ?
-                        ORDER BY next_attempt_at, resource_id LIMIT 1
-                        """), arguments: [now.timeIntervalSince1970])
+                    db.cachedStatement(
+                        sql: """
+                            SELECT resource_id FROM sync_outbox WHERE state IN ('pending', 'failed') AND next_attempt_at <= ?
+                            ORDER BY next_attempt_at, resource_id LIMIT 1
+                            """), arguments: [now.timeIntervalSince1970])
             else { return nil }
             try db.cachedStatement(sql: "UPDATE sync_outbox SET state = 'inFlight', attempts = attempts + 1, updated_at = ? WHERE resource_id = ?")
                 .execute(arguments: [Timestamp.format(now), id])
@@ -422,10 +436,12 @@ extension Catalog {
                     sql: "UPDATE sync_outbox SET state = 'pending', next_attempt_at = ?, updated_at = ? WHERE resource_id = ?",
                     arguments: [now.timeIntervalSince1970, ts, id])
             }
-            try db.cachedStatement(sql: """
+            try db.cachedStatement(
+                sql: """
                     INSERT INTO sync_attempts (resource_id, generation, op, version, started_at, finished_at, outcome, http_status, error, retry_after, bytes_sent)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """).execute(arguments: [
+                    """
+            ).execute(arguments: [
                 id, entry.generation, entry.op.rawValue, entry.version, Timestamp.format(startedAt), ts, name, status, error, retryAfter, bytesSent,
             ])
         }
@@ -453,7 +469,8 @@ extension Catalog {
             try SyncLock(owner: owner, pid: pid, host: host, startedAt: now.timeIntervalSince1970, heartbeat: now.timeIntervalSince1970).write(db)
             // Nobody else runs: anything in flight was cut off with its runner.
             let ts = Timestamp.format(now)
-            try db.execute(sql: """
+            try db.execute(
+                sql: """
                     INSERT INTO sync_attempts (resource_id, generation, op, version, started_at, finished_at, outcome, error)
                     SELECT resource_id, generation, op, version, updated_at, ?, 'interrupted', 'the sync process stopped during the attempt'
                     FROM sync_outbox WHERE state = 'inFlight'
@@ -567,7 +584,8 @@ extension Catalog {
             }
             let whereSQL = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
             return try Row.fetchAll(
-                db, sql: """
+                db,
+                sql: """
                     SELECT o.*, r.title FROM sync_outbox o LEFT JOIN resources r ON r.id = o.resource_id \(whereSQL)
                     ORDER BY CASE o.state WHEN 'dead' THEN 0 WHEN 'failed' THEN 1 WHEN 'inFlight' THEN 2 WHEN 'pending' THEN 3 ELSE 4 END,
                         o.next_attempt_at, o.resource_id LIMIT ?

@@ -42,13 +42,15 @@ extension Catalog {
         try pool.write { db in
             if maxOpen != nil || maxOpenBytes != nil {
                 let row = try Row.fetchOne(
-                    db.cachedStatement(sql: "SELECT count(*), coalesce(sum(length), 0) FROM tus_uploads WHERE user_id = ? AND sha256 IS NULL AND expires_at > ?"),
+                    db.cachedStatement(
+                        sql: "SELECT count(*), coalesce(sum(length), 0) FROM tus_uploads WHERE user_id = ? AND sha256 IS NULL AND expires_at > ?"),
                     arguments: [userId, Timestamp.format(now)])
                 let open: Int = row?[0] ?? 0
                 let declared: Int64 = row?[1] ?? 0
                 if let maxOpen, open >= maxOpen {
                     throw DomainError(
-                        .quotaExceeded, "You have \(open) unfinished resumable uploads (at most \(maxOpen)); finish or delete one (DELETE /v1/uploads/{id}) first.",
+                        .quotaExceeded,
+                        "You have \(open) unfinished resumable uploads (at most \(maxOpen)); finish or delete one (DELETE /v1/uploads/{id}) first.",
                         extra: ["limit": .number(Double(maxOpen))])
                 }
                 let (total, overflow) = declared.addingReportingOverflow(length)
@@ -116,8 +118,11 @@ extension Catalog {
     /// (whose file may still wait in tmp/ after a crash).
     public func unfinishedTusCompletions() throws -> [TusUpload] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM tus_uploads WHERE received = length AND (sha256 IS NULL OR completed_at >= ?)", arguments: [Timestamp.format(Date().addingTimeInterval(-7 * 86_400))])
-                .map(TusUpload.init(row:))
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM tus_uploads WHERE received = length AND (sha256 IS NULL OR completed_at >= ?)",
+                arguments: [Timestamp.format(Date().addingTimeInterval(-7 * 86_400))]
+            )
+            .map(TusUpload.init(row:))
         }
     }
 

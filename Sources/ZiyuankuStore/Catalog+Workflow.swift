@@ -143,28 +143,34 @@ extension Catalog {
         switch action {
         case .submit:
             to = .inReview
-            try db.cachedStatement(sql: """
+            try db.cachedStatement(
+                sql: """
                     UPDATE resources SET status = 'inReview', submitted_at = ?, submitted_by = ?, review_reason = NULL, updated_at = ? WHERE id = ?
-                    """).execute(arguments: [now, actor, now, id])
+                    """
+            ).execute(arguments: [now, actor, now, id])
         case .recall:
             to = .draft
             try db.cachedStatement(sql: "UPDATE resources SET status = 'draft', submitted_at = NULL, submitted_by = NULL, updated_at = ? WHERE id = ?")
                 .execute(arguments: [now, id])
         case .approve, .publish:
             to = .published
-            try db.cachedStatement(sql: """
+            try db.cachedStatement(
+                sql: """
                     UPDATE resources SET status = 'published', published_version = current_version, published_at = ?, reviewed_at = ?,
                         reviewed_by = ?, review_reason = NULL, updated_at = ? WHERE id = ?
-                    """).execute(arguments: [now, now, actor, now, id])
+                    """
+            ).execute(arguments: [now, now, actor, now, id])
             guard let v = try version(db, id: id, number: state.currentVersion) else { throw DomainError.notFound() }
             try denormalize(db, id: id, metadata: v.metadata)
             try recordPublication(db, id: id, version: state.currentVersion, at: now)
             try syncAfterPublish(db, id: id, version: state.currentVersion, metadata: v.metadata)
         case .reject:
             to = .rejected
-            try db.cachedStatement(sql: """
+            try db.cachedStatement(
+                sql: """
                     UPDATE resources SET status = 'rejected', reviewed_at = ?, reviewed_by = ?, review_reason = ?, updated_at = ? WHERE id = ?
-                    """).execute(arguments: [now, actor, reason, now, id])
+                    """
+            ).execute(arguments: [now, actor, reason, now, id])
         case .withdraw:
             // A newer version still being drafted or reviewed keeps its own status; only the
             // published one goes.
@@ -185,10 +191,12 @@ extension Catalog {
     }
 
     static func recordPublication(_ db: Database, id: String, version: Int, at now: String) throws {
-        try db.cachedStatement(sql: """
+        try db.cachedStatement(
+            sql: """
                 INSERT INTO publications (resource_id, version, published_at) VALUES (?, ?, ?)
                 ON CONFLICT (resource_id, version) DO UPDATE SET published_at = excluded.published_at, withdrawn_at = NULL
-                """).execute(arguments: [id, version, now])
+                """
+        ).execute(arguments: [id, version, now])
     }
 
     /// The versions readers may read: published and not withdrawn since.
@@ -237,7 +245,9 @@ extension Catalog {
     // MARK: restore and diff
 
     /// Saves a new version equal to version `number` (metadata and files; no bytes copied).
-    public func restoreVersion(id: String, number: Int, by author: Principal, expectedVersion: Int?, authorize: (ResourceState) throws -> Void) throws -> ResourceView {
+    public func restoreVersion(
+        id: String, number: Int, by author: Principal, expectedVersion: Int?, authorize: (ResourceState) throws -> Void
+    ) throws -> ResourceView {
         try saveVersion(
             id: id, by: author, expectedVersion: expectedVersion, changeNote: "restored version \(number)", from: number,
             auditAction: "resource.restore", auditDetails: ["restoredFrom": .number(Double(number))],
@@ -246,7 +256,9 @@ extension Catalog {
 
     public func diff(id: String, from a: Int, to b: Int) throws -> VersionDiff? {
         try pool.read { db in
-            guard let va = try Self.version(db, id: id, number: a, cache: versions), let vb = try Self.version(db, id: id, number: b, cache: versions) else { return nil }
+            guard let va = try Self.version(db, id: id, number: a, cache: versions), let vb = try Self.version(db, id: id, number: b, cache: versions) else {
+                return nil
+            }
             return try VersionDiff(from: va, to: vb)
         }
     }
@@ -263,7 +275,9 @@ extension Catalog {
             try db.cachedStatement(sql: "UPDATE resources SET deleted_at = ? WHERE id = ?").execute(arguments: [Timestamp.now(), id])
             try SearchIndex.update(db, resourceId: id)
             try Self.syncAfterRemoval(db, id: id)
-            try Self.audit(db, actor: p.userId, action: "resource.delete", resourceId: id, version: state.currentVersion, details: ["status": .string(state.status.rawValue)])
+            try Self.audit(
+                db, actor: p.userId, action: "resource.delete", resourceId: id, version: state.currentVersion,
+                details: ["status": .string(state.status.rawValue)])
         }
     }
 

@@ -91,7 +91,9 @@ public final class Catalog: Sendable {
             if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM organizations WHERE name = ?"), arguments: [name]) == true {
                 throw DomainError(.conflict, "An organization named \(name) already exists.")
             }
-            try db.cachedStatement(sql: "INSERT INTO organizations (id, name, kind, created_at) VALUES (?, ?, ?, ?)").execute(arguments: [org.id, org.name, org.kind.rawValue, org.createdAt])
+            try db.cachedStatement(sql: "INSERT INTO organizations (id, name, kind, created_at) VALUES (?, ?, ?, ?)").execute(arguments: [
+                org.id, org.name, org.kind.rawValue, org.createdAt,
+            ])
             try Self.audit(db, actor: actor, action: "organization.create", details: ["organizationId": .string(org.id), "name": .string(name)])
         }
         return org
@@ -110,15 +112,21 @@ public final class Catalog: Sendable {
     }
 
     /// Creates a user and their first token, in one transaction.
-    public func createUser(organizationId: String, name: String, role: Role, tokenLabel: String = "initial", actor: String? = nil) throws -> (User, IssuedToken) {
+    public func createUser(organizationId: String, name: String, role: Role, tokenLabel: String = "initial", actor: String? = nil) throws -> (User, IssuedToken)
+    {
         try pool.write { db in
             guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM organizations WHERE id = ?"), arguments: [organizationId]) == true else {
-                throw DomainError(.validation, "No organization has id \(organizationId).", fields: [.init(field: "organizationId", message: "unknown organization")])
+                throw DomainError(
+                    .validation, "No organization has id \(organizationId).", fields: [.init(field: "organizationId", message: "unknown organization")])
             }
             let id = Identifiers.uuidV7()
-            try db.cachedStatement(sql: "INSERT INTO users (id, organization_id, name, role, created_at) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id, organizationId, name, role.rawValue, Timestamp.now()])
+            try db.cachedStatement(sql: "INSERT INTO users (id, organization_id, name, role, created_at) VALUES (?, ?, ?, ?, ?)").execute(arguments: [
+                id, organizationId, name, role.rawValue, Timestamp.now(),
+            ])
             let user = try User.fetchOne(db.cachedStatement(sql: "SELECT * FROM users WHERE id = ?"), arguments: [id])!
-            try Self.audit(db, actor: actor, action: "user.create", details: ["userId": .string(id), "role": .string(role.rawValue), "organizationId": .string(organizationId)])
+            try Self.audit(
+                db, actor: actor, action: "user.create",
+                details: ["userId": .string(id), "role": .string(role.rawValue), "organizationId": .string(organizationId)])
             let token = try Self.insertToken(db, userId: id, label: tokenLabel, expiresAt: nil, actor: actor)
             return (user, token)
         }
@@ -127,7 +135,8 @@ public final class Catalog: Sendable {
     public func users(organizationId: String? = nil) throws -> [User] {
         try pool.read { db in
             if let organizationId {
-                return try User.fetchAll(db.cachedStatement(sql: "SELECT * FROM users WHERE organization_id = ? ORDER BY created_at, id"), arguments: [organizationId])
+                return try User.fetchAll(
+                    db.cachedStatement(sql: "SELECT * FROM users WHERE organization_id = ? ORDER BY created_at, id"), arguments: [organizationId])
             }
             return try User.fetchAll(db, sql: "SELECT * FROM users ORDER BY created_at, id")
         }
@@ -145,11 +154,15 @@ public final class Catalog: Sendable {
             var orgId = try String.fetchOne(db, sql: "SELECT id FROM organizations WHERE kind = 'platform' ORDER BY created_at LIMIT 1")
             if orgId == nil {
                 let id = Identifiers.uuidV7()
-                try db.cachedStatement(sql: "INSERT INTO organizations (id, name, kind, created_at) VALUES (?, ?, 'platform', ?)").execute(arguments: [id, "资源库管理中心", Timestamp.now()])
+                try db.cachedStatement(sql: "INSERT INTO organizations (id, name, kind, created_at) VALUES (?, ?, 'platform', ?)").execute(arguments: [
+                    id, "资源库管理中心", Timestamp.now(),
+                ])
                 orgId = id
             }
             let uid = Identifiers.uuidV7()
-            try db.cachedStatement(sql: "INSERT INTO users (id, organization_id, name, role, created_at) VALUES (?, ?, ?, 'admin', ?)").execute(arguments: [uid, orgId!, "admin", Timestamp.now()])
+            try db.cachedStatement(sql: "INSERT INTO users (id, organization_id, name, role, created_at) VALUES (?, ?, ?, 'admin', ?)").execute(arguments: [
+                uid, orgId!, "admin", Timestamp.now(),
+            ])
             try Self.audit(db, actor: nil, action: "user.create", details: ["userId": .string(uid), "role": .string("admin"), "bootstrap": .bool(true)])
             return try Self.insertToken(db, userId: uid, label: "bootstrap admin", expiresAt: nil, actor: nil)
         }
@@ -160,7 +173,9 @@ public final class Catalog: Sendable {
     static func insertToken(_ db: Database, userId: String, label: String, expiresAt: String?, actor: String?) throws -> IssuedToken {
         let secret = Tokens.generate()
         let id = Identifiers.uuidV7()
-        try db.cachedStatement(sql: "INSERT INTO tokens (id, user_id, digest, label, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)").execute(arguments: [id, userId, Data(Tokens.digest(secret)!), label, Timestamp.now(), expiresAt])
+        try db.cachedStatement(sql: "INSERT INTO tokens (id, user_id, digest, label, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)").execute(arguments: [
+            id, userId, Data(Tokens.digest(secret)!), label, Timestamp.now(), expiresAt,
+        ])
         let info = try TokenInfo.fetchOne(db.cachedStatement(sql: "SELECT * FROM tokens WHERE id = ?"), arguments: [id])!
         try audit(db, actor: actor, action: "token.issue", details: ["tokenId": .string(id), "userId": .string(userId), "label": .string(label)])
         return IssuedToken(info: info, secret: secret)
@@ -173,9 +188,11 @@ public final class Catalog: Sendable {
                 throw DomainError.notFound("user")
             }
             if let maxLive {
-                let live = try Int.fetchOne(
-                    db.cachedStatement(sql: "SELECT count(*) FROM tokens WHERE user_id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)"),
-                    arguments: [userId, Timestamp.now()]) ?? 0
+                let live =
+                    try Int.fetchOne(
+                        db.cachedStatement(
+                            sql: "SELECT count(*) FROM tokens WHERE user_id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)"),
+                        arguments: [userId, Timestamp.now()]) ?? 0
                 if live >= maxLive {
                     throw DomainError(
                         .quotaExceeded, "This user already has \(live) live tokens (at most \(maxLive)); revoke one (DELETE /v1/tokens/{id}) first.",
@@ -215,11 +232,13 @@ public final class Catalog: Sendable {
         guard let digest = Tokens.digest(token) else { return nil }
         return try pool.read { db in
             guard
-                let row = try Row.fetchOne(db.cachedStatement(sql: """
-                        SELECT t.id AS token_id, t.digest, t.expires_at, t.revoked_at, u.id AS user_id, u.name, u.role,
-                               u.organization_id, u.disabled
-                        FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.digest = ?
-                        """), arguments: [Data(digest)])
+                let row = try Row.fetchOne(
+                    db.cachedStatement(
+                        sql: """
+                            SELECT t.id AS token_id, t.digest, t.expires_at, t.revoked_at, u.id AS user_id, u.name, u.role,
+                                   u.organization_id, u.disabled
+                            FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.digest = ?
+                            """), arguments: [Data(digest)])
             else { return nil }
             let stored: Data = row["digest"]
             guard Tokens.equal(Array(stored), digest) else { return nil }
@@ -288,19 +307,32 @@ public final class Catalog: Sendable {
     public func importMajors(_ majors: [Major], catalog: String, source: String, digest: String) throws -> MajorImportResult {
         try pool.write { db in
             var result = MajorImportResult()
-            try db.cachedStatement(sql: """
+            try db.cachedStatement(
+                sql: """
                     INSERT INTO vocabulary_versions (vocabulary, version, source, digest, imported_at) VALUES ('majors', ?, ?, ?, ?)
                     ON CONFLICT (vocabulary, version, digest) DO NOTHING
-                    """).execute(arguments: [catalog, source, digest, Timestamp.now()])
+                    """
+            ).execute(arguments: [catalog, source, digest, Timestamp.now()])
             result.vocabularyVersionRecorded = db.changesCount == 1
-            let versionId = try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM vocabulary_versions WHERE vocabulary = 'majors' AND version = ? AND digest = ?"), arguments: [catalog, digest])
+            let versionId = try Int64.fetchOne(
+                db.cachedStatement(sql: "SELECT id FROM vocabulary_versions WHERE vocabulary = 'majors' AND version = ? AND digest = ?"),
+                arguments: [catalog, digest])
             for m in majors {
                 if let existing = try Major.fetchOne(db.cachedStatement(sql: "SELECT * FROM majors WHERE code = ?"), arguments: [m.code]) {
-                    if existing == m { result.unchanged += 1; continue }
-                    try db.cachedStatement(sql: "UPDATE majors SET education_level = ?, name = ?, item_level = ?, parent_code = ?, catalog = ?, vocabulary_version_id = ? WHERE code = ?").execute(arguments: [m.educationLevel.rawValue, m.name, m.itemLevel, m.parentCode, catalog, versionId, m.code])
+                    if existing == m {
+                        result.unchanged += 1
+                        continue
+                    }
+                    try db.cachedStatement(
+                        sql:
+                            "UPDATE majors SET education_level = ?, name = ?, item_level = ?, parent_code = ?, catalog = ?, vocabulary_version_id = ? WHERE code = ?"
+                    ).execute(arguments: [m.educationLevel.rawValue, m.name, m.itemLevel, m.parentCode, catalog, versionId, m.code])
                     result.updated += 1
                 } else {
-                    try db.cachedStatement(sql: "INSERT INTO majors (code, education_level, name, item_level, parent_code, catalog, vocabulary_version_id) VALUES (?, ?, ?, ?, ?, ?, ?)").execute(arguments: [m.code, m.educationLevel.rawValue, m.name, m.itemLevel, m.parentCode, catalog, versionId])
+                    try db.cachedStatement(
+                        sql:
+                            "INSERT INTO majors (code, education_level, name, item_level, parent_code, catalog, vocabulary_version_id) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                    ).execute(arguments: [m.code, m.educationLevel.rawValue, m.name, m.itemLevel, m.parentCode, catalog, versionId])
                     result.inserted += 1
                 }
             }
@@ -310,7 +342,9 @@ public final class Catalog: Sendable {
 
     public func countMajors(itemLevel: String? = nil) throws -> Int {
         try pool.read { db in
-            if let itemLevel { return try Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM majors WHERE item_level = ?"), arguments: [itemLevel]) ?? 0 }
+            if let itemLevel {
+                return try Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM majors WHERE item_level = ?"), arguments: [itemLevel]) ?? 0
+            }
             return try Int.fetchOne(db, sql: "SELECT count(*) FROM majors") ?? 0
         }
     }
@@ -324,7 +358,9 @@ public final class Catalog: Sendable {
             // if gc moved that file to the trash since, it comes back now (or the upload fails).
             try ensureBlobFiles([(blob.sha256, "the uploaded file")])
             try Self.insertBlob(db, sha256: blob.sha256, size: blob.size)
-            try db.cachedStatement(sql: "INSERT INTO blob_uploads (sha256, user_id, uploaded_at) VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET uploaded_at = excluded.uploaded_at").execute(arguments: [blob.sha256, userId, Timestamp.now()])
+            try db.cachedStatement(
+                sql: "INSERT INTO blob_uploads (sha256, user_id, uploaded_at) VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET uploaded_at = excluded.uploaded_at"
+            ).execute(arguments: [blob.sha256, userId, Timestamp.now()])
             try Self.audit(db, actor: userId, action: "blob.upload", details: ["sha256": .string(blob.sha256), "size": .number(Double(blob.size))])
         }
     }
@@ -332,7 +368,9 @@ public final class Catalog: Sendable {
     /// Records a blob; an existing row's time is refreshed, so gc's grace period runs from the
     /// newest upload or use of these bytes.
     static func insertBlob(_ db: Database, sha256: String, size: Int64) throws {
-        try db.cachedStatement(sql: "INSERT INTO blobs (sha256, size, created_at) VALUES (?, ?, ?) ON CONFLICT (sha256) DO UPDATE SET created_at = excluded.created_at").execute(arguments: [sha256, size, Timestamp.now()])
+        try db.cachedStatement(
+            sql: "INSERT INTO blobs (sha256, size, created_at) VALUES (?, ?, ?) ON CONFLICT (sha256) DO UPDATE SET created_at = excluded.created_at"
+        ).execute(arguments: [sha256, size, Timestamp.now()])
     }
 
     /// Instant upload (秒传): whether `p` may attach these bytes without sending them. Yes only
@@ -354,15 +392,19 @@ public final class Catalog: Sendable {
             ruleArgs = [p.userId]
         }
         return try pool.write { db in
-            let readable = try Bool.fetchOne(
-                db,
-                sql: """
-                    SELECT 1 FROM version_files f JOIN resources r ON r.id = f.resource_id
-                    WHERE f.sha256 = ? AND f.size = ? AND \(visible) AND (\(versionRule)) LIMIT 1
-                    """, arguments: StatementArguments([sha256, size] + visibleArgs + ruleArgs)) ?? false
+            let readable =
+                try Bool.fetchOne(
+                    db,
+                    sql: """
+                        SELECT 1 FROM version_files f JOIN resources r ON r.id = f.resource_id
+                        WHERE f.sha256 = ? AND f.size = ? AND \(visible) AND (\(versionRule)) LIMIT 1
+                        """, arguments: StatementArguments([sha256, size] + visibleArgs + ruleArgs)) ?? false
             guard readable else { return false }
-            try db.cachedStatement(sql: "INSERT INTO blob_uploads (sha256, user_id, uploaded_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING").execute(arguments: [sha256, p.userId, Timestamp.now()])
-            try Self.audit(db, actor: p.userId, action: "blob.upload", details: ["sha256": .string(sha256), "size": .number(Double(size)), "instant": .bool(true)])
+            try db.cachedStatement(sql: "INSERT INTO blob_uploads (sha256, user_id, uploaded_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING").execute(arguments: [
+                sha256, p.userId, Timestamp.now(),
+            ])
+            try Self.audit(
+                db, actor: p.userId, action: "blob.upload", details: ["sha256": .string(sha256), "size": .number(Double(size)), "instant": .bool(true)])
             return true
         }
     }
@@ -375,7 +417,9 @@ public final class Catalog: Sendable {
     /// The size of a blob this user uploaded, or nil.
     public func blobUploaded(sha256: String, by userId: String) throws -> Int64? {
         try pool.read { db in
-            try Int64.fetchOne(db.cachedStatement(sql: "SELECT b.size FROM blobs b JOIN blob_uploads u ON u.sha256 = b.sha256 WHERE b.sha256 = ? AND u.user_id = ?"), arguments: [sha256, userId])
+            try Int64.fetchOne(
+                db.cachedStatement(sql: "SELECT b.size FROM blobs b JOIN blob_uploads u ON u.sha256 = b.sha256 WHERE b.sha256 = ? AND u.user_id = ?"),
+                arguments: [sha256, userId])
         }
     }
 }

@@ -92,10 +92,12 @@ public final class DownloadCounter: Sendable {
                 for (key, n) in batch {
                     try db.cachedStatement(sql: "UPDATE resources SET download_count = download_count + ? WHERE id = ?").execute(arguments: [n, key.resourceId])
                     // A resource purged meanwhile has nothing to count against.
-                    try db.cachedStatement(sql: """
+                    try db.cachedStatement(
+                        sql: """
                             INSERT INTO download_days (resource_id, day, count) SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM resources WHERE id = ?)
                             ON CONFLICT (resource_id, day) DO UPDATE SET count = count + excluded.count
-                            """).execute(arguments: [key.resourceId, key.day, n, key.resourceId])
+                            """
+                    ).execute(arguments: [key.resourceId, key.day, n, key.resourceId])
                 }
             }
         } catch {

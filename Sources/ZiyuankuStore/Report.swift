@@ -75,11 +75,13 @@ extension Upkeep {
             r.published = try Int.fetchOne(db, sql: "SELECT count(*) FROM resources r WHERE \(live) AND r.published_version IS NOT NULL") ?? 0
             r.byType = try buckets("SELECT r.resource_type, NULL, count(*) FROM resources r WHERE \(live) GROUP BY 1 ORDER BY 3 DESC, 1")
             r.byLevel = try buckets("SELECT r.education_level, NULL, count(*) FROM resources r WHERE \(live) GROUP BY 1 ORDER BY 3 DESC, 1")
-            r.byOrganization = try buckets("""
+            r.byOrganization = try buckets(
+                """
                 SELECT r.organization_id, o.name, count(*) FROM resources r JOIN organizations o ON o.id = r.organization_id
                 WHERE \(live) GROUP BY 1 ORDER BY 3 DESC, 1
                 """)
-            r.byMajor = try buckets("""
+            r.byMajor = try buckets(
+                """
                 SELECT m.major_code, j.name, count(DISTINCT r.id) FROM resources r JOIN resource_majors m ON m.resource_id = r.id
                 LEFT JOIN majors j ON j.code = m.major_code WHERE \(live) GROUP BY 1 ORDER BY 3 DESC, 1
                 """)
@@ -94,18 +96,21 @@ extension Upkeep {
             let text = LibraryReport.textTypes.map { "'\($0.rawValue)'" }.joined(separator: ", ")
             r.nonText = try Int.fetchOne(db, sql: "SELECT count(*) FROM resources r WHERE \(live) AND r.resource_type NOT IN (\(text))") ?? 0
             let yearAgo = Timestamp.format(to.addingTimeInterval(-365 * 86_400))
-            r.updatedLast12Months = try Int.fetchOne(
-                db, sql: "SELECT count(*) FROM resources r WHERE \(live) AND (r.updated_at >= ? OR r.created_at >= ?) AND r.created_at < ?",
-                arguments: [yearAgo, yearAgo, toText]) ?? 0
-            r.downloads = try Int.fetchOne(
-                db, sql: "SELECT coalesce(sum(count), 0) FROM download_days WHERE day BETWEEN ? AND ?",
-                arguments: [DownloadCounter.day(from), DownloadCounter.day(to.addingTimeInterval(-0.001))]) ?? 0
-            r.activeTeachers = try Int.fetchOne(
-                db,
-                sql: """
-                    SELECT count(DISTINCT a.actor_id) FROM audit_log a JOIN users u ON u.id = a.actor_id
-                    WHERE a.action IN ('resource.create', 'resource.version', 'resource.restore') AND a.at >= ? AND a.at < ? AND u.role IN ('teacher', 'reviewer')
-                    """, arguments: [fromText, toText]) ?? 0
+            r.updatedLast12Months =
+                try Int.fetchOne(
+                    db, sql: "SELECT count(*) FROM resources r WHERE \(live) AND (r.updated_at >= ? OR r.created_at >= ?) AND r.created_at < ?",
+                    arguments: [yearAgo, yearAgo, toText]) ?? 0
+            r.downloads =
+                try Int.fetchOne(
+                    db, sql: "SELECT coalesce(sum(count), 0) FROM download_days WHERE day BETWEEN ? AND ?",
+                    arguments: [DownloadCounter.day(from), DownloadCounter.day(to.addingTimeInterval(-0.001))]) ?? 0
+            r.activeTeachers =
+                try Int.fetchOne(
+                    db,
+                    sql: """
+                        SELECT count(DISTINCT a.actor_id) FROM audit_log a JOIN users u ON u.id = a.actor_id
+                        WHERE a.action IN ('resource.create', 'resource.version', 'resource.restore') AND a.at >= ? AND a.at < ? AND u.role IN ('teacher', 'reviewer')
+                        """, arguments: [fromText, toText]) ?? 0
             let stored = try Row.fetchOne(db, sql: "SELECT count(*), coalesce(sum(size), 0) FROM blobs")
             r.storedBlobs = stored?[0] ?? 0
             r.storedBytes = stored?[1] ?? 0

@@ -76,7 +76,8 @@ extension Catalog {
     @discardableResult
     public func reindex(batchSize: Int = 2000, progress: (Int, Int) -> Void = { _, _ in }) throws -> Int {
         try pool.write { db in
-            try db.execute(sql: "INSERT INTO settings (key, value) VALUES ('search.tokenizer', 'rebuilding') ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            try db.execute(
+                sql: "INSERT INTO settings (key, value) VALUES ('search.tokenizer', 'rebuilding') ON CONFLICT (key) DO UPDATE SET value = excluded.value")
         }
         let maxRowid = try pool.read { db in try Int64.fetchOne(db, sql: "SELECT max(rowid) FROM resources") ?? 0 }
         let total = try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM resources WHERE deleted_at IS NULL") ?? 0 }

@@ -62,7 +62,10 @@ public struct GCReport: JobReport {
     public var tmpRemoved = 0
     public var problemCount: Int { 0 }
     public var counts: [String: Int64] {
-        ["removed": Int64(removed.count), "bytesFreed": bytesFreed, "keptInUse": Int64(keptInUse), "trashPurged": Int64(trashPurged), "tmpRemoved": Int64(tmpRemoved)]
+        [
+            "removed": Int64(removed.count), "bytesFreed": bytesFreed, "keptInUse": Int64(keptInUse), "trashPurged": Int64(trashPurged),
+            "tmpRemoved": Int64(tmpRemoved),
+        ]
     }
 }
 
@@ -180,7 +183,9 @@ public struct Upkeep: Sendable {
                         verdict = digest == sha && read == size ? "ok" : "mismatch"
                     }
                     // gc may have moved an unused blob to the trash meanwhile: not a fixity problem.
-                    if verdict == "missing", try !catalog.pool.read({ db in try Bool.fetchOne(db, sql: "SELECT 1 FROM blobs WHERE sha256 = ?", arguments: [sha]) ?? false }) {
+                    if verdict == "missing",
+                        try !catalog.pool.read({ db in try Bool.fetchOne(db, sql: "SELECT 1 FROM blobs WHERE sha256 = ?", arguments: [sha]) ?? false })
+                    {
                         continue
                     }
                     if verdict == "ok" {
@@ -235,8 +240,10 @@ public struct Upkeep: Sendable {
 
     func references(_ sha: String) throws -> [BlobReference] {
         try catalog.pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT resource_id, version, name FROM version_files WHERE sha256 = ? ORDER BY resource_id, version LIMIT 100", arguments: [sha])
-                .map { BlobReference(resourceId: $0[0], version: $0[1], name: $0[2]) }
+            try Row.fetchAll(
+                db, sql: "SELECT resource_id, version, name FROM version_files WHERE sha256 = ? ORDER BY resource_id, version LIMIT 100", arguments: [sha]
+            )
+            .map { BlobReference(resourceId: $0[0], version: $0[1], name: $0[2]) }
         }
     }
 
@@ -270,7 +277,10 @@ public struct Upkeep: Sendable {
             let old = files.filter { $0.modified < cutoffDate }
             guard !old.isEmpty else { return }
             let known = try catalog.pool.read { db in
-                Set(try String.fetchAll(db, sql: "SELECT sha256 FROM blobs WHERE sha256 IN (\(old.map { _ in "?" }.joined(separator: ",")))", arguments: StatementArguments(old.map(\.0))))
+                Set(
+                    try String.fetchAll(
+                        db, sql: "SELECT sha256 FROM blobs WHERE sha256 IN (\(old.map { _ in "?" }.joined(separator: ",")))",
+                        arguments: StatementArguments(old.map(\.0))))
             }
             for (sha, size, _) in old where !known.contains(sha) { candidates.append(GCItem(sha256: sha, size: size)) }
         }
@@ -283,8 +293,12 @@ public struct Upkeep: Sendable {
                 try catalog.pool.write { db in
                     for item in batch {
                         // Re-checked under the write lock: a save may have started using it.
-                        let used = try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM version_files WHERE sha256 = ? LIMIT 1"), arguments: [item.sha256]) ?? false
-                        let fresh = try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM blobs WHERE sha256 = ? AND created_at >= ?"), arguments: [item.sha256, cutoff]) ?? false
+                        let used =
+                            try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM version_files WHERE sha256 = ? LIMIT 1"), arguments: [item.sha256])
+                            ?? false
+                        let fresh =
+                            try Bool.fetchOne(
+                                db.cachedStatement(sql: "SELECT 1 FROM blobs WHERE sha256 = ? AND created_at >= ?"), arguments: [item.sha256, cutoff]) ?? false
                         if used || fresh {
                             report.keptInUse += 1
                             continue
@@ -348,8 +362,12 @@ public struct Upkeep: Sendable {
             progress(3, 5)
             report.searchIndexed = try Int.fetchOne(db, sql: "SELECT count(*) FROM resource_search") ?? 0
             report.searchExpected = try Int.fetchOne(db, sql: "SELECT count(*) FROM resources WHERE deleted_at IS NULL") ?? 0
-            let stray = try Int.fetchOne(db, sql: "SELECT count(*) FROM (SELECT rowid FROM resource_search EXCEPT SELECT rowid FROM resources WHERE deleted_at IS NULL)") ?? 0
-            let absent = try Int.fetchOne(db, sql: "SELECT count(*) FROM (SELECT rowid FROM resources WHERE deleted_at IS NULL EXCEPT SELECT rowid FROM resource_search)") ?? 0
+            let stray =
+                try Int.fetchOne(
+                    db, sql: "SELECT count(*) FROM (SELECT rowid FROM resource_search EXCEPT SELECT rowid FROM resources WHERE deleted_at IS NULL)") ?? 0
+            let absent =
+                try Int.fetchOne(
+                    db, sql: "SELECT count(*) FROM (SELECT rowid FROM resources WHERE deleted_at IS NULL EXCEPT SELECT rowid FROM resource_search)") ?? 0
             if stray > 0 || absent > 0 {
                 find("search", "the search index has \(stray) entries for no visible resource and lacks \(absent) resources (run zyk reindex)")
             }

@@ -284,36 +284,43 @@ public final class CurlEasy {
                 try set(CURLOPT_UPLOAD, 1, "upload")
                 try check(zyk_curl_setopt_off(handle, CURLOPT_INFILESIZE_LARGE, curl_off_t(size)), "body size")
             }
-            if case .none = request.body {} else {
+            if case .none = request.body {
+            } else {
                 // CURLOPT_UPLOAD sends PUT; CUSTOMREQUEST above keeps any other method.
-                try check(zyk_curl_setopt_data_callback(handle, CURLOPT_READFUNCTION) { buffer, size, count, user in
-                    guard let buffer, let user else { return Int(CURL_READFUNC_ABORT) }
-                    return Unmanaged<TransferContext>.fromOpaque(user).takeUnretainedValue().read(into: buffer, max: size * count)
-                }, "read callback")
+                try check(
+                    zyk_curl_setopt_data_callback(handle, CURLOPT_READFUNCTION) { buffer, size, count, user in
+                        guard let buffer, let user else { return Int(CURL_READFUNC_ABORT) }
+                        return Unmanaged<TransferContext>.fromOpaque(user).takeUnretainedValue().read(into: buffer, max: size * count)
+                    }, "read callback")
                 try check(zyk_curl_setopt_pointer(handle, CURLOPT_READDATA, me), "read data")
                 // Lets libcurl rewind the body to send it again (a reused connection that died).
-                try check(zyk_curl_setopt_seek_callback(handle) { user, offset, origin in
-                    guard let user, origin == SEEK_SET else { return Int32(CURL_SEEKFUNC_CANTSEEK) }
-                    return Unmanaged<TransferContext>.fromOpaque(user).takeUnretainedValue().seek(to: Int64(offset)) ? Int32(CURL_SEEKFUNC_OK) : Int32(CURL_SEEKFUNC_FAIL)
-                }, "seek callback")
+                try check(
+                    zyk_curl_setopt_seek_callback(handle) { user, offset, origin in
+                        guard let user, origin == SEEK_SET else { return Int32(CURL_SEEKFUNC_CANTSEEK) }
+                        return Unmanaged<TransferContext>.fromOpaque(user).takeUnretainedValue().seek(to: Int64(offset))
+                            ? Int32(CURL_SEEKFUNC_OK) : Int32(CURL_SEEKFUNC_FAIL)
+                    }, "seek callback")
                 try check(zyk_curl_setopt_pointer(handle, CURLOPT_SEEKDATA, me), "seek data")
             }
             try setHeaders(request.headers)
-            try check(zyk_curl_setopt_data_callback(handle, CURLOPT_WRITEFUNCTION) { buffer, size, count, user in
-                guard let buffer, let user else { return 0 }
-                return Unmanaged<TransferContext>.fromOpaque(user).takeUnretainedValue().write(buffer, count: size * count)
-            }, "write callback")
+            try check(
+                zyk_curl_setopt_data_callback(handle, CURLOPT_WRITEFUNCTION) { buffer, size, count, user in
+                    guard let buffer, let user else { return 0 }
+                    return Unmanaged<TransferContext>.fromOpaque(user).takeUnretainedValue().write(buffer, count: size * count)
+                }, "write callback")
             try check(zyk_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, me), "write data")
-            try check(zyk_curl_setopt_data_callback(handle, CURLOPT_HEADERFUNCTION) { buffer, size, count, user in
-                guard let buffer, let user else { return 0 }
-                return Unmanaged<TransferContext>.fromOpaque(user).takeUnretainedValue().header(buffer, count: size * count)
-            }, "header callback")
+            try check(
+                zyk_curl_setopt_data_callback(handle, CURLOPT_HEADERFUNCTION) { buffer, size, count, user in
+                    guard let buffer, let user else { return 0 }
+                    return Unmanaged<TransferContext>.fromOpaque(user).takeUnretainedValue().header(buffer, count: size * count)
+                }, "header callback")
             try check(zyk_curl_setopt_pointer(handle, CURLOPT_HEADERDATA, me), "header data")
             try set(CURLOPT_NOPROGRESS, 0, "progress")
-            try check(zyk_curl_setopt_xferinfo_callback(handle) { user, _, _, _, _ in
-                guard let user else { return 0 }
-                return Unmanaged<TransferContext>.fromOpaque(user).takeUnretainedValue().cancel.isCancelled ? 1 : 0
-            }, "progress callback")
+            try check(
+                zyk_curl_setopt_xferinfo_callback(handle) { user, _, _, _, _ in
+                    guard let user else { return 0 }
+                    return Unmanaged<TransferContext>.fromOpaque(user).takeUnretainedValue().cancel.isCancelled ? 1 : 0
+                }, "progress callback")
             try check(zyk_curl_setopt_pointer(handle, CURLOPT_XFERINFODATA, me), "progress data")
 
             let rc = curl_easy_perform(handle)
@@ -328,7 +335,8 @@ public final class CurlEasy {
             var sent: curl_off_t = 0
             _ = zyk_curl_getinfo_off(handle, CURLINFO_SIZE_UPLOAD_T, &sent)
             return CurlResponse(
-                status: status, body: ctx.response, retryAfter: retryAfter > 0 ? min(Double(retryAfter), Self.retryAfterCap) : nil, bytesSent: Int64(sent), headers: ctx.headers)
+                status: status, body: ctx.response, retryAfter: retryAfter > 0 ? min(Double(retryAfter), Self.retryAfterCap) : nil, bytesSent: Int64(sent),
+                headers: ctx.headers)
         }
     }
 }

@@ -119,7 +119,8 @@ public struct RequestSigner: Sendable {
 
     public func signature(method: String, path: String, timestamp: String, nonce: String, bodySHA256: String) -> String {
         let mac = HMAC<SHA256>.authenticationCode(
-            for: Data(Self.stringToSign(method: method, path: path, timestamp: timestamp, nonce: nonce, bodySHA256: bodySHA256).utf8), using: SymmetricKey(data: secret))
+            for: Data(Self.stringToSign(method: method, path: path, timestamp: timestamp, nonce: nonce, bodySHA256: bodySHA256).utf8),
+            using: SymmetricKey(data: secret))
         return Array(mac).hexString
     }
 
@@ -286,7 +287,9 @@ public struct PlatformV1: PlatformAdapter {
         return s
     }()
 
-    private func send(_ method: String, _ path: String, body: CurlRequest.Body, bodySHA256: String, extra: [String] = [], progress: ByteCounter? = nil)
+    private func send(
+        _ method: String, _ path: String, body: CurlRequest.Body, bodySHA256: String, extra: [String] = [], progress: ByteCounter? = nil
+    )
         async throws(PlatformFailure) -> CurlResponse
     {
         let fullPath = basePath + path

@@ -257,7 +257,8 @@ public final class SyncRunner: Sendable {
     public static func plan(catalog: Catalog, root: DataRoot, limit: Int) throws -> [SyncPlanItem] {
         let blobs = FileBlobStore(root: root)
         return try catalog.syncEntries(states: [.pending, .failed, .inFlight], limit: limit).map { e in
-            var item = SyncPlanItem(resourceId: e.resourceId, title: e.title, op: e.op, version: e.version, state: e.state, attempts: e.attempts,
+            var item = SyncPlanItem(
+                resourceId: e.resourceId, title: e.title, op: e.op, version: e.version, state: e.state, attempts: e.attempts,
                 nextAttemptAt: e.nextAttemptAt, files: 0, bytes: 0, problems: [])
             guard e.op == .put else { return item }
             guard let v = e.version, let payload = try catalog.syncPayload(id: e.resourceId, version: v) else {

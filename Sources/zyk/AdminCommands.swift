@@ -151,7 +151,9 @@ struct UserCommand: AsyncParsableCommand {
                 let (catalog, _) = try root.openCatalog()
                 let orgId = try org.map { try resolveOrganization(catalog, $0).id }
                 let users = try catalog.users(organizationId: orgId)
-                if output.json { try Output.json(users) } else {
+                if output.json {
+                    try Output.json(users)
+                } else {
                     Output.table(["id", "name", "role", "organization"], users.map { [$0.id, $0.name, $0.role.rawValue, $0.organizationId] })
                 }
             }
@@ -198,8 +200,11 @@ struct TokenCommand: AsyncParsableCommand {
                 guard label.unicodeScalars.count <= 100 else { throw CLIError("--label must be at most 100 characters", code: 64) }
                 let (catalog, _) = try root.openCatalog()
                 guard Identifiers.isUUID(user), try catalog.user(id: user) != nil else { throw CLIError("no user \(user)", code: 65) }
-                let t = try catalog.issueToken(userId: user, label: label, expiresAt: expiresInDays.map { Date().addingTimeInterval(Double($0) * 86400) }, actor: try root.actor(catalog))
-                if output.json { try Output.json(["id": t.info.id, "token": t.secret, "expiresAt": t.info.expiresAt ?? ""]) } else {
+                let t = try catalog.issueToken(
+                    userId: user, label: label, expiresAt: expiresInDays.map { Date().addingTimeInterval(Double($0) * 86400) }, actor: try root.actor(catalog))
+                if output.json {
+                    try Output.json(["id": t.info.id, "token": t.secret, "expiresAt": t.info.expiresAt ?? ""])
+                } else {
                     print("token \(t.info.id)\(t.info.expiresAt.map { ", expires \($0)" } ?? "")")
                     print("token (shown once, store it now): \(t.secret)")
                 }
@@ -248,7 +253,9 @@ struct TokenCommand: AsyncParsableCommand {
             try await cli {
                 let (catalog, _) = try root.openCatalog()
                 let tokens = try catalog.tokens(userId: user)
-                if output.json { try Output.json(tokens) } else {
+                if output.json {
+                    try Output.json(tokens)
+                } else {
                     Output.table(
                         ["id", "user", "label", "created", "expires", "revoked"],
                         tokens.map { [$0.id, $0.userId, $0.label, $0.createdAt, $0.expiresAt ?? "-", $0.revokedAt ?? "-"] })
@@ -317,10 +324,14 @@ struct VocabCommand: AsyncParsableCommand {
                 if output.json {
                     try Output.json(outcome)
                 } else if dryRun {
-                    print("\(file): \(outcome.rows) rows OK (\(c["category"] ?? 0) 大类, \(c["class"] ?? 0) 类, \(c["major"] ?? 0) 专业); nothing imported (--dry-run)")
+                    print(
+                        "\(file): \(outcome.rows) rows OK (\(c["category"] ?? 0) 大类, \(c["class"] ?? 0) 类, \(c["major"] ?? 0) 专业); nothing imported (--dry-run)"
+                    )
                 } else {
                     let r = outcome.result
-                    print("\(outcome.rows) rows: \(r.inserted) inserted, \(r.updated) updated, \(r.unchanged) unchanged; the catalog now has \(outcome.majorsInCatalog) majors (专业)")
+                    print(
+                        "\(outcome.rows) rows: \(r.inserted) inserted, \(r.updated) updated, \(r.unchanged) unchanged; the catalog now has \(outcome.majorsInCatalog) majors (专业)"
+                    )
                 }
             }
         }
@@ -336,4 +347,3 @@ struct AnyEncodable: Encodable, ExpressibleByBooleanLiteral, ExpressibleByIntege
     init(stringLiteral value: String) { self.init(value) }
     func encode(to encoder: any Encoder) throws { try encodeFn(encoder) }
 }
-

@@ -87,10 +87,14 @@ struct AuditCommand: AsyncParsableCommand {
                 q.limit = limit
                 let (catalog, _) = try root.openCatalog()
                 let items = try catalog.auditEntries(q)
-                if output.json { try Output.json(items) } else {
+                if output.json {
+                    try Output.json(items)
+                } else {
                     Output.table(
                         ["seq", "at", "actor", "action", "resource", "version", "details"],
-                        items.map { [String($0.seq), $0.at, $0.actorId ?? "-", $0.action, $0.resourceId ?? "-", $0.version.map(String.init) ?? "-", $0.details] })
+                        items.map {
+                            [String($0.seq), $0.at, $0.actorId ?? "-", $0.action, $0.resourceId ?? "-", $0.version.map(String.init) ?? "-", $0.details]
+                        })
                 }
             }
         }

@@ -65,12 +65,17 @@ struct Import: AsyncParsableCommand {
                 for p in summary.problems { csv += "\(p.row),\(q(p.key ?? "")),\(q(p.field)),\(q(p.message))\n" }
                 try Data(csv.utf8).write(to: URL(fileURLWithPath: report))
             }
-            if output.json { try Output.json(summary) } else {
-                print("\(summary.rows) rows: \(dryRun ? "would create" : "created") \(summary.created), already imported \(summary.alreadyImported), skipped \(summary.failed)"
-                    + String(format: " (%.1f s)", summary.seconds))
+            if output.json {
+                try Output.json(summary)
+            } else {
+                print(
+                    "\(summary.rows) rows: \(dryRun ? "would create" : "created") \(summary.created), already imported \(summary.alreadyImported), skipped \(summary.failed)"
+                        + String(format: " (%.1f s)", summary.seconds))
                 if !summary.problems.isEmpty {
                     Output.table(["row", "key", "field", "problem"], summary.problems.prefix(50).map { [String($0.row), $0.key ?? "", $0.field, $0.message] })
-                    if summary.problems.count > 50 { print("… \(summary.problems.count - 50) more\(report == nil ? " (use --report FILE)" : " in \(report!)")") }
+                    if summary.problems.count > 50 {
+                        print("… \(summary.problems.count - 50) more\(report == nil ? " (use --report FILE)" : " in \(report!)")")
+                    }
                 }
             }
             if summary.failed > 0 { throw ExitCode(2) }

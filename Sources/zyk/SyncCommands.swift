@@ -123,11 +123,16 @@ struct SyncDryRun: AsyncParsableCommand {
                 Output.table(
                     ["resource", "title", "send", "state", "files", "bytes", "problems"],
                     plan.map { p in
-                        [p.resourceId, String((p.title ?? "—").prefix(24)), p.op == .put ? "put v\(p.version ?? 0)" : "delete", p.state.rawValue, "\(p.files)",
-                            formatBytes(p.bytes), p.problems.isEmpty ? "—" : p.problems.joined(separator: "; ")]
+                        [
+                            p.resourceId, String((p.title ?? "—").prefix(24)), p.op == .put ? "put v\(p.version ?? 0)" : "delete", p.state.rawValue,
+                            "\(p.files)",
+                            formatBytes(p.bytes), p.problems.isEmpty ? "—" : p.problems.joined(separator: "; "),
+                        ]
                     })
                 let bytes = plan.reduce(Int64(0)) { $0 + $1.bytes }
-                print("\(plan.count) to send (\(formatBytes(bytes)) of files, before skipping what the platform has); \(plan.filter { !$0.problems.isEmpty }.count) with problems")
+                print(
+                    "\(plan.count) to send (\(formatBytes(bytes)) of files, before skipping what the platform has); \(plan.filter { !$0.problems.isEmpty }.count) with problems"
+                )
             }
             if plan.contains(where: { !$0.problems.isEmpty }) { throw ExitCode(1) }
         }
@@ -280,8 +285,11 @@ struct SyncStatusCommand: AsyncParsableCommand {
                 Output.table(
                     ["finished", "outcome", "send", "HTTP", "bytes", "error"],
                     attempts.map { a in
-                        [a.finishedAt, a.outcome, a.op == .put ? "put v\(a.version ?? 0)" : "delete", a.httpStatus.map(String.init) ?? "—", formatBytes(a.bytesSent),
-                            a.error ?? ""]
+                        [
+                            a.finishedAt, a.outcome, a.op == .put ? "put v\(a.version ?? 0)" : "delete", a.httpStatus.map(String.init) ?? "—",
+                            formatBytes(a.bytesSent),
+                            a.error ?? "",
+                        ]
                     })
                 return
             }
@@ -298,8 +306,11 @@ struct SyncStatusCommand: AsyncParsableCommand {
                 Output.table(
                     ["resource", "title", "send", "state", "attempts", "next attempt", "last error"],
                     shown.map { e in
-                        [e.resourceId, String((e.title ?? "(purged)").prefix(20)), e.op == .put ? "put v\(e.version ?? 0)" : "delete", e.state.rawValue, "\(e.attempts)",
-                            e.state == .failed || e.state == .pending ? e.nextAttemptAt : "—", e.lastError ?? ""]
+                        [
+                            e.resourceId, String((e.title ?? "(purged)").prefix(20)), e.op == .put ? "put v\(e.version ?? 0)" : "delete", e.state.rawValue,
+                            "\(e.attempts)",
+                            e.state == .failed || e.state == .pending ? e.nextAttemptAt : "—", e.lastError ?? "",
+                        ]
                     })
             }
         }

@@ -66,8 +66,9 @@ struct Fixity: AsyncParsableCommand {
     func run() async throws {
         if let budget, !(budget > 0) { throw ValidationError("--budget must be a positive number of seconds") }
         try await runJob(.fixity, root: root, output: output, label: "fixity", { u, p in try u.fixity(budget: budget, progress: p) }) { r in
-            print("checked \(r.checked) blobs (\(formatBytes(r.bytes))) in \(String(format: "%.1f", r.seconds)) s: \(r.ok) ok, \(r.problems.count) problems"
-                + (r.remaining > 0 ? ", \(r.remaining) left for the next run" : ""))
+            print(
+                "checked \(r.checked) blobs (\(formatBytes(r.bytes))) in \(String(format: "%.1f", r.seconds)) s: \(r.ok) ok, \(r.problems.count) problems"
+                    + (r.remaining > 0 ? ", \(r.remaining) left for the next run" : ""))
             if !r.problems.isEmpty {
                 Output.table(
                     ["sha256", "result", "size", "used by"],
@@ -105,9 +106,10 @@ struct GC: AsyncParsableCommand {
     func run() async throws {
         guard graceHours >= 1 else { throw ValidationError("--grace-hours must be at least 1 (uploads in flight are younger)") }
         try await runJob(.gc, root: root, output: output, label: "gc", { u, p in try u.gc(grace: graceHours * 3600, dryRun: dryRun, progress: p) }) { r in
-            print("\(r.dryRun ? "would remove" : "removed") \(r.removed.count) unused blobs (\(formatBytes(r.bytesFreed))), "
-                + "\(r.trashPurged) old trash files, \(r.tmpRemoved) abandoned partial uploads"
-                + (r.keptInUse > 0 ? "; \(r.keptInUse) kept because a save started using them" : ""))
+            print(
+                "\(r.dryRun ? "would remove" : "removed") \(r.removed.count) unused blobs (\(formatBytes(r.bytesFreed))), "
+                    + "\(r.trashPurged) old trash files, \(r.tmpRemoved) abandoned partial uploads"
+                    + (r.keptInUse > 0 ? "; \(r.keptInUse) kept because a save started using them" : ""))
             if r.dryRun && !r.removed.isEmpty { Output.table(["sha256", "size"], r.removed.prefix(200).map { [$0.sha256, String($0.size)] }) }
         }
     }
@@ -133,8 +135,9 @@ struct Verify: AsyncParsableCommand {
 
     func run() async throws {
         try await runJob(.verify, root: root, output: output, label: "verify", { u, p in try u.verify(progress: p) }) { r in
-            print("integrity \(r.integrity), \(r.foreignKeyViolations) foreign key violations, \(r.referencedBlobs) referenced blobs, "
-                + "search index \(r.searchIndexed)/\(r.searchExpected), audit log \(r.auditEntries) entries")
+            print(
+                "integrity \(r.integrity), \(r.foreignKeyViolations) foreign key violations, \(r.referencedBlobs) referenced blobs, "
+                    + "search index \(r.searchIndexed)/\(r.searchExpected), audit log \(r.auditEntries) entries")
             if !r.findings.isEmpty { Output.table(["check", "problem"], r.findings.map { [$0.check, $0.message] }) }
         }
     }
@@ -158,8 +161,9 @@ struct Optimize: AsyncParsableCommand {
 
     func run() async throws {
         try await runJob(.optimize, root: root, output: output, label: "optimize", { u, _ in try u.optimize() }) { r in
-            print("catalog \(formatBytes(r.catalogBytesBefore)) → \(formatBytes(r.catalogBytesAfter)) (with its log)"
-                + (r.walBusy ? "; the log could not be truncated while readers were active (retried next time)" : ""))
+            print(
+                "catalog \(formatBytes(r.catalogBytesBefore)) → \(formatBytes(r.catalogBytesAfter)) (with its log)"
+                    + (r.walBusy ? "; the log could not be truncated while readers were active (retried next time)" : ""))
         }
     }
 }
@@ -194,12 +198,16 @@ struct Jobs: AsyncParsableCommand {
             }
             let (catalog, _) = try root.openCatalog()
             let runs = try catalog.jobRuns(kind: k, limit: limit)
-            if output.json { try Output.json(runs) } else {
+            if output.json {
+                try Output.json(runs)
+            } else {
                 Output.table(
                     ["id", "job", "trigger", "started", "ended", "outcome", "counts"],
                     runs.map { r in
-                        [String(r.id), r.kind.rawValue, r.trigger.rawValue, r.startedAt, r.endedAt ?? "-", r.outcome.rawValue,
-                         r.counts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")]
+                        [
+                            String(r.id), r.kind.rawValue, r.trigger.rawValue, r.startedAt, r.endedAt ?? "-", r.outcome.rawValue,
+                            r.counts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "),
+                        ]
                     })
             }
         }
@@ -229,8 +237,9 @@ struct Backup: AsyncParsableCommand {
     func run() async throws {
         let target = URL(fileURLWithPath: target).standardizedFileURL.path
         try await runJob(.backup, root: root, output: output, label: "backup", { u, p in try u.backup(to: target, progress: p) }) { r in
-            print("backed up the catalog (\(formatBytes(r.catalogBytes))) and \(r.blobs) blobs (\(formatBytes(r.blobBytes))) to \(r.target) in "
-                + String(format: "%.1f s", r.seconds) + ": \(r.linked) linked, \(r.copied) copied, \(r.alreadyThere) already there")
+            print(
+                "backed up the catalog (\(formatBytes(r.catalogBytes))) and \(r.blobs) blobs (\(formatBytes(r.blobBytes))) to \(r.target) in "
+                    + String(format: "%.1f s", r.seconds) + ": \(r.linked) linked, \(r.copied) copied, \(r.alreadyThere) already there")
             if !r.missing.isEmpty { print("MISSING in the data root (run zyk fixity): \(r.missing.prefix(20).joined(separator: ", "))") }
         }
     }
@@ -256,12 +265,17 @@ struct Restore: AsyncParsableCommand {
         try await cli {
             let dataRoot = DataRoot(path: try root.serverConfig().dataRoot)
             let bar = ProgressBar(total: 1, label: "restore")
-            let (catalog, report) = try Upkeep.restore(from: source, into: dataRoot) { done, total in bar.update(Int(clamping: done), of: Int(clamping: total)) }
+            let (catalog, report) = try Upkeep.restore(from: source, into: dataRoot) { done, total in bar.update(Int(clamping: done), of: Int(clamping: total))
+            }
             bar.finish()
             let (run, _) = try catalog.recordRun(.restore, trigger: .cli) { report }
-            if output.json { try Output.json(JobOutput(run: run, report: report)) } else {
+            if output.json {
+                try Output.json(JobOutput(run: run, report: report))
+            } else {
                 print("restored \(report.blobs) blobs (\(formatBytes(report.bytes))) into \(dataRoot.path)")
-                print("fixity: \(report.fixity?.ok ?? 0) ok, \(report.fixity?.problems.count ?? 0) problems; verify: \(report.verify?.findings.count ?? 0) problems")
+                print(
+                    "fixity: \(report.fixity?.ok ?? 0) ok, \(report.fixity?.problems.count ?? 0) problems; verify: \(report.verify?.findings.count ?? 0) problems"
+                )
                 for f in report.verify?.findings ?? [] { print("  \(f.check): \(f.message)") }
                 for p in report.fixity?.problems ?? [] { print("  \(p.result): \(p.sha256)") }
             }
@@ -304,14 +318,18 @@ struct Report: AsyncParsableCommand {
         try await runJob(.report, root: root, output: output, label: "report", { u, _ in try u.report(from: from, to: to) }) { r in
             print("资源库报告 library report, \(r.from) – \(r.to)")
             print("resources \(r.resources) (published \(r.published)); non-text \(r.nonText) (\(String(format: "%.1f%%", r.nonTextShare * 100)))")
-            print("added or updated in the last 12 months: \(r.updatedLast12Months) (\(String(format: "%.1f%%", r.updatedShare * 100))) — "
-                + (r.meetsYearlyUpdateRule ? "meets the ≥ 10% yearly rule" : "BELOW the ≥ 10% yearly rule"))
+            print(
+                "added or updated in the last 12 months: \(r.updatedLast12Months) (\(String(format: "%.1f%%", r.updatedShare * 100))) — "
+                    + (r.meetsYearlyUpdateRule ? "meets the ≥ 10% yearly rule" : "BELOW the ≥ 10% yearly rule"))
             print("downloads \(r.downloads), active teachers \(r.activeTeachers)")
             print("storage \(formatBytes(r.storedBytes)) in \(r.storedBlobs) blobs; deduplication saves \(formatBytes(r.savedByDeduplication))")
             let s = r.platformSync
-            print("national platform: \(s.done) on the platform, \(s.waiting) waiting, \(s.dead) dead"
-                + (r.lastSyncRunEndedAt.map { "; last sync run ended \($0)" } ?? "; never synced"))
-            for (title, buckets) in [("type", r.byType), ("level", r.byLevel), ("organization", r.byOrganization), ("大类", r.byMajorCategory), ("类", r.byMajorClass)] {
+            print(
+                "national platform: \(s.done) on the platform, \(s.waiting) waiting, \(s.dead) dead"
+                    + (r.lastSyncRunEndedAt.map { "; last sync run ended \($0)" } ?? "; never synced"))
+            for (title, buckets) in [
+                ("type", r.byType), ("level", r.byLevel), ("organization", r.byOrganization), ("大类", r.byMajorCategory), ("类", r.byMajorClass),
+            ] {
                 print("")
                 Output.table([title, "name", "resources"], buckets.prefix(30).map { [$0.key, $0.name ?? "", String($0.count)] })
             }
