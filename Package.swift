@@ -117,6 +117,13 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
+        // Fixtures more than one test target needs: throw-away data roots with their catalog and
+        // blob store, the seeded schools and personas, sample files and metadata.
+        .target(
+            name: "ZiyuankuTestSupport",
+            dependencies: ["ZiyuankuCore", "ZiyuankuStore"],
+            path: "Tests/ZiyuankuTestSupport"
+        ),
         .testTarget(
             name: "ZiyuankuCoreTests",
             dependencies: ["ZiyuankuCore", "ZiyuankuFuzzTargets"]
@@ -124,12 +131,31 @@ let package = Package(
         .testTarget(
             name: "ZiyuankuServerTests",
             dependencies: [
-                "ZiyuankuCore", "ZiyuankuStore", "ZiyuankuLibrary", "ZiyuankuServer", "ZiyuankuSync",
+                "ZiyuankuCore", "ZiyuankuStore", "ZiyuankuLibrary", "ZiyuankuServer", "ZiyuankuSync", "ZiyuankuTestSupport",
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             exclude: ["Fixtures"]
+        ),
+        // The store's public API on real files: blob writers, resumable uploads, the trash
+        // protocol, adoption and fixity reads, and catalog writes below the library.
+        .testTarget(
+            name: "ZiyuankuStoreTests",
+            dependencies: [
+                "ZiyuankuCore", "ZiyuankuStore", "ZiyuankuTestSupport",
+                // To write what an older or newer zyk might have left in the catalog.
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        // The library's use cases without HTTP: resource rules, the workflow service, opening
+        // and recovering a data root.
+        .testTarget(
+            name: "ZiyuankuLibraryTests",
+            dependencies: [
+                "ZiyuankuCore", "ZiyuankuStore", "ZiyuankuLibrary", "ZiyuankuTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -196,6 +196,58 @@ public enum SearchText {
     public static func tokenize(
         _ text: UnsafeBufferPointer<UInt8>, mode: Mode, emit: (UnsafeBufferPointer<UInt8>, Int, Int, Bool) -> Bool
     ) {
+        var state = Tokenizer(mode: mode)
+        var i = 0
+        while i < text.count && !state.stopped {
+            let (v, length) = decodeScalar(text, at: i)
+            state.take(v, start: i, end: i + length, emit)
+            i += length
+        }
+        state.flushRun(emit)
+        state.flushWord(emit)
+    }
+
+    /// Decodes one UTF-8 scalar at `i`: (value, byte length). Invalid bytes become U+FFFD, one
+    /// byte at a time (a separator).
+    @inline(__always)
+    static func decodeScalar(_ text: UnsafeBufferPointer<UInt8>, at i: Int) -> (UInt32, Int) {
+        let n = text.count
+        let b0 = text[i]
+        if b0 < 0x80 { return (UInt32(b0), 1) }
+        if b0 & 0xE0 == 0xC0, i + 1 < n { return ((UInt32(b0 & 0x1F) << 6) | UInt32(text[i + 1] & 0x3F), 2) }
+        if b0 & 0xF0 == 0xE0, i + 2 < n {
+            return ((UInt32(b0 & 0x0F) << 12) | (UInt32(text[i + 1] & 0x3F) << 6) | UInt32(text[i + 2] & 0x3F), 3)
+        }
+        if b0 & 0xF8 == 0xF0, i + 3 < n {
+            return ((UInt32(b0 & 0x07) << 18) | (UInt32(text[i + 1] & 0x3F) << 12) | (UInt32(text[i + 2] & 0x3F) << 6) | UInt32(text[i + 3] & 0x3F), 4)
+        }
+        return (0xFFFD, 1)
+    }
+
+    /// Appends a scalar's UTF-8 bytes.
+    static func appendScalar(_ v: UInt32, to out: inout [UInt8]) {
+        if v < 0x80 {
+            out.append(UInt8(v))
+        } else if v < 0x800 {
+            out.append(UInt8(0xC0 | (v >> 6)))
+            out.append(UInt8(0x80 | (v & 0x3F)))
+        } else if v < 0x10000 {
+            out.append(UInt8(0xE0 | (v >> 12)))
+            out.append(UInt8(0x80 | ((v >> 6) & 0x3F)))
+            out.append(UInt8(0x80 | (v & 0x3F)))
+        } else {
+            out.append(UInt8(0xF0 | (v >> 18)))
+            out.append(UInt8(0x80 | ((v >> 12) & 0x3F)))
+            out.append(UInt8(0x80 | ((v >> 6) & 0x3F)))
+            out.append(UInt8(0x80 | (v & 0x3F)))
+        }
+    }
+
+    /// The tokenizer between scalars: a run of Han characters (emitted as overlapping bigrams,
+    /// with pinyin alongside in document mode) or a word of letters and digits.
+    struct Tokenizer {
+        typealias Emit = (UnsafeBufferPointer<UInt8>, Int, Int, Bool) -> Bool
+        let mode: Mode
         var run: [(v: UInt32, start: Int, end: Int)] = []
         var word: [UInt8] = []
         var wordStart = 0
@@ -207,7 +259,9 @@ public enum SearchText {
         // so phrases line up with the document's positions ("西门子 PLC", "康复 治疗").
         var pendingTail: (bytes: [UInt8], start: Int, end: Int)?
 
-        func send(_ bytes: [UInt8], _ s: Int, _ e: Int, _ colocated: Bool) {
+        init(mode: Mode) { self.mode = mode }
+
+        mutating func send(_ bytes: [UInt8], _ s: Int, _ e: Int, _ colocated: Bool, _ emit: Emit) {
             if stopped { return }
             if !colocated, let tail = pendingTail {
                 pendingTail = nil
@@ -216,50 +270,71 @@ public enum SearchText {
             }
             bytes.withUnsafeBufferPointer { if !emit($0, s, e, colocated) { stopped = true } }
         }
-        func appendScalar(_ v: UInt32, to out: inout [UInt8]) {
-            if v < 0x80 {
-                out.append(UInt8(v))
-            } else if v < 0x800 {
-                out.append(UInt8(0xC0 | (v >> 6)))
-                out.append(UInt8(0x80 | (v & 0x3F)))
-            } else if v < 0x10000 {
-                out.append(UInt8(0xE0 | (v >> 12)))
-                out.append(UInt8(0x80 | ((v >> 6) & 0x3F)))
-                out.append(UInt8(0x80 | (v & 0x3F)))
-            } else {
-                out.append(UInt8(0xF0 | (v >> 18)))
-                out.append(UInt8(0x80 | ((v >> 12) & 0x3F)))
-                out.append(UInt8(0x80 | ((v >> 6) & 0x3F)))
-                out.append(UInt8(0x80 | (v & 0x3F)))
+
+        /// Takes one decoded scalar spanning `start..<end` of the text.
+        mutating func take(_ v: UInt32, start: Int, end: Int, _ emit: Emit) {
+            switch normalize(v, mode: mode) {
+            case .han(let h):
+                flushWord(emit)
+                run.append((h, start, end))
+            case .word(let c):
+                flushRun(emit)
+                if word.isEmpty { wordStart = start }
+                word.append(c)
+                wordEnd = end
+            case .wordOther(let s):
+                flushRun(emit)
+                if word.isEmpty { wordStart = start }
+                word.append(contentsOf: s.utf8)
+                wordEnd = end
+            case .syllableMarker:
+                flushRun(emit)
+                if wordPrefix == UInt8(ascii: "~") && !word.isEmpty {
+                    // Inside a marked pair (`~kang~fu`): the marker joins the two syllables.
+                    word.append(UInt8(ascii: "~"))
+                    wordEnd = end
+                } else {
+                    flushWord(emit)
+                    wordPrefix = UInt8(ascii: "~")
+                }
+            case .initialMarker:
+                flushRun(emit)
+                flushWord(emit)
+                wordPrefix = UInt8(ascii: "^")
+            case .separator:
+                flushRun(emit)
+                flushWord(emit)
             }
         }
-        func flushRun() {
+
+        mutating func flushRun(_ emit: Emit) {
             let n = run.count
             guard n > 0 else { return }
             for i in 0..<n {
                 if mode == .query && n > 1 && i == n - 1 {
                     buffer.removeAll(keepingCapacity: true)
-                    appendScalar(run[i].v, to: &buffer)
+                    SearchText.appendScalar(run[i].v, to: &buffer)
                     pendingTail = (buffer, run[i].start, run[i].end)
                     break
                 }
                 buffer.removeAll(keepingCapacity: true)
-                appendScalar(run[i].v, to: &buffer)
+                SearchText.appendScalar(run[i].v, to: &buffer)
                 var end = run[i].end
                 if i + 1 < n {
-                    appendScalar(run[i + 1].v, to: &buffer)
+                    SearchText.appendScalar(run[i + 1].v, to: &buffer)
                     end = run[i + 1].end
                 }
-                send(buffer, run[i].start, end, false)
-                if mode == .document { sendPinyin(i, end: end) }
+                send(buffer, run[i].start, end, false, emit)
+                if mode == .document { sendPinyin(i, end: end, emit) }
             }
             run.removeAll(keepingCapacity: true)
         }
+
         // Pinyin rides along each character as colocated tokens: the syllable pair and the
         // initials pair it starts (`~kang~fu`, `^kf`), or its own syllable and initial when
         // it ends the run (`~fu`, `^f`). Pairs keep pinyin and initials queries as selective
         // as the character bigrams (a lone `^k` would be in nearly every record).
-        func sendPinyin(_ i: Int, end: Int) {
+        mutating func sendPinyin(_ i: Int, end: Int, _ emit: Emit) {
             let t = tables
             let here = t.readingRange(run[i].v)
             guard !here.isEmpty else { return }
@@ -272,7 +347,7 @@ public enum SearchText {
                     buffer.removeAll(keepingCapacity: true)
                     buffer.append(UInt8(ascii: "~"))
                     buffer.append(contentsOf: sa)
-                    send(buffer, run[i].start, e, true)
+                    send(buffer, run[i].start, e, true, emit)
                     let key = UInt16(sa[0])
                     if !initials.contains(key) { initials.append(key) }
                     continue
@@ -284,7 +359,7 @@ public enum SearchText {
                     buffer.append(contentsOf: sa)
                     buffer.append(UInt8(ascii: "~"))
                     buffer.append(contentsOf: sb)
-                    send(buffer, run[i].start, e, true)
+                    send(buffer, run[i].start, e, true, emit)
                     let key = UInt16(sa[0]) << 8 | UInt16(sb[0])
                     if !initials.contains(key) { initials.append(key) }
                 }
@@ -294,7 +369,7 @@ public enum SearchText {
                 buffer.append(UInt8(ascii: "^"))
                 if key > 0xFF { buffer.append(UInt8(key >> 8)) }
                 buffer.append(UInt8(key & 0xFF))
-                send(buffer, run[i].start, e, true)
+                send(buffer, run[i].start, e, true, emit)
             }
             // Initials triples too: a pair like `^zy` is in a large share of all records, so
             // longer initials queries (`zyzl`) would be phrases of very common tokens.
@@ -314,73 +389,17 @@ public enum SearchText {
                 buffer.append(UInt8((key >> 16) & 0xFF))
                 buffer.append(UInt8((key >> 8) & 0xFF))
                 buffer.append(UInt8(key & 0xFF))
-                send(buffer, run[i].start, run[i + 2].end, true)
+                send(buffer, run[i].start, run[i + 2].end, true, emit)
             }
         }
-        func flushWord() {
+
+        mutating func flushWord(_ emit: Emit) {
             guard !word.isEmpty else { return }
             let token = wordPrefix == 0 ? word : [wordPrefix] + word
-            send(Array(token.prefix(64)), wordStart, wordEnd, false)
+            send(Array(token.prefix(64)), wordStart, wordEnd, false, emit)
             word.removeAll(keepingCapacity: true)
             wordPrefix = 0
         }
-
-        var i = 0
-        let n = text.count
-        while i < n && !stopped {
-            // Decode one UTF-8 scalar (invalid bytes become separators).
-            let b0 = text[i]
-            var v: UInt32 = 0xFFFD
-            var len = 1
-            if b0 < 0x80 {
-                v = UInt32(b0)
-            } else if b0 & 0xE0 == 0xC0, i + 1 < n {
-                v = (UInt32(b0 & 0x1F) << 6) | UInt32(text[i + 1] & 0x3F)
-                len = 2
-            } else if b0 & 0xF0 == 0xE0, i + 2 < n {
-                v = (UInt32(b0 & 0x0F) << 12) | (UInt32(text[i + 1] & 0x3F) << 6) | UInt32(text[i + 2] & 0x3F)
-                len = 3
-            } else if b0 & 0xF8 == 0xF0, i + 3 < n {
-                v = (UInt32(b0 & 0x07) << 18) | (UInt32(text[i + 1] & 0x3F) << 12) | (UInt32(text[i + 2] & 0x3F) << 6) | UInt32(text[i + 3] & 0x3F)
-                len = 4
-            }
-            let start = i
-            i += len
-            switch normalize(v, mode: mode) {
-            case .han(let h):
-                flushWord()
-                run.append((h, start, i))
-            case .word(let c):
-                flushRun()
-                if word.isEmpty { wordStart = start }
-                word.append(c)
-                wordEnd = i
-            case .wordOther(let s):
-                flushRun()
-                if word.isEmpty { wordStart = start }
-                word.append(contentsOf: s.utf8)
-                wordEnd = i
-            case .syllableMarker:
-                flushRun()
-                if wordPrefix == UInt8(ascii: "~") && !word.isEmpty {
-                    // Inside a marked pair (`~kang~fu`): the marker joins the two syllables.
-                    word.append(UInt8(ascii: "~"))
-                    wordEnd = i
-                } else {
-                    flushWord()
-                    wordPrefix = UInt8(ascii: "~")
-                }
-            case .initialMarker:
-                flushRun()
-                flushWord()
-                wordPrefix = UInt8(ascii: "^")
-            case .separator:
-                flushRun()
-                flushWord()
-            }
-        }
-        flushRun()
-        flushWord()
     }
 
     /// Convenience for tests and tools: the tokens of a string.

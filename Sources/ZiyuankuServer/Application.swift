@@ -147,7 +147,7 @@ struct DownloadFlushService: Service, CustomStringConvertible {
 
     func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            try? await Task.sleep(for: .seconds(2))
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(2)) }
             do { try counter.flush() } catch { logger.warning("could not write download counts yet: \(error)") }
         }
         do { try counter.flush() } catch { logger.error("download counts lost at shutdown: \(error)") }

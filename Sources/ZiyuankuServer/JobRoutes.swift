@@ -195,19 +195,20 @@ struct JobScheduler: Service, CustomStringConvertible {
                 case .fixity:
                     try services.catalog.recordRun(kind, trigger: .schedule) {
                         try upkeep.fixity(budget: Double(c.fixityBudgetSeconds), shouldStop: { stop.isSet })
-                    }.0.outcome
-                case .gc: try services.catalog.recordRun(kind, trigger: .schedule) { try upkeep.gc(grace: c.gcGraceHours * 3600, dryRun: false) }.0.outcome
-                case .verify: try services.catalog.recordRun(kind, trigger: .schedule) { try upkeep.verify() }.0.outcome
+                    }.run.outcome
+                case .gc: try services.catalog.recordRun(kind, trigger: .schedule) { try upkeep.gc(grace: c.gcGraceHours * 3600, dryRun: false) }.run.outcome
+                case .verify: try services.catalog.recordRun(kind, trigger: .schedule) { try upkeep.verify() }.run.outcome
                 case .backup:
                     try services.catalog.recordRun(kind, trigger: .schedule) {
                         try upkeep.backup(to: c.backupDir ?? (services.root.backupsPath + "/latest"))
-                    }.0.outcome
+                    }.run.outcome
                 case .report:
-                    try services.catalog.recordRun(kind, trigger: .schedule) { try upkeep.report(from: Date().addingTimeInterval(-365 * 86_400), to: Date()) }.0
+                    try services.catalog.recordRun(kind, trigger: .schedule) { try upkeep.report(from: Date().addingTimeInterval(-365 * 86_400), to: Date()) }
+                        .run
                         .outcome
-                case .reindex: try services.catalog.recordRun(kind, trigger: .schedule) { try upkeep.reindex() }.0.outcome
+                case .reindex: try services.catalog.recordRun(kind, trigger: .schedule) { try upkeep.reindex() }.run.outcome
                 case .restore: .ok  // never scheduled
-                case .optimize: try services.catalog.recordRun(kind, trigger: .schedule) { try upkeep.optimize() }.0.outcome
+                case .optimize: try services.catalog.recordRun(kind, trigger: .schedule) { try upkeep.optimize() }.run.outcome
                 }
             }.value
             let level: Logger.Level = outcome == .ok ? .info : .error

@@ -172,7 +172,10 @@ extension FileBlobStore {
     /// Creates the empty, durable file of a new resumable upload.
     public func createResumable(_ id: String) throws(DomainError) {
         let fd = open(resumablePath(id), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw DomainError(.insufficientStorage, "Cannot create the upload's file (errno \(errno)).") }
+        guard fd >= 0 else {
+            if errno == EEXIST { throw DomainError(.conflict, "An upload with this id already has a file; start a new upload.") }
+            throw BlobFiles.ioError(errno, "create the upload's file", whenFull: "Cannot create the upload's file: the disk is full.")
+        }
         fsync(fd)
         close(fd)
         BlobFiles.fsyncDirectory(root.tmpPath)

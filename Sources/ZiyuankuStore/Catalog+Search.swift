@@ -101,7 +101,7 @@ extension Catalog {
                 if !ids.isEmpty {
                     let byRowid = Dictionary(
                         try Row.fetchAll(
-                            db, sql: "SELECT rowid AS zyk_rowid, * FROM resources WHERE rowid IN (\(ids.map { _ in "?" }.joined(separator: ",")))",
+                            db, sql: "SELECT rowid AS zyk_rowid, * FROM resources WHERE rowid IN (\(databaseQuestionMarks(count: ids.count)))",
                             arguments: StatementArguments(ids)
                         ).map { ($0["zyk_rowid"] as Int64, $0) }, uniquingKeysWith: { a, _ in a })
                     rows = ids.compactMap { byRowid[$0] }

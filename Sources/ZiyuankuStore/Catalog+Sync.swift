@@ -226,7 +226,7 @@ extension Catalog {
             var conditions: [String] = []
             var args: [any DatabaseValueConvertible] = []
             if !selection.ids.isEmpty {
-                conditions.append("r.id IN (\(Array(repeating: "?", count: selection.ids.count).joined(separator: ",")))")
+                conditions.append("r.id IN (\(databaseQuestionMarks(count: selection.ids.count)))")
                 args += selection.ids
             }
             if let m = selection.majorCode {
@@ -385,7 +385,7 @@ extension Catalog {
             var error: String? = nil
             var retryAfter: Double? = nil
             // (state, next attempt, last error, last status) for an unchanged entry.
-            var next: (String, Double, String?, Int?)
+            var next: (state: String, attemptAt: Double, error: String?, status: Int?)
             switch outcome {
             case .done(let remoteId, let s):
                 name = "done"
@@ -430,7 +430,7 @@ extension Catalog {
                         UPDATE sync_outbox SET state = ?, next_attempt_at = ?, last_error = ?, last_status = ?, updated_at = ?,
                             done_at = CASE WHEN ? = 'done' THEN ? ELSE done_at END
                         WHERE resource_id = ?
-                        """, arguments: [next.0, next.1, next.2, next.3, ts, next.0, ts, id])
+                        """, arguments: [next.state, next.attemptAt, next.error, next.status, ts, next.state, ts, id])
             } else {
                 try db.execute(
                     sql: "UPDATE sync_outbox SET state = 'pending', next_attempt_at = ?, updated_at = ? WHERE resource_id = ?",
@@ -579,7 +579,7 @@ extension Catalog {
             var conditions: [String] = []
             var args: [any DatabaseValueConvertible] = []
             if !states.isEmpty {
-                conditions.append("o.state IN (\(Array(repeating: "?", count: states.count).joined(separator: ",")))")
+                conditions.append("o.state IN (\(databaseQuestionMarks(count: states.count)))")
                 args += states.map(\.rawValue)
             }
             let whereSQL = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
@@ -625,7 +625,7 @@ extension Catalog {
                 guard !states.isEmpty else { return 0 }
                 sql += "state IN (" + states.joined(separator: ", ") + ")"
             } else {
-                sql += "state IN ('dead', 'failed') AND resource_id IN (\(Array(repeating: "?", count: ids.count).joined(separator: ",")))"
+                sql += "state IN ('dead', 'failed') AND resource_id IN (\(databaseQuestionMarks(count: ids.count)))"
                 args += ids
             }
             try db.execute(sql: sql, arguments: StatementArguments(args))
@@ -651,7 +651,7 @@ extension Catalog {
             if !v.metadata.majorCodes.isEmpty {
                 let codes = v.metadata.majorCodes
                 for row in try Row.fetchAll(
-                    db, sql: "SELECT code, name FROM majors WHERE code IN (\(Array(repeating: "?", count: codes.count).joined(separator: ",")))",
+                    db, sql: "SELECT code, name FROM majors WHERE code IN (\(databaseQuestionMarks(count: codes.count)))",
                     arguments: StatementArguments(codes))
                 {
                     names[row["code"]] = row["name"]

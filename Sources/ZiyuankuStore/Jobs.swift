@@ -116,7 +116,7 @@ extension Catalog {
 
     /// Runs `body` as a recorded job: a run row when it starts, its outcome, counts and report
     /// when it ends (`failed` with the error when it throws, and the error is rethrown).
-    public func recordRun<R: JobReport>(_ kind: JobKind, trigger: JobTrigger, _ body: () throws -> R) throws -> (JobRun, R) {
+    public func recordRun<R: JobReport>(_ kind: JobKind, trigger: JobTrigger, _ body: () throws -> R) throws -> (run: JobRun, report: R) {
         let id = try startRun(kind, trigger: trigger)
         let report: R
         do {

@@ -279,7 +279,7 @@ public struct Upkeep: Sendable {
             let known = try catalog.pool.read { db in
                 Set(
                     try String.fetchAll(
-                        db, sql: "SELECT sha256 FROM blobs WHERE sha256 IN (\(old.map { _ in "?" }.joined(separator: ",")))",
+                        db, sql: "SELECT sha256 FROM blobs WHERE sha256 IN (\(databaseQuestionMarks(count: old.count)))",
                         arguments: StatementArguments(old.map(\.0))))
             }
             for (sha, size, _) in old where !known.contains(sha) { candidates.append(GCItem(sha256: sha, size: size)) }

@@ -67,14 +67,17 @@ import Testing
         let found = escapes([all])
         #expect(found.count == 6 && found.allSatisfy { $0 >= get.count + post.count + body.count && all[$0] >= 0x80 })
         // Chunked bodies and trailers are followed too, split anywhere.
-        let chunked = Array("POST /v1/blobs HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n".utf8) + body + Array("\r\n0\r\nX-T: \u{5EB7}\r\n\r\n".utf8) + search
+        let chunked =
+            Array("POST /v1/blobs HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n".utf8) + body + Array("\r\n0\r\nX-T: \u{5EB7}\r\n\r\n".utf8) + search
         let whole = escapes([chunked])
         #expect(whole.count == 6)
         for cut in 1..<chunked.count {
             #expect(escapes([Array(chunked[..<cut]), Array(chunked[cut...])]) == whole, "split at \(cut)")
         }
         // Framing it cannot follow (both lengths, an unknown coding): no rewriting at all after it.
-        for head in ["Transfer-Encoding: xchunked", "Transfer-Encoding: chunked\r\nContent-Length: 8", "Content-Length: 8\r\nContent-Length: 9", "Upgrade: h2c"] {
+        for head in [
+            "Transfer-Encoding: xchunked", "Transfer-Encoding: chunked\r\nContent-Length: 8", "Content-Length: 8\r\nContent-Length: 9", "Upgrade: h2c",
+        ] {
             var framer = HTTPRequestFramer()
             let bytes = Array("POST / HTTP/1.1\r\n\(head)\r\n\r\n".utf8) + body + search
             #expect(bytes.withUnsafeBytes { framer.feed($0) }.isEmpty && framer.isPassthrough, "\(head)")

@@ -38,7 +38,8 @@ import Testing
     @Test func parsesPartsWithChineseFilenamesAtEveryChunking() throws {
         let video = (0..<5000).map { UInt8(truncatingIfNeeded: $0 * 7) } + Array("\r\n--notquite".utf8)
         let bytes = Self.body(
-            boundary: "XyZ", parts: [
+            boundary: "XyZ",
+            parts: [
                 ("Content-Disposition: form-data; name=\"metadata\"", Array("{\"title\":\"康复\"}".utf8)),
                 ("Content-Disposition: form-data; name=\"file\"; filename=\"康复训练示范.mp4\"\r\nContent-Type: video/mp4", video),
             ])
@@ -58,7 +59,9 @@ import Testing
         for _ in 0..<200 {
             let count = Int.random(in: 1...4, using: &rng)
             let parts = (0..<count).map { i -> (String, [UInt8]) in
-                let body = (0..<Int.random(in: 0...3000, using: &rng)).map { _ in [UInt8(ascii: "\r"), UInt8(ascii: "\n"), UInt8(ascii: "-"), 0x42, UInt8.random(in: 0...255)].randomElement()! }
+                let body = (0..<Int.random(in: 0...3000, using: &rng)).map { _ in
+                    [UInt8(ascii: "\r"), UInt8(ascii: "\n"), UInt8(ascii: "-"), 0x42, UInt8.random(in: 0...255)].randomElement()!
+                }
                 return ("Content-Disposition: form-data; name=\"file\"; filename=\"f\(i).bin\"", body)
             }
             let bytes = Self.body(boundary: "b0undary", parts: parts)
@@ -90,7 +93,9 @@ import Testing
         #expect(throws: MultipartError.self) { _ = try p.feed(Array("--B\r\nX: \(String(repeating: "a", count: 500))".utf8)) }
         // Header that is not UTF-8.
         var q = try MultipartParser(boundary: "B")
-        #expect(throws: MultipartError.self) { _ = try q.feed(Array("--B\r\nContent-Disposition: form-data; name=\"".utf8) + [0xFF, 0xFE] + Array("\"\r\n\r\n".utf8)) }
+        #expect(throws: MultipartError.self) {
+            _ = try q.feed(Array("--B\r\nContent-Disposition: form-data; name=\"".utf8) + [0xFF, 0xFE] + Array("\"\r\n\r\n".utf8))
+        }
         // Too many parts.
         let many = Self.body(boundary: "B", parts: Array(repeating: ("Content-Disposition: form-data; name=\"x\"", [1]), count: 70))
         var r = try MultipartParser(boundary: "B", maxParts: 64)

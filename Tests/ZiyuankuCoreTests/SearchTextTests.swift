@@ -31,9 +31,10 @@ import Testing
         #expect(t.map(\.token) == ["康复", "~kang~fu", "^kf", "复", "~fu", "^f"])
         #expect(t.map(\.colocated) == [false, true, true, false, true, true])
         // Three characters or more: initials triples as well.
-        #expect(SearchText.tokens("康复治疗", mode: .document).filter(\.colocated).map(\.token) == [
-            "~kang~fu", "^kf", "^kfz", "~fu~zhi", "^fz", "^fzl", "~zhi~liao", "^zl", "~liao", "^l",
-        ])
+        #expect(
+            SearchText.tokens("康复治疗", mode: .document).filter(\.colocated).map(\.token) == [
+                "~kang~fu", "^kf", "^kfz", "~fu~zhi", "^fz", "^fzl", "~zhi~liao", "^zl", "~liao", "^l",
+            ])
         // Pairs stop at the end of a run, as the character bigrams do.
         #expect(SearchText.tokens("护，理", mode: .document).map(\.token) == ["护", "~hu", "^h", "理", "~li", "^l"])
     }

@@ -48,9 +48,10 @@ import Testing
             return
         }
         let fields = Set(e.errors.map(\.field))
-        for f in ["title", "keywords", "resourceType", "majorCodes[0]", "majorCodes[1]", "majorCodes[2]", "license", "source", "surprise",
-            "authors[0].name", "authors[0].role", "language"]
-        {
+        for f in [
+            "title", "keywords", "resourceType", "majorCodes[0]", "majorCodes[1]", "majorCodes[2]", "license", "source", "surprise",
+            "authors[0].name", "authors[0].role", "language",
+        ] {
             #expect(fields.contains(f), "missing error for \(f): \(e.errors)")
         }
     }
@@ -148,8 +149,10 @@ import Testing
 
     // The official catalog lives in ../shared (CI has it; a new user's clone does not): skipped,
     // and said so, only outside CI.
-    @Test(.enabled(if: FileManager.default.fileExists(atPath: csvURL.path) || ProcessInfo.processInfo.environment["CI"] == "true",
-        "skipped: ../shared/data/majors-2021.csv is not beside this clone"))
+    @Test(
+        .enabled(
+            if: FileManager.default.fileExists(atPath: csvURL.path) || ProcessInfo.processInfo.environment["CI"] == "true",
+            "skipped: ../shared/data/majors-2021.csv is not beside this clone"))
     func parsesTheOfficialCatalog() throws {
         let bytes = try [UInt8](Data(contentsOf: Self.csvURL))
         let rows = try MajorCatalogCSV.parse(bytes).get()

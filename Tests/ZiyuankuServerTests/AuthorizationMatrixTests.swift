@@ -7,6 +7,7 @@ import ZiyuankuCore
 import ZiyuankuLibrary
 import ZiyuankuServer
 import ZiyuankuStore
+import ZiyuankuTestSupport
 
 /// R17: every endpoint × every persona × every status/visibility, against an oracle written
 /// from docs/product.md#visibility-and-access independently of the server's `Access` rules.
@@ -75,7 +76,8 @@ import ZiyuankuStore
         let catalog = env.services.catalog
         let owner = env.principals["owner"]!
         var m = try MetadataValidator.validate(
-            ValidationFixtures.object(visibility: c.visibility), lookupMajor: { _ in MajorInfo(code: "520601", educationLevel: .higherVocational, isMajor: true) }
+            ValidationFixtures.object(visibility: c.visibility),
+            lookupMajor: { _ in MajorInfo(code: "520601", educationLevel: .higherVocational, isMajor: true) }
         ).get()
         let file = NewFile(name: "v.mp4", sha256: blob.sha256, size: blob.size, mediaType: "video/mp4", role: .primary)
         let id = try catalog.createResource(owner: owner, metadata: m, files: [file], changeNote: "").state.id
@@ -91,16 +93,16 @@ import ZiyuankuStore
 
     @Test func resourceEndpointsFollowTheRules() async throws {
         let env = try TestEnv()
-        let writer = try env.services.blobs.makeWriter(maxSize: 1 << 20)
-        try await writer.write(Fixtures.video(2048))
-        let blob = try await writer.finish()
+        let blob = try await SampleFiles.store(Fixtures.video(2048), in: env.services.blobs)
         var shared: [(Config, String)] = []
         for c in Self.configs { shared.append((c, try Self.makeResource(env, c, blob: blob))) }
         // Fresh resources for each state-changing check.
         var fresh: [String: String] = [:]
         for c in Self.configs {
             for p in Self.personas {
-                for action in ["patch", "files", "publish"] + Self.workflowActions { fresh["\(c)|\(p ?? "anonymous")|\(action)"] = try Self.makeResource(env, c, blob: blob) }
+                for action in ["patch", "files", "publish"] + Self.workflowActions {
+                    fresh["\(c)|\(p ?? "anonymous")|\(action)"] = try Self.makeResource(env, c, blob: blob)
+                }
             }
         }
         let fixedFresh = fresh
@@ -194,7 +196,8 @@ import ZiyuankuStore
                 let role = p.flatMap { name in TestEnv.personas.first { $0.name == name }?.role }
                 let author = role == .teacher || role == .reviewer || role == .admin
                 let admin = role == .admin
-                func expect(_ uri: String, _ method: HTTPRequest.Method, _ contentType: String? = nil, _ body: ByteBuffer? = nil, _ expected: Int) async throws {
+                func expect(_ uri: String, _ method: HTTPRequest.Method, _ contentType: String? = nil, _ body: ByteBuffer? = nil, _ expected: Int) async throws
+                {
                     var h = env.auth(p)
                     if let contentType { h[.contentType] = contentType }
                     let r = try await client.execute(uri: uri, method: method, headers: h, body: body)
@@ -254,12 +257,7 @@ actor Violations {
 
 enum ValidationFixtures {
     static func object(visibility: Visibility) -> [String: JSONValue] {
-        [
-            "title": .string("矩阵测试资源"), "description": .string("授权矩阵"), "keywords": .array([.string("测试")]),
-            "resourceType": .string("video"), "granularity": .string("asset"), "educationLevel": .string("higherVocational"),
-            "majorCodes": .array([.string("520601")]), "authors": .array([.object(["name": .string("王老师"), "role": .string("author")])]),
-            "copyrightHolder": .string("学院"), "license": .string("CC-BY-4.0"), "originality": .string("original"),
-            "visibility": .string(visibility.rawValue),
-        ]
+        SampleMetadata.object(
+            title: "矩阵测试资源", description: "授权矩阵", keywords: ["测试"], resourceType: .video, copyrightHolder: "学院", visibility: visibility)
     }
 }

@@ -11,8 +11,10 @@ import ZiyuankuStore
 
 /// Every bad input named in the issue gets a specific problem document and leaves nothing behind.
 @Suite struct BadInputTests {
-    func post(_ client: some TestClientProtocol, _ env: TestEnv, _ path: String = "/v1/resources", as persona: String = "owner",
-        contentType: String?, body: ByteBuffer, extra: HTTPFields = [:]) async throws -> TestResponse {
+    func post(
+        _ client: some TestClientProtocol, _ env: TestEnv, _ path: String = "/v1/resources", as persona: String = "owner",
+        contentType: String?, body: ByteBuffer, extra: HTTPFields = [:]
+    ) async throws -> TestResponse {
         var h = env.auth(persona)
         if let contentType { h[.contentType] = contentType }
         for f in extra { h[f.name] = f.value }
@@ -36,7 +38,8 @@ import ZiyuankuStore
                 #expect(r.isProblem)
             }
             // Invalid UTF-8 inside a JSON string.
-            let r = try await post(client, env, contentType: "application/json", body: ByteBuffer(bytes: Array("{\"title\":\"".utf8) + [0xC3, 0x28] + Array("\"}".utf8)))
+            let r = try await post(
+                client, env, contentType: "application/json", body: ByteBuffer(bytes: Array("{\"title\":\"".utf8) + [0xC3, 0x28] + Array("\"}".utf8)))
             #expect(r.problemType == "malformed-json")
             try assertNothingKept(env)
         }
@@ -78,7 +81,9 @@ import ZiyuankuStore
             // Metadata part that is not JSON.
             r = try await post(
                 client, env, contentType: Fixtures.multipartType,
-                body: Fixtures.multipart([.init(name: "metadata", body: Array("not json".utf8)), .init(name: "file", filename: "a.mp4", body: Fixtures.video(100))]))
+                body: Fixtures.multipart([
+                    .init(name: "metadata", body: Array("not json".utf8)), .init(name: "file", filename: "a.mp4", body: Fixtures.video(100)),
+                ]))
             #expect(r.problemType == "malformed-json")
             // No metadata at all.
             r = try await post(
@@ -101,12 +106,14 @@ import ZiyuankuStore
                 "audience": ["aliens"], "pushToPlatform": "yes", "authors": [], "originality": "cited",
             ])
             // Metadata first: rejected before the file is read, nothing kept.
-            let r = try await post(client, env, contentType: Fixtures.multipartType, body: Fixtures.createBody(metadata: bad, files: [("a.mp4", Fixtures.video(50_000))]))
+            let r = try await post(
+                client, env, contentType: Fixtures.multipartType, body: Fixtures.createBody(metadata: bad, files: [("a.mp4", Fixtures.video(50_000))]))
             #expect(r.status == .unprocessableContent)
             #expect(r.problemType == "validation-failed")
-            for field in ["title", "keywords", "resourceType", "granularity", "educationLevel", "majorCodes[0]", "majorCodes[1]", "license",
-                "visibility", "unknownField", "audience[0]", "pushToPlatform", "authors", "source"]
-            {
+            for field in [
+                "title", "keywords", "resourceType", "granularity", "educationLevel", "majorCodes[0]", "majorCodes[1]", "license",
+                "visibility", "unknownField", "audience[0]", "pushToPlatform", "authors", "source",
+            ] {
                 #expect(r.errorFields.contains(field), "no error for \(field): \(r.errorFields)")
             }
             // A secondary major on a higher-vocational resource, and an unknown code.
@@ -125,7 +132,8 @@ import ZiyuankuStore
             let id = try #require(try await client.createResource(env)["id"] as? String)
             var h = env.auth("owner")
             h[.contentType] = "application/json"
-            let r4 = try await client.execute(uri: "/v1/resources/\(id)", method: .patch, headers: h, body: Fixtures.json(["keywords": [1, 2], "colour": "red"]))
+            let r4 = try await client.execute(
+                uri: "/v1/resources/\(id)", method: .patch, headers: h, body: Fixtures.json(["keywords": [1, 2], "colour": "red"]))
             #expect(r4.status == .unprocessableContent)
             #expect(r4.errorFields == ["keywords[0]", "keywords[1]", "colour"])
             // Query parameters: unknown names and bad values.
@@ -138,10 +146,13 @@ import ZiyuankuStore
     }
 
     @Test func oversizedBodiesAreRefusedBeforeReading() async throws {
-        let env = try TestEnv { $0.maxUploadBytes = 64 * 1024; $0.maxJSONBytes = 4096 }
+        let env = try TestEnv {
+            $0.maxUploadBytes = 64 * 1024
+            $0.maxJSONBytes = 4096
+        }
         try await env.test { client in
             // (A Content-Length that announces too much is refused before reading: that needs a
-            // raw socket and is tested over the wire in Tests/process/wire_bad_input.py.)
+            // raw socket and is tested over the wire in Tests/process/wire_and_cli.py.)
             // Streamed bodies over the limit are cut off while streaming.
             var r = try await post(client, env, "/v1/blobs", contentType: "application/octet-stream", body: ByteBuffer(bytes: Fixtures.video(200 * 1024)))
             #expect(r.status == .contentTooLarge)
@@ -187,7 +198,9 @@ import ZiyuankuStore
                 // Send the filename as RFC 8187 filename* so NUL and friends survive the header.
                 var raw = Array("--\(Fixtures.boundary)\r\nContent-Disposition: form-data; name=\"metadata\"\r\n\r\n".utf8)
                 raw += [UInt8](try JSONSerialization.data(withJSONObject: Fixtures.metadata()))
-                raw += Array("\r\n--\(Fixtures.boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename*=UTF-8''\(Filenames.rfc8187Encode(n.sent))\r\n\r\n".utf8)
+                raw += Array(
+                    "\r\n--\(Fixtures.boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename*=UTF-8''\(Filenames.rfc8187Encode(n.sent))\r\n\r\n"
+                        .utf8)
                 raw += Fixtures.video(1000 + i) + Array("\r\n--\(Fixtures.boundary)--\r\n".utf8)
                 let r = try await post(client, env, contentType: Fixtures.multipartType, body: ByteBuffer(bytes: raw))
                 #expect(r.status == .created, "\(n.sent): \(String(buffer: r.body))")
@@ -230,12 +243,14 @@ import ZiyuankuStore
             var meta = Fixtures.metadata()
             meta["files"] = [["name": "cover.jpg", "role": "cover"]]
             r = try await post(
-                client, env, contentType: Fixtures.multipartType, body: Fixtures.createBody(metadata: meta, files: [("v.mp4", Fixtures.video(100)), ("cover.jpg", svg)]))
+                client, env, contentType: Fixtures.multipartType,
+                body: Fixtures.createBody(metadata: meta, files: [("v.mp4", Fixtures.video(100)), ("cover.jpg", svg)]))
             #expect(r.problemType == "file-type-not-allowed")
             try assertNothingKept(env)
 
             // As an attachment the HTML is accepted but served as an opaque download.
-            r = try await post(client, env, contentType: Fixtures.multipartType, body: Fixtures.createBody(files: [("v.mp4", Fixtures.video(100)), ("page.html", html)]))
+            r = try await post(
+                client, env, contentType: Fixtures.multipartType, body: Fixtures.createBody(files: [("v.mp4", Fixtures.video(100)), ("page.html", html)]))
             #expect(r.status == .created)
             let id = try #require(r.json["id"] as? String)
             let d = try await client.execute(uri: "/v1/resources/\(id)/files/page.html", method: .get, headers: env.auth("owner"))
@@ -309,8 +324,10 @@ import ZiyuankuStore
         let revoked = try env.services.catalog.issueToken(userId: env.principals["owner"]!.userId, label: "gone", expiresAt: nil)
         _ = try env.services.catalog.revokeToken(id: revoked.info.id)
         let forged = Tokens.generate()
-        let bad = [forged, expired.secret, revoked.secret, String(good.dropLast()), good + "x", "zyk_", "", String(good.dropFirst(4)), "../../etc/passwd",
-            String(repeating: "a", count: 10_000)]
+        let bad = [
+            forged, expired.secret, revoked.secret, String(good.dropLast()), good + "x", "zyk_", "", String(good.dropFirst(4)), "../../etc/passwd",
+            String(repeating: "a", count: 10_000),
+        ]
         try await env.test { client in
             for t in bad {
                 for (path, method) in [("/v1/me", HTTPRequest.Method.get), ("/v1/resources", .get), ("/healthz", .get)] {

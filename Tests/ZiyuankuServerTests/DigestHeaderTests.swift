@@ -3,7 +3,6 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
-import Logging
 import NIOCore
 import Testing
 import ZiyuankuCore
@@ -18,21 +17,21 @@ import ZiyuankuStore
     static let contentDigest = HTTPField.Name("Content-Digest")!
     static let reprDigest = HTTPField.Name("Repr-Digest")!
 
-    // The default configuration: with every upkeep interval at 0 the job scheduler returns at
-    // once and its service group stops the server.
+    // The default configuration (the job scheduler's daily optimize included).
     static func env() throws -> TestEnv { try TestEnv() }
 
+    /// A live loopback server: uploads and downloads through the server's own HTTP/1 channel.
     static func live(_ env: TestEnv, _ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        try await buildApplication(services: env.services, logger: logger).test(.live, body)
+        try await env.test(.live, body)
     }
 
     static func field(_ bytes: [UInt8]) -> String { "sha-256=:\(Data(SHA256.hash(data: bytes)).base64EncodedString()):" }
 
     static func hex(_ bytes: [UInt8]) -> String { SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined() }
 
-    static func upload(_ client: some TestClientProtocol, _ env: TestEnv, _ bytes: [UInt8], headers extra: [(HTTPField.Name, String)])
+    static func upload(
+        _ client: some TestClientProtocol, _ env: TestEnv, _ bytes: [UInt8], headers extra: [(HTTPField.Name, String)]
+    )
         async throws -> TestResponse
     {
         var h = env.auth("owner")

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
@@ -7,7 +8,6 @@ import ZiyuankuCore
 import ZiyuankuLibrary
 import ZiyuankuServer
 import ZiyuankuStore
-import GRDB
 
 /// Issue 12's findings as a client sends them, through the real router (wire-level ones —
 /// desync, slowloris, Transfer-Encoding, connection limits — are in Tests/process/hostile_wire.py).
@@ -84,13 +84,15 @@ import GRDB
     @Test func oldVersionsKeepTheVisibilityTheyWerePublishedWith() async throws {
         let env = try TestEnv()
         try await env.test { client in
-            let created = try await client.createResource(env, metadata: Fixtures.metadata(["visibility": "private", "title": "内部版", "resourceType": "document"]),
+            let created = try await client.createResource(
+                env, metadata: Fixtures.metadata(["visibility": "private", "title": "内部版", "resourceType": "document"]),
                 files: [("讲义.pdf", Fixtures.pdf)])
             let id = created["id"] as! String
             try await client.publish(env, id)
             var h = env.auth("owner")
             h[.contentType] = "application/json"
-            var r = try await client.execute(uri: "/v1/resources/\(id)", method: .patch, headers: h,
+            var r = try await client.execute(
+                uri: "/v1/resources/\(id)", method: .patch, headers: h,
                 body: Fixtures.json(["visibility": "public", "title": "公开版"]))
             #expect(r.status == .ok, "\(String(buffer: r.body))")
             try await client.publish(env, id)

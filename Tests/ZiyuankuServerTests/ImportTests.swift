@@ -12,7 +12,8 @@ import ZiyuankuStore
 /// Bulk import: a manifest with bad rows imports the rest and reports the bad ones exactly; a
 /// second run changes nothing; zips are read with their limits.
 @Suite struct ImportTests {
-    static let header = "key,title,description,keywords,resourceType,granularity,educationLevel,majorCodes,authors,copyrightHolder,license,originality,visibility,files"
+    static let header =
+        "key,title,description,keywords,resourceType,granularity,educationLevel,majorCodes,authors,copyrightHolder,license,originality,visibility,files"
 
     static func row(_ key: String, title: String = "护理讲义", type: String = "document", major: String = "520201", file: String) -> String {
         "\(key),\(title),第\(key)份讲义,护理；讲义,\(type),asset,higherVocational,\(major),王老师|author,某某职业技术学院,CC-BY-4.0,original,public,\(file)"
@@ -62,7 +63,9 @@ import ZiyuankuStore
         let reported = Dictionary(first.problems.map { ($0.row, $0.field) }, uniquingKeysWith: { a, _ in a })
         #expect(Set(reported.keys) == Set(bad.keys), "rows reported: \(reported.keys.sorted().prefix(10))…")
         for (row, field) in bad { #expect(reported[row] == field, "row \(row): reported \(reported[row] ?? "nothing"), expected \(field)") }
-        print("import: 1000 rows, 50 bad: created \(first.created), reported \(first.problems.count) problems on \(reported.count) rows in \(String(format: "%.1f", first.seconds)) s")
+        print(
+            "import: 1000 rows, 50 bad: created \(first.created), reported \(first.problems.count) problems on \(reported.count) rows in \(String(format: "%.1f", first.seconds)) s"
+        )
 
         let second = try await importer.run(manifest: manifest, files: dir, owner: owner, dryRun: false)
         #expect(second.created == 0 && second.alreadyImported == 950 && second.failed == 50)
@@ -78,7 +81,8 @@ import ZiyuankuStore
         let zipPath = base + "/素材.zip"
         let archive = try Archive(url: URL(fileURLWithPath: zipPath), accessMode: .create)
         let pdf = Data("%PDF-1.7\n% 压缩包里的讲义\n%%EOF\n".utf8)
-        try archive.addEntry(with: "素材/讲义.pdf", type: .file, uncompressedSize: Int64(pdf.count), provider: { pos, size in pdf.subdata(in: Int(pos)..<Int(pos) + size) })
+        try archive.addEntry(
+            with: "素材/讲义.pdf", type: .file, uncompressedSize: Int64(pdf.count), provider: { pos, size in pdf.subdata(in: Int(pos)..<Int(pos) + size) })
         let manifest = base + "/rows.jsonl"
         let m: [String: Any] = [
             "key": "Z1", "title": "压缩包导入", "description": "从 zip 导入", "keywords": ["护理"], "resourceType": "document", "granularity": "asset",
@@ -95,12 +99,17 @@ import ZiyuankuStore
         // A zip slip entry is refused and nothing is left behind.
         let slip = base + "/slip.zip"
         let evil = try Archive(url: URL(fileURLWithPath: slip), accessMode: .create)
-        try evil.addEntry(with: "../../逃出去.pdf", type: .file, uncompressedSize: Int64(pdf.count), provider: { pos, size in pdf.subdata(in: Int(pos)..<Int(pos) + size) })
-        await #expect(throws: DomainError.self) { try await Importer(library: env.services.library).run(manifest: manifest, files: slip, owner: owner, dryRun: true) }
+        try evil.addEntry(
+            with: "../../逃出去.pdf", type: .file, uncompressedSize: Int64(pdf.count), provider: { pos, size in pdf.subdata(in: Int(pos)..<Int(pos) + size) })
+        await #expect(throws: DomainError.self) {
+            try await Importer(library: env.services.library).run(manifest: manifest, files: slip, owner: owner, dryRun: true)
+        }
         // Too many entries: refused before anything is written.
         var limits = ZipLimits()
         limits.maxEntries = 0
-        await #expect(throws: DomainError.self) { try await Importer(library: env.services.library).run(manifest: manifest, files: zipPath, owner: owner, dryRun: true, limits: limits) }
+        await #expect(throws: DomainError.self) {
+            try await Importer(library: env.services.library).run(manifest: manifest, files: zipPath, owner: owner, dryRun: true, limits: limits)
+        }
         #expect(try FileManager.default.contentsOfDirectory(atPath: env.services.root.tmpPath).filter { $0.hasPrefix("import-") }.isEmpty)
     }
 
@@ -113,9 +122,11 @@ import ZiyuankuStore
         let archive = try Archive(url: URL(fileURLWithPath: zipPath), accessMode: .create)
         for i in 0..<3 {
             let pdf = Data("%PDF-1.7\n% 第\(i)份\n%%EOF\n".utf8)
-            try archive.addEntry(with: "讲义\(i).pdf", type: .file, uncompressedSize: Int64(pdf.count), provider: { pos, size in pdf.subdata(in: Int(pos)..<Int(pos) + size) })
+            try archive.addEntry(
+                with: "讲义\(i).pdf", type: .file, uncompressedSize: Int64(pdf.count), provider: { pos, size in pdf.subdata(in: Int(pos)..<Int(pos) + size) })
         }
-        let csv = "\u{FEFF}" + ([Self.header] + (0..<3).map { Self.row("H\($0)", file: "讲义\($0).pdf") } + [Self.row("H9", file: "讲义9.pdf")]).joined(separator: "\n")
+        let csv =
+            "\u{FEFF}" + ([Self.header] + (0..<3).map { Self.row("H\($0)", file: "讲义\($0).pdf") } + [Self.row("H9", file: "讲义9.pdf")]).joined(separator: "\n")
         let zipBytes = Array(try Data(contentsOf: URL(fileURLWithPath: zipPath)))
         try await env.test { client in
             var h = env.auth("owner")
@@ -143,7 +154,15 @@ import ZiyuankuStore
             #expect(text.contains("讲义9.pdf") && text.contains("素材.zip"), "\(text)")
             #expect(!text.contains(env.dir.path) && !text.contains("/blobs/") && !text.contains("/tmp"), "\(text)")
             #expect(try await client.execute(uri: "/v1/imports/\(id)", method: .get, headers: env.auth("teacherB")).status == .notFound)
-            #expect(try await client.execute(uri: "/v1/imports", method: .post, headers: { var x = env.auth("readerA"); x[.contentType] = Fixtures.multipartType; return x }(), body: body).status == .forbidden)
+            #expect(
+                try await client.execute(
+                    uri: "/v1/imports", method: .post,
+                    headers: {
+                        var x = env.auth("readerA")
+                        x[.contentType] = Fixtures.multipartType
+                        return x
+                    }(), body: body
+                ).status == .forbidden)
             let one = Fixtures.multipart([.init(name: "file", filename: "清单.csv", contentType: "text/csv", body: Array(csv.utf8))])
             #expect(try await client.execute(uri: "/v1/imports", method: .post, headers: h, body: one).status == .unprocessableContent)
         }

@@ -67,14 +67,17 @@ import ZiyuankuStore
             #expect(try await client.execute(uri: "/v1/resources/\(id)/submit", method: .post, headers: env.auth("owner")).status == .ok)
             var rh = env.auth("reviewerA")
             rh[.contentType] = "application/json"
-            #expect(try await client.execute(uri: "/v1/resources/\(id)/reject", method: .post, headers: rh, body: Fixtures.json(["reason": "含答案"])).status == .ok)
+            #expect(
+                try await client.execute(uri: "/v1/resources/\(id)/reject", method: .post, headers: rh, body: Fixtures.json(["reason": "含答案"])).status == .ok)
             #expect(try await client.execute(uri: "/v1/resources/\(id)/versions/1/restore", method: .post, headers: env.auth("owner")).status == .created)
             try await client.publish(env, id)
             r = try await Self.lookup(client, env, ["sha256": secretSHA, "size": secret.count], as: "teacherB")
             #expect(r.json["available"] as? Bool == false)
             // Readers cannot attach anything; bad input is a validation problem.
             #expect(try await Self.lookup(client, env, ["sha256": pubSHA, "size": publicVideo.count], as: "readerB").status == .forbidden)
-            for bad: [String: Any] in [["sha256": "xyz", "size": 1], ["sha256": pubSHA], ["sha256": pubSHA, "size": -1], ["sha256": pubSHA, "size": 1, "extra": 1]] {
+            for bad: [String: Any] in [
+                ["sha256": "xyz", "size": 1], ["sha256": pubSHA], ["sha256": pubSHA, "size": -1], ["sha256": pubSHA, "size": 1, "extra": 1],
+            ] {
                 #expect(try await Self.lookup(client, env, bad, as: "teacherB").status == .unprocessableContent, "\(bad)")
             }
         }

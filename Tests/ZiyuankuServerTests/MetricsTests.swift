@@ -1,7 +1,6 @@
 import Foundation
 import Hummingbird
 import HummingbirdTesting
-import Logging
 import Testing
 import ZiyuankuCore
 import ZiyuankuLibrary
@@ -42,7 +41,7 @@ import ZiyuankuStore
 
     @Test func aRequestCountsUnderItsRouteAndStatus() async throws {
         let env = try Self.env()
-        try await env.serverApp().test(.router) { client in
+        try await env.app().test(.router) { client in
             for _ in 0..<2 { #expect(try await client.execute(uri: "/healthz", method: .get).status == .ok) }
             let missing = Identifiers.uuidV7()
             #expect(try await client.execute(uri: "/v1/resources/\(missing)", method: .get).status == .notFound)
@@ -77,7 +76,7 @@ import ZiyuankuStore
             $0.optimizeIntervalMinutes = 0
             $0.allowAnonymous = false
         }
-        try await env.serverApp().test(.router) { client in
+        try await env.app().test(.router) { client in
             let r = try await client.execute(uri: "/v1/organizations", method: .get)
             #expect(r.status == .unauthorized)
             #expect(r.isProblem)
@@ -92,7 +91,7 @@ import ZiyuankuStore
     @Test func theExpositionKeepsItsNamesAndHelpTexts() async throws {
         let env = try Self.env()
         _ = try env.services.catalog.recordRun(.verify, trigger: .cli) { Report(counts: ["checked": 4]) }
-        try await env.serverApp().test(.router) { client in
+        try await env.app().test(.router) { client in
             _ = try await client.execute(uri: "/healthz", method: .get)
             let text = try await Self.scrape(client)
             let lines = Set(text.split(separator: "\n").map(String.init))
@@ -135,7 +134,7 @@ import ZiyuankuStore
         let env = try Self.env()
         let catalog = env.services.catalog
         _ = try catalog.recordRun(.fixity, trigger: .cli) { Report(counts: ["checked": 2, "missing": 1], problemCount: 1) }
-        try await env.serverApp().test(.router) { client in
+        try await env.app().test(.router) { client in
             var s = Self.samples(try await Self.scrape(client))
             #expect(s[#"zyk_job_runs_total{job="fixity",outcome="problems"}"#] == 1)
             #expect(s[#"zyk_job_last_run_ok{job="fixity"}"#] == 0)
@@ -157,7 +156,7 @@ import ZiyuankuStore
         let env = try Self.env()
         let odd = "say \"hi\"\\n\nzyk_forged_total 1"
         _ = try env.services.catalog.recordRun(.verify, trigger: .cli) { Report(counts: [odd: 3]) }
-        try await env.serverApp().test(.router) { client in
+        try await env.app().test(.router) { client in
             let text = try await Self.scrape(client)
             let s = Self.samples(text)
             #expect(s[#"zyk_job_last_run_count{job="verify",count="say \"hi\"\\n\nzyk_forged_total 1"}"#] == 3, "\(text)")
@@ -170,8 +169,8 @@ import ZiyuankuStore
         let a = try Self.env()
         let b = try Self.env()
         #expect(a.services.metrics.registry !== b.services.metrics.registry)
-        try await a.serverApp().test(.router) { clientA in
-            try await b.serverApp().test(.router) { clientB in
+        try await a.app().test(.router) { clientA in
+            try await b.app().test(.router) { clientB in
                 for _ in 0..<3 { _ = try await clientA.execute(uri: "/healthz", method: .get) }
                 _ = try await clientB.execute(uri: "/healthz", method: .get)
                 _ = try await clientB.execute(uri: "/no/such/route", method: .get)
@@ -188,15 +187,5 @@ import ZiyuankuStore
     struct Report: JobReport {
         var counts: [String: Int64]
         var problemCount = 0
-    }
-}
-
-extension TestEnv {
-    /// The application `zyk serve` runs (router, middleware and background services) over
-    /// this data root.
-    func serverApp() -> some ApplicationProtocol {
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        return buildApplication(services: services, logger: logger)
     }
 }

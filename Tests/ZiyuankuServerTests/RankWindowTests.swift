@@ -5,6 +5,7 @@ import ZiyuankuCore
 import ZiyuankuLibrary
 import ZiyuankuServer
 import ZiyuankuStore
+import ZiyuankuTestSupport
 
 /// Relevance ranking is bounded to the newest `Catalog.rankWindow` matches; these tests pin
 /// what that promises: every match on exactly one page, the window ranked by BM25, the older
@@ -15,23 +16,11 @@ import ZiyuankuStore
         let env = try TestEnv()
         let catalog = env.services.catalog
         let owner = env.principals["owner"]!
-        let writer = try env.services.blobs.makeWriter(maxSize: 1 << 20)
-        try await writer.write(Fixtures.pdf)
-        let blob = try await writer.finish()
+        let blob = try await SampleFiles.store(Fixtures.pdf, in: env.services.blobs)
         let file = NewFile(name: "窗口.pdf", sha256: blob.sha256, size: blob.size, mediaType: "application/pdf", role: .primary)
-        let majors = try catalog.majorInfo(codes: ["520601"])
         func metadata(_ title: String, _ description: String) throws -> ResourceMetadata {
-            let object: [String: JSONValue] = [
-                "title": .string(title), "description": .string(description), "keywords": .array([.string("实训")]),
-                "resourceType": .string("video"), "granularity": .string("asset"), "educationLevel": .string("higherVocational"),
-                "majorCodes": .array([.string("520601")]), "authors": .array([.object(["name": .string("王老师"), "role": .string("author")])]),
-                "copyrightHolder": .string("康复职业技术学院"), "license": .string("CC-BY-4.0"), "originality": .string("original"),
-                "visibility": .string("public"),
-            ]
-            switch MetadataValidator.validate(object, lookupMajor: { majors[$0] }) {
-            case .success(let m): return m
-            case .failure(let e): throw e
-            }
+            try SampleMetadata.record(
+                SampleMetadata.object(title: title, description: description, keywords: ["实训"], resourceType: .video), catalog: catalog)
         }
         let extra = 137
         let n = Catalog.rankWindow + extra

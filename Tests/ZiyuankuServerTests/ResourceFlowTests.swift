@@ -205,8 +205,10 @@ import ZiyuankuStore
 
     // The official catalog lives in ../shared (CI has it; a new user's clone does not): skipped,
     // and said so, only outside CI.
-    @Test(.enabled(if: FileManager.default.fileExists(atPath: csvURL.path) || ProcessInfo.processInfo.environment["CI"] == "true",
-        "skipped: ../shared/data/majors-2021.csv is not beside this clone"))
+    @Test(
+        .enabled(
+            if: FileManager.default.fileExists(atPath: csvURL.path) || ProcessInfo.processInfo.environment["CI"] == "true",
+            "skipped: ../shared/data/majors-2021.csv is not beside this clone"))
     func importsTheOfficialCatalogIdempotently() throws {
         let env = try TestEnv()
         let csv = try [UInt8](Data(contentsOf: Self.csvURL))

@@ -3,6 +3,7 @@ import Testing
 import ZiyuankuCore
 import ZiyuankuLibrary
 import ZiyuankuStore
+import ZiyuankuTestSupport
 
 /// Search relevance (docs/product.md#search) against `Fixtures/relevance.json`: a few hundred teaching
 /// resources of six majors and queries whose expected results are computed here by an oracle
@@ -151,9 +152,7 @@ import ZiyuankuStore
         let env = try TestEnv()
         let catalog = env.services.catalog
         let owner = env.principals["owner"]!
-        let writer = try env.services.blobs.makeWriter(maxSize: 1 << 20)
-        try await writer.write(Fixtures.pdf)
-        let blob = try await writer.finish()
+        let blob = try await SampleFiles.store(Fixtures.pdf, in: env.services.blobs)
         let file = NewFile(name: "资源.pdf", sha256: blob.sha256, size: blob.size, mediaType: "application/pdf", role: .primary)
         let majors = try catalog.majorInfo(codes: Array(Set(fixture.records.map(\.majorCode))).sorted())
         var byId: [String: Int] = [:]
@@ -269,7 +268,8 @@ import ZiyuankuStore
                 #expect(extra.isEmpty, "\(label): \(extra.count) unexpected results, e.g. \(extra.prefix(8))")
             }
             // Highlights: escaped, reversible, and marking the Chinese term where the title holds it.
-            let term = query.substring?.values.count == 1 && Self.strictKinds.contains(query.kind) && query.exclude == nil
+            let term =
+                query.substring?.values.count == 1 && Self.strictKinds.contains(query.kind) && query.exclude == nil
                 ? Oracle.fold(query.substring!.values[0]) : nil
             for hit in outcome.hits {
                 let title = hit.view.version.metadata.title
@@ -320,11 +320,14 @@ import ZiyuankuStore
             for t in titleRanks {
                 for d in descriptionOnlyRanks {
                     pairs += 1
-                    #expect(t < d, "\(term): \(records[order[t]].title) (title, rank \(t + 1)) is below \(records[order[d]].title) (description only, rank \(d + 1))")
+                    #expect(
+                        t < d,
+                        "\(term): \(records[order[t]].title) (title, rank \(t + 1)) is below \(records[order[d]].title) (description only, rank \(d + 1))")
                 }
             }
-            rankingLines.append("  \(term): \(titleRanks.count) title hits ranked \(titleRanks.map { $0 + 1 }.max() ?? 0) at worst; "
-                + "description-only hits ranked \(descriptionOnlyRanks.map { $0 + 1 })")
+            rankingLines.append(
+                "  \(term): \(titleRanks.count) title hits ranked \(titleRanks.map { $0 + 1 }.max() ?? 0) at worst; "
+                    + "description-only hits ranked \(descriptionOnlyRanks.map { $0 + 1 })")
         }
         #expect(pairs >= 5, "only \(pairs) ranking pairs")
 
@@ -404,8 +407,11 @@ import ZiyuankuStore
         lines.append("")
         lines.append("per query (expected / returned / correct, recall, precision):")
         for s in scores {
-            let flag = s.recall < 1 ? "  << MISSED" : (s.precision < 1 ? "  extra\(s.expectedFirst ? " (ranked after all expected)" : " (mixed in)"): \(s.extras.prefix(4))" : "")
-            lines.append("  " + pad("[\(s.query.kind)] \(s.query.q)", 34) + "\(s.expected) / \(s.returned) / \(s.correct)  \(pct(s.recall)) \(pct(s.precision))\(flag)")
+            let flag =
+                s.recall < 1
+                ? "  << MISSED" : (s.precision < 1 ? "  extra\(s.expectedFirst ? " (ranked after all expected)" : " (mixed in)"): \(s.extras.prefix(4))" : "")
+            lines.append(
+                "  " + pad("[\(s.query.kind)] \(s.query.q)", 34) + "\(s.expected) / \(s.returned) / \(s.correct)  \(pct(s.recall)) \(pct(s.precision))\(flag)")
         }
         lines.append("")
         lines.append("ranking: \(pairs) title-vs-description-only pairs")

@@ -7,14 +7,13 @@ import ZiyuankuCore
 import ZiyuankuLibrary
 import ZiyuankuServer
 import ZiyuankuStore
+import ZiyuankuTestSupport
 
 @Suite struct SearchSafetyTests {
     /// A search by each persona never returns, counts or facets a resource it may not see.
     @Test func searchRespectsVisibility() async throws {
         let env = try TestEnv()
-        let writer = try env.services.blobs.makeWriter(maxSize: 1 << 20)
-        try await writer.write(Fixtures.video(2048))
-        let blob = try await writer.finish()
+        let blob = try await SampleFiles.store(Fixtures.video(2048), in: env.services.blobs)
         var ids: [(AuthorizationMatrixTests.Config, String)] = []
         for c in AuthorizationMatrixTests.configs { ids.append((c, try AuthorizationMatrixTests.makeResource(env, c, blob: blob))) }
         let resources = ids

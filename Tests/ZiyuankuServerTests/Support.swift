@@ -9,52 +9,65 @@ import ZiyuankuCore
 import ZiyuankuLibrary
 import ZiyuankuServer
 import ZiyuankuStore
+import ZiyuankuTestSupport
 
-/// A real, throw-away data root with a catalog, two schools and one user per role.
+/// A real, throw-away data root with a catalog, two schools and one user per role (the seeded
+/// personas of `ZiyuankuTestSupport`), served by the application `zyk serve` runs.
 final class TestEnv: @unchecked Sendable {
-    let dir: URL
+    /// The data root's folder, removed when the environment goes.
+    let scratch: ScratchDirectory
+    var dir: URL { scratch.url }
     let services: AppServices
-    let routes = RouteTable()
     var tokens: [String: String] = [:]  // persona -> token
     var principals: [String: Principal] = [:]
     var orgA = ""
     var orgB = ""
 
-    static let personas: [(name: String, org: String, role: Role)] = [
-        ("owner", "A", .teacher), ("teacherA", "A", .teacher), ("readerA", "A", .reader), ("reviewerA", "A", .reviewer),
-        ("teacherB", "B", .teacher), ("readerB", "B", .reader), ("reviewerB", "B", .reviewer), ("admin", "P", .admin),
-    ]
+    static let personas: [(name: String, org: String, role: Role)] = Personas.all
 
+    /// `configure` sees the test defaults: the data root, and port 0 (any free port, for live
+    /// servers). Everything else is the product's default, the job scheduler's daily optimize
+    /// included (it runs when an application starts; tests that count job runs turn it off).
     init(configure: (inout ServerConfig) -> Void = { _ in }) throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("zyk-test-\(Identifiers.uuidV7())")
+        scratch = ScratchDirectory(prefix: "zyk-test")
         var config = ServerConfig()
-        config.dataRoot = dir.path
+        config.dataRoot = scratch.path
+        config.port = 0
         configure(&config)
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         services = try openServices(config: config, logger: logger)
-        let c = services.catalog
-        orgA = try c.createOrganization(name: "康复职业技术学院", kind: .higherVocational).id
-        orgB = try c.createOrganization(name: "某某卫生学校", kind: .secondaryVocational).id
-        let orgP = try c.createOrganization(name: "平台", kind: .platform).id
-        for p in Self.personas {
-            let org = p.org == "A" ? orgA : p.org == "B" ? orgB : orgP
-            let (u, t) = try c.createUser(organizationId: org, name: p.name, role: p.role)
-            tokens[p.name] = t.secret
-            principals[p.name] = Principal(userId: u.id, name: u.name, role: u.role, organizationId: org, tokenId: t.info.id)
-        }
+        let people = try Personas.seed(services.catalog)
+        orgA = people.orgA
+        orgB = people.orgB
+        tokens = people.tokens
+        principals = people.principals
     }
 
-    deinit { try? FileManager.default.removeItem(at: dir) }
-
+    /// The application `zyk serve` runs over this data root (`buildApplication`): its router
+    /// and middleware, its HTTP/1 channel and its background services (download counter
+    /// flush, job scheduler, sync runner).
     func app() -> some ApplicationProtocol {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        return Application(router: buildRouter(services: services, routes: routes), logger: logger)
+        return buildApplication(services: services, logger: logger)
     }
 
-    func test(_ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
-        try await app().test(.router, body)
+    /// Runs `body` against `app()`. `.router` (the default) hands each request to the
+    /// application's responder, its middleware included, while its background services run
+    /// beside the test; it skips the server itself (the HTTP/1 channel with its parser,
+    /// body-size and connection guards, `Expect: 100-continue`). `.live` runs everything on a
+    /// loopback socket (an ephemeral port), for tests where the channel matters.
+    func test(_ setup: TestingSetup = .router, _ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+        try await app().test(setup, body)
+    }
+
+    /// The routes the application registers, for the OpenAPI drift test. `buildApplication`
+    /// keeps its table to itself, so the same router is built once more over these services.
+    var routes: RouteTable {
+        let table = RouteTable()
+        _ = buildRouter(services: services, routes: table)
+        return table
     }
 
     func auth(_ persona: String?) -> HTTPFields {
@@ -63,26 +76,15 @@ final class TestEnv: @unchecked Sendable {
     }
 
     /// Files in blobs/ (not directories).
-    func blobFiles() -> [String] {
-        let e = FileManager.default.enumerator(atPath: services.root.blobsPath)
-        var out: [String] = []
-        while let p = e?.nextObject() as? String {
-            if p.split(separator: "/").count == 3 { out.append(p) }
-        }
-        return out
-    }
+    func blobFiles() -> [String] { services.root.blobFileNames() }
 
-    func tmpFiles() -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: services.root.tmpPath)) ?? []).filter { $0.hasPrefix("upload-") }
-    }
+    func tmpFiles() -> [String] { services.root.temporaryFileNames(prefix: "upload-") }
 }
 
 enum Fixtures {
-    static let mp4Header: [UInt8] = [0, 0, 0, 0x20] + Array("ftypisom".utf8) + [0, 0, 2, 0] + Array("isomiso2avc1mp41".utf8)
-    static func video(_ size: Int, seed: UInt8 = 1) -> [UInt8] {
-        mp4Header + (0..<max(0, size - mp4Header.count)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(seed)) }
-    }
-    static let pdf: [UInt8] = Array("%PDF-1.7\n1 0 obj\n<<>>\nendobj\n%%EOF\n".utf8)
+    static let mp4Header = SampleFiles.mp4Header
+    static func video(_ size: Int, seed: UInt8 = 1) -> [UInt8] { SampleFiles.video(size, seed: seed) }
+    static let pdf = SampleFiles.pdf
 
     static func metadata(_ overrides: [String: Any] = [:]) -> [String: Any] {
         var m: [String: Any] = [

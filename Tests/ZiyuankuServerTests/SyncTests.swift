@@ -114,7 +114,9 @@ import ZiyuankuSync
                 let r = try await client.execute(uri: path, method: .post, headers: h, body: Fixtures.json(body))
                 return (Int(r.status.code), (try? JSONSerialization.jsonObject(with: Data(buffer: r.body)) as? [String: Any]) ?? [:])
             }
-            for bad: [String: Any] in [[:], ["majorCode": "52x"], ["majorCode": "5"], ["ids": ["../etc"]], ["dryRun": true], ["colour": "red"], ["resourceType": "hologram"]] {
+            for bad: [String: Any] in [
+                [:], ["majorCode": "52x"], ["majorCode": "5"], ["ids": ["../etc"]], ["dryRun": true], ["colour": "red"], ["resourceType": "hologram"],
+            ] {
                 let (status, problem) = try await post("/v1/admin/sync/select", bad)
                 #expect(status == 422, "\(bad) → \(status)")
                 #expect((problem["errors"] as? [Any])?.isEmpty == false, "\(bad): the problem names the field")
@@ -276,8 +278,10 @@ import ZiyuankuSync
         #expect(text.contains(#""title":"静脉输液操作规范""#), "Chinese is sent as is")
         #expect(text.contains(#""subject":[{"code":"520601","name":"康复治疗技术"}]"#))
         let object = try JSONSerialization.jsonObject(with: one) as! [String: Any]
-        for key in ["identifier", "version", "title", "description", "keywords", "language", "learningResourceType", "rightsHolder", "license",
-            "creator", "publisher", "created", "modified", "format", "files", "source", "course"] {
+        for key in [
+            "identifier", "version", "title", "description", "keywords", "language", "learningResourceType", "rightsHolder", "license",
+            "creator", "publisher", "created", "modified", "format", "files", "source", "course",
+        ] {
             #expect(object.keys.contains(key), "missing \(key)")
         }
         #expect((object["publisher"] as? [String: Any])?["name"] as? String == "康复职业技术学院")
@@ -357,7 +361,8 @@ import ZiyuankuSync
                 guard self.verify(req, bodySHA256: empty) else { return Response(status: .unauthorized) }
                 // The platform's own 404 says so; a bare 404 (a proxy, a wrong path) does not.
                 let id = try ctx.parameters.require("id")
-                return id.hasSuffix("0") ? Response(status: .notFound) : Response(status: .notFound, headers: [HTTPField.Name("X-ZYK-Error-Code")!: "not_found"])
+                return id.hasSuffix("0")
+                    ? Response(status: .notFound) : Response(status: .notFound, headers: [HTTPField.Name("X-ZYK-Error-Code")!: "not_found"])
             }
             r.get("/api/v1/slow") { _, _ -> Response in
                 try await Task.sleep(for: .seconds(4))
@@ -479,7 +484,8 @@ import ZiyuankuSync
         }
         let summary = try await Self.runSync(env, emu, backoffCap: 0.02)
         #expect(summary.done == 1 && summary.failed == 1)
-        #expect(try c.majors(level: nil, prefix: "520601", itemLevel: nil, limit: 1, offset: 0).items.first?.name == "康复治疗技术（改名）",
+        #expect(
+            try c.majors(level: nil, prefix: "520601", itemLevel: nil, limit: 1, offset: 0).items.first?.name == "康复治疗技术（改名）",
             "the rename happened between the attempts")
         #expect(emu.bodies.withLock { $0["\(id):1"]?.count } == 1, "both attempts sent the same body")
         // The body stays kept for that version (a re-selection sends it again, byte for byte); a

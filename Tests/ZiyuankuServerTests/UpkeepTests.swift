@@ -5,28 +5,21 @@ import HummingbirdTesting
 import Testing
 import ZiyuankuCore
 import ZiyuankuLibrary
-@testable import ZiyuankuServer
 import ZiyuankuStore
+import ZiyuankuTestSupport
+
+@testable import ZiyuankuServer
 
 /// The upkeep jobs (docs/product.md#upkeep-backup-fixity-audit) on real data roots.
 @Suite struct UpkeepTests {
     /// A valid metadata record for catalog-level tests.
     static func metadata(_ env: TestEnv, title: String) throws -> ResourceMetadata {
-        let majors = try env.services.catalog.majorInfo(codes: ["520601"])
-        let object: [String: JSONValue] = [
-            "title": .string(title), "description": .string("说明"), "keywords": .array([.string("康复")]), "resourceType": .string("document"),
-            "granularity": .string("asset"), "educationLevel": .string("higherVocational"), "majorCodes": .array([.string("520601")]),
-            "authors": .array([.object(["name": .string("王老师"), "role": .string("author")])]), "copyrightHolder": .string("康复职业技术学院"),
-            "license": .string("CC-BY-4.0"), "originality": .string("original"), "visibility": .string("public"),
-        ]
-        return try MetadataValidator.validate(object, lookupMajor: { majors[$0] }).get()
+        try SampleMetadata.record(SampleMetadata.object(title: title), catalog: env.services.catalog)
     }
 
     /// Stores bytes as a real blob through the blob store (hashed, fsynced, renamed).
     static func store(_ env: TestEnv, _ bytes: [UInt8]) async throws -> BlobInfo {
-        let w = try env.services.blobs.makeWriter(maxSize: 1 << 20)
-        try await w.write(bytes)
-        return try await w.finish()
+        try await SampleFiles.store(bytes, in: env.services.blobs)
     }
 
     /// R7: 10,000 small blobs, 10 with a flipped byte and 5 deleted: fixity reports exactly those
@@ -75,13 +68,17 @@ import ZiyuankuStore
             #expect(p.references == [BlobReference(resourceId: ids[i], version: 1, name: files[i].name)])
         }
         #expect(run.outcome == .problems && run.counts["mismatch"] == 10 && run.counts["missing"] == 5)
-        print("R7: 10000 blobs, 10 flipped and 5 deleted → \(report.problems.count) reported (\(run.counts["mismatch"] ?? -1) mismatch, \(run.counts["missing"] ?? -1) missing), 0 false alarms")
+        print(
+            "R7: 10000 blobs, 10 flipped and 5 deleted → \(report.problems.count) reported (\(run.counts["mismatch"] ?? -1) mismatch, \(run.counts["missing"] ?? -1) missing), 0 false alarms"
+        )
 
         // Results are recorded per blob; a budgeted slice stops early and says what is left.
         let slice = try upkeep.fixity(budget: 0.000_001)
         #expect(slice.remaining > 0 && slice.checked < 10_000)
         let recorded = try await DatabaseQueue(path: env.services.root.catalogPath).read { db in
-            try Row.fetchAll(db, sql: "SELECT fixity, count(*) FROM blobs GROUP BY fixity ORDER BY fixity").map { "\($0[0] as String? ?? "nil")=\($0[1] as Int)" }
+            try Row.fetchAll(db, sql: "SELECT fixity, count(*) FROM blobs GROUP BY fixity ORDER BY fixity").map {
+                "\($0[0] as String? ?? "nil")=\($0[1] as Int)"
+            }
         }
         #expect(recorded == ["mismatch=10", "missing=5", "ok=9985"])
     }
@@ -206,7 +203,9 @@ import ZiyuankuStore
         // Some history first, with distinct files.
         for i in 0..<40 {
             let b = try await Self.store(env, Array("%PDF-1.7\n% before \(i)\n%%EOF\n".utf8))
-            _ = try catalog.createResource(owner: owner, metadata: m, files: [NewFile(name: "前\(i).pdf", sha256: b.sha256, size: b.size, mediaType: "application/pdf", role: .primary)], changeNote: "")
+            _ = try catalog.createResource(
+                owner: owner, metadata: m, files: [NewFile(name: "前\(i).pdf", sha256: b.sha256, size: b.size, mediaType: "application/pdf", role: .primary)],
+                changeNote: "")
         }
         let stop = Mutex2(false)
         let written = Mutex2(0)
@@ -214,7 +213,9 @@ import ZiyuankuStore
             var i = 0
             while !stop.withLock({ $0 }) {
                 let b = try await Self.store(env, Array("%PDF-1.7\n% during \(i)\n%%EOF\n".utf8))
-                _ = try catalog.createResource(owner: owner, metadata: m, files: [NewFile(name: "中\(i).pdf", sha256: b.sha256, size: b.size, mediaType: "application/pdf", role: .primary)], changeNote: "")
+                _ = try catalog.createResource(
+                    owner: owner, metadata: m,
+                    files: [NewFile(name: "中\(i).pdf", sha256: b.sha256, size: b.size, mediaType: "application/pdf", role: .primary)], changeNote: "")
                 written.withLock { $0 += 1 }
                 i += 1
             }
@@ -243,10 +244,14 @@ import ZiyuankuStore
         let after = try await DatabaseQueue(path: restoredRoot.catalogPath).read { db in Set(try String.fetchAll(db, sql: "SELECT id FROM resources")) }
         #expect(before.isSubset(of: after), "\(before.subtracting(after).count) resources committed before the backup are missing")
         #expect(try restored.searchIndexCounts().indexed == after.count)
-        print("R8: backup of \(report.blobs) blobs while \(written.withLock { $0 }) resources were being added; restored \(after.count) resources (\(before.count) committed before the backup), fixity and verify clean")
+        print(
+            "R8: backup of \(report.blobs) blobs while \(written.withLock { $0 }) resources were being added; restored \(after.count) resources (\(before.count) committed before the backup), fixity and verify clean"
+        )
         // A damaged backup is refused.
         let manifest = try JSONDecoder().decode(BackupManifest.self, from: Data(contentsOf: URL(fileURLWithPath: target + "/manifest.json")))
-        #expect(try FileManager.default.contentsOfDirectory(atPath: target).filter { $0.hasPrefix("catalog") } == [manifest.catalogFile], "old catalogs are removed")
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: target).filter { $0.hasPrefix("catalog") } == [manifest.catalogFile], "old catalogs are removed"
+        )
         #expect(throws: DomainError.self) { try upkeep.backup(to: env.services.root.path + "/blobs") }
         let cat = target + "/" + manifest.catalogFile
         var bytes = try Data(contentsOf: URL(fileURLWithPath: cat))
@@ -278,8 +283,9 @@ import ZiyuankuStore
                 ("护理视频", "video", ["520201"], "示范.mp4"), ("康复讲义", "document", ["520601", "520201"], "讲义.pdf"), ("药学动画", "animation", ["520301"], "动画.mp4"),
             ] {
                 let bytes = file.hasSuffix(".pdf") ? Fixtures.pdf : Fixtures.video(4096)
-                let id = try await client.createResource(
-                    env, metadata: Fixtures.metadata(["title": title, "resourceType": type, "majorCodes": majors]), files: [(file, bytes)])["id"] as! String
+                let id =
+                    try await client.createResource(
+                        env, metadata: Fixtures.metadata(["title": title, "resourceType": type, "majorCodes": majors]), files: [(file, bytes)])["id"] as! String
                 try await client.publish(env, id)
                 _ = try await client.execute(uri: "/v1/resources/\(id)/files/\(percentEncoded(file))", method: .get, headers: env.auth("readerB"))
             }
@@ -293,7 +299,8 @@ import ZiyuankuStore
             #expect((r.json["savedByDeduplication"] as? Int ?? 0) > 0)
             let categories = (r.json["byMajorCategory"] as? [[String: Any]]) ?? []
             #expect(categories.first?["key"] as? String == "52" && categories.first?["count"] as? Int == 3)
-            let classes = Dictionary(uniqueKeysWithValues: ((r.json["byMajorClass"] as? [[String: Any]]) ?? []).map { ($0["key"] as! String, $0["count"] as! Int) })
+            let classes = Dictionary(
+                uniqueKeysWithValues: ((r.json["byMajorClass"] as? [[String: Any]]) ?? []).map { ($0["key"] as! String, $0["count"] as! Int) })
             #expect(classes == ["5202": 2, "5206": 1, "5203": 1])
             #expect(try await client.execute(uri: "/v1/admin/report", method: .get, headers: env.auth("reviewerA")).status == .forbidden)
             r = try await client.execute(uri: "/v1/admin/report?from=2026-02-30", method: .get, headers: env.auth("admin"))

@@ -7,12 +7,15 @@ import Testing
 import ZiyuankuCore
 import ZiyuankuLibrary
 import ZiyuankuServer
+
 @testable import ZiyuankuStore
 
 /// Versions, the review workflow, soft deletion, download counts and the audit log
 /// (docs/product.md#resources-and-versions, #review-workflow, #audit-log, #library-report), through the HTTP API.
 @Suite struct WorkflowTests {
-    static func patch(_ client: any TestClientProtocol, _ env: TestEnv, _ id: String, _ fields: [String: Any], as persona: String = "owner", ifMatch: String? = nil)
+    static func patch(
+        _ client: any TestClientProtocol, _ env: TestEnv, _ id: String, _ fields: [String: Any], as persona: String = "owner", ifMatch: String? = nil
+    )
         async throws -> TestResponse
     {
         var h = env.auth(persona)
@@ -21,7 +24,9 @@ import ZiyuankuServer
         return try await client.execute(uri: "/v1/resources/\(id)", method: .patch, headers: h, body: Fixtures.json(fields))
     }
 
-    static func act(_ client: any TestClientProtocol, _ env: TestEnv, _ id: String, _ action: String, as persona: String, reason: String? = nil)
+    static func act(
+        _ client: any TestClientProtocol, _ env: TestEnv, _ id: String, _ action: String, as persona: String, reason: String? = nil
+    )
         async throws -> TestResponse
     {
         var h = env.auth(persona)
@@ -289,7 +294,9 @@ import ZiyuankuServer
     static func rehashed(seq: Int64, details: String, in env: TestEnv) throws -> String {
         let e = try #require(try env.services.catalog.auditEntries(AuditQuery()).first { $0.seq == seq })
         let hash = AuditEntry.hash(
-            AuditEntry.hashInput(seq: e.seq, at: e.at, actorId: e.actorId, action: e.action, resourceId: e.resourceId, version: e.version, details: details, prevHash: e.prevHash))
+            AuditEntry.hashInput(
+                seq: e.seq, at: e.at, actorId: e.actorId, action: e.action, resourceId: e.resourceId, version: e.version, details: details, prevHash: e.prevHash
+            ))
         return "UPDATE audit_log SET details = '\(details)', hash = '\(hash)' WHERE seq = \(seq)"
     }
 
@@ -316,9 +323,12 @@ import ZiyuankuServer
             ("delete a middle entry", "DELETE FROM audit_log WHERE seq = 6"),
             ("delete the last entry", "DELETE FROM audit_log WHERE seq = (SELECT max(seq) FROM audit_log)"),
             ("delete the first entry", "DELETE FROM audit_log WHERE seq = 1"),
-            ("swap two entries", """
+            (
+                "swap two entries",
+                """
                 UPDATE audit_log SET seq = 999999 WHERE seq = 4; UPDATE audit_log SET seq = 4 WHERE seq = 5; UPDATE audit_log SET seq = 5 WHERE seq = 999999
-                """),
+                """
+            ),
             // The forger recomputes the edited entry's own hash correctly: the next entry's link breaks.
             ("edit and re-hash one entry", rehash),
             ("renumber the tail", "UPDATE audit_log SET seq = seq + 100 WHERE seq >= 10"),
@@ -326,7 +336,13 @@ import ZiyuankuServer
         var found = 0
         for (name, sql) in tamperings {
             let copy = env.dir.appendingPathComponent("tamper-\(found).sqlite").path
-            let src = try DatabaseQueue(path: path, configuration: { var c = Configuration(); c.readonly = true; return c }())
+            let src = try DatabaseQueue(
+                path: path,
+                configuration: {
+                    var c = Configuration()
+                    c.readonly = true
+                    return c
+                }())
             let dst = try DatabaseQueue(path: copy)
             try src.backup(to: dst)
             try await dst.write { db in
