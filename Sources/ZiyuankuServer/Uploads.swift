@@ -154,16 +154,10 @@ struct BlobRoutes {
         r.on(.post, "/v1/blobs/lookup") { req, ctx in
             let p = try ctx.requireAuthor()
             let body = try await BodyReader.jsonObject(req, limit: services.config.maxJSONBytes)
-            var f = FieldReader(object: body)
-            var errors = body.keys.filter { !["sha256", "size"].contains($0) }.sorted().map { FieldError(field: $0, message: "unknown field") }
-            let sha = f.text("sha256", required: true, max: 64)?.lowercased()
-            let size = f.integer("size", required: true, range: 0...Int(clamping: services.config.maxUploadBytes))
-            errors += f.errors
-            if let sha, !Identifiers.isSHA256Hex(sha) { errors.append(.init(field: "sha256", message: "must be 64 hex digits")) }
-            guard errors.isEmpty, let sha, let size else { throw DomainError.validation(errors) }
-            let available = try services.catalog.claimBlob(sha256: sha, size: Int64(size), by: p, allowAnonymous: services.config.allowAnonymous)
+            let found = try services.library.uploads.lookup(by: p, body)
             // The same answer for unknown bytes and for bytes only others may read.
-            return try JSONResponse.make(["sha256": .string(sha), "size": .number(Double(size)), "available": .bool(available)] as [String: JSONValue])
+            return try JSONResponse.make(
+                ["sha256": .string(found.sha256), "size": .number(Double(found.size)), "available": .bool(found.available)] as [String: JSONValue])
         }
         r.on(.post, "/v1/blobs") { req, ctx in
             let p = try ctx.requireAuthor()
@@ -171,7 +165,7 @@ struct BlobRoutes {
                 throw DomainError(.unsupportedMediaType, "POST /v1/blobs takes the raw file bytes (application/octet-stream), not \(type).")
             }
             let blob = try await Uploader(services: services).receiveRaw(req)
-            try services.catalog.recordBlobUpload(blob, userId: p.userId)
+            try services.library.uploads.recordUpload(blob, by: p)
             let sniffed = MediaSniffer.mediaType(head: blob.head, filename: "")
             return try JSONResponse.make(
                 ["sha256": blob.sha256.jsonValue, "size": blob.size.jsonValue, "mediaType": sniffed.jsonValue] as [String: JSONValue],

@@ -1,0 +1,97 @@
+import Foundation
+import ZiyuankuCore
+import ZiyuankuStore
+
+/// Organizations, users and tokens, and who may manage which, for every surface.
+public struct AccountService: Sendable {
+    let catalog: Catalog
+    let maxTokensPerUser: Int
+
+    public func organizations() throws -> [Organization] { try catalog.organizations() }
+
+    /// `{name, kind}`; administrators only.
+    public func createOrganization(by p: Principal, _ object: [String: JSONValue]) throws -> Organization {
+        _ = try p.requireAdmin()
+        var f = FieldReader(object: object)
+        var errors = Self.unknown(object, allowed: ["name", "kind"])
+        let name = f.text("name", required: true, max: 200)
+        let kind: OrganizationKind? = f.enumValue("kind", required: true)
+        errors += f.errors
+        guard errors.isEmpty, let name, let kind else { throw DomainError.validation(errors) }
+        return try catalog.createOrganization(name: name, kind: kind, actor: p.userId)
+    }
+
+    public func users(by p: Principal, organizationId: String?) throws -> [User] {
+        _ = try p.requireAdmin()
+        return try catalog.users(organizationId: organizationId)
+    }
+
+    /// `{organizationId, name, role}`; administrators only. The new user's first token is
+    /// returned once (only its digest is stored).
+    public func createUser(by p: Principal, _ object: [String: JSONValue]) throws -> (user: User, token: IssuedToken) {
+        _ = try p.requireAdmin()
+        var f = FieldReader(object: object)
+        var errors = Self.unknown(object, allowed: ["organizationId", "name", "role"])
+        let org = f.text("organizationId", required: true, max: 36)
+        let name = f.text("name", required: true, max: 100)
+        let role: Role? = f.enumValue("role", required: true)
+        errors += f.errors
+        if let org, !Identifiers.isUUID(org) { errors.append(.init(field: "organizationId", message: "must be an organization id")) }
+        guard errors.isEmpty, let org, let name, let role else { throw DomainError.validation(errors) }
+        let (user, token) = try catalog.createUser(organizationId: org, name: name, role: role, actor: p.userId)
+        return (user, token)
+    }
+
+    /// Administrators list anyone's tokens (or all); others only their own.
+    public func tokens(by p: Principal, userId: String?) throws -> [TokenInfo] {
+        if p.role == .admin { return try catalog.tokens(userId: userId) }
+        if let userId, userId != p.userId { throw DomainError.forbidden("You may list only your own tokens.") }
+        return try catalog.tokens(userId: p.userId)
+    }
+
+    /// `{userId?, label?, expiresInDays?}`: a token for oneself, or (administrators) for anyone,
+    /// within the per-user cap of live tokens.
+    public func issueToken(by p: Principal, _ object: [String: JSONValue]) throws -> IssuedToken {
+        var f = FieldReader(object: object)
+        var errors = Self.unknown(object, allowed: ["userId", "label", "expiresInDays"])
+        let userId = f.text("userId", required: false, max: 36) ?? p.userId
+        let label = f.text("label", required: false, max: 100) ?? ""
+        let days = f.integer("expiresInDays", required: false, range: 1...3650)
+        errors += f.errors
+        guard errors.isEmpty else { throw DomainError.validation(errors) }
+        if userId != p.userId && p.role != .admin { throw DomainError.forbidden("Only administrators may issue tokens for other users.") }
+        guard Identifiers.isUUID(userId), try catalog.user(id: userId) != nil else { throw DomainError.notFound("user") }
+        return try catalog.issueToken(
+            userId: userId, label: label, expiresAt: days.map { Date().addingTimeInterval(Double($0) * 86400) }, actor: p.userId, maxLive: maxTokensPerUser)
+    }
+
+    /// One's own token, or (administrators) anyone's; someone else's token is not found.
+    public func revokeToken(by p: Principal, id: String) throws {
+        guard Identifiers.isUUID(id), let t = try catalog.token(id: id), p.role == .admin || t.userId == p.userId else {
+            throw DomainError.notFound("token")
+        }
+        _ = try catalog.revokeToken(id: id, actor: p.userId)
+    }
+
+    /// The majors vocabulary, filtered; `prefix` is the start of a code, `itemLevel` one of
+    /// category, class, major.
+    public func majors(level: EducationLevel?, prefix: String?, itemLevel: String?, page: Int, pageSize: Int) throws -> (items: [Major], total: Int) {
+        var errors: [FieldError] = []
+        if let prefix, !(prefix.count <= 7 && prefix.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == "K") })) {
+            errors.append(.init(field: "prefix", message: "must be the start of a major code (digits)"))
+        }
+        if let itemLevel, !["category", "class", "major"].contains(itemLevel) {
+            errors.append(.init(field: "itemLevel", message: "must be one of: category, class, major"))
+        }
+        if !errors.isEmpty { throw DomainError.validation(errors) }
+        return try catalog.majors(level: level, prefix: prefix, itemLevel: itemLevel, limit: pageSize, offset: (page - 1) * pageSize)
+    }
+
+    static func unknown(_ object: [String: JSONValue], allowed: Set<String>) -> [FieldError] {
+        object.keys.filter { !allowed.contains($0) }.sorted().map { FieldError(field: $0, message: "unknown field") }
+    }
+}
+
+extension Library {
+    public var accounts: AccountService { AccountService(catalog: catalog, maxTokensPerUser: config.maxTokensPerUser) }
+}
