@@ -34,9 +34,7 @@ struct OrgCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await cli {
-                guard let k = OrganizationKind(rawValue: kind) else {
-                    throw CLIError("--kind must be one of: \(OrganizationKind.allowedValues)", code: 64)
-                }
+                guard let k: OrganizationKind = try choice(kind, option: "kind") else { return }
                 let trimmed = name.trimmingCharacters(in: .whitespaces)
                 guard !trimmed.isEmpty, trimmed.unicodeScalars.count <= 200, TextCleaning.forbiddenCharacter(in: trimmed, allowNewlines: false) == nil else {
                     throw CLIError("the name must be 1–200 printable characters", code: 64)
@@ -113,7 +111,7 @@ struct UserCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await cli {
-                guard let r = Role(rawValue: role) else { throw CLIError("--role must be one of: \(Role.allowedValues)", code: 64) }
+                guard let r: Role = try choice(role, option: "role") else { return }
                 let trimmed = name.trimmingCharacters(in: .whitespaces)
                 guard !trimmed.isEmpty, trimmed.unicodeScalars.count <= 100, TextCleaning.forbiddenCharacter(in: trimmed, allowNewlines: false) == nil else {
                     throw CLIError("--name must be 1–100 printable characters", code: 64)

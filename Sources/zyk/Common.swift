@@ -174,3 +174,11 @@ func bootstrapLogging(level: Logger.Level) {
         return h
     }
 }
+
+/// A closed-vocabulary option (`--kind`, `--role`, `--state`, …): nil when not given; a usage
+/// error (exit 64) naming the option, the allowed values and what was given otherwise.
+func choice<E: CaseIterable & RawRepresentable>(_ value: String?, option: String) throws -> E? where E.RawValue == String {
+    guard let value else { return nil }
+    guard let parsed = E(rawValue: value) else { throw CLIError("--\(option) must be one of: \(E.allowedValues) (got '\(value)')", code: 64) }
+    return parsed
+}

@@ -65,12 +65,7 @@ struct SyncSelect: AsyncParsableCommand {
                 throw CLIError("--major must be a major, class or category code such as 520601, 5206 or 52 (got '\(major)')", code: 64)
             }
             s.majorCode = major
-            if let type {
-                guard let t = ResourceType(rawValue: type) else {
-                    throw CLIError("unknown resource type '\(type)'; one of \(ResourceType.allCases.map(\.rawValue).joined(separator: ", "))", code: 64)
-                }
-                s.resourceType = t
-            }
+            s.resourceType = try choice(type, option: "type")
             guard !s.isEmpty || organization != nil else { throw CLIError("say what to select: --id, --major, --type or --organization", code: 64) }
             let (catalog, _) = try root.openCatalog()
             if let organization {
@@ -263,15 +258,7 @@ struct SyncStatusCommand: AsyncParsableCommand {
     func run() async throws {
         try await cli {
             guard (1...10_000).contains(limit) else { throw CLIError("--limit must be 1–10000", code: 64) }
-            let filter: SyncState?
-            if let state {
-                guard let s = SyncState(rawValue: state) else {
-                    throw CLIError("unknown state '\(state)'; one of \(SyncState.allCases.map(\.rawValue).joined(separator: ", "))", code: 64)
-                }
-                filter = s
-            } else {
-                filter = nil
-            }
+            let filter: SyncState? = try choice(state, option: "state")
             let (catalog, _) = try root.openCatalog()
             if let id {
                 guard let detail = try catalog.syncEntryDetail(id: id) else { throw CLIError("\(id) is not in the outbox (never selected)", code: 65) }

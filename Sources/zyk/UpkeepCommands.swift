@@ -189,13 +189,7 @@ struct Jobs: AsyncParsableCommand {
     func run() async throws {
         try await cli {
             guard (1...1000).contains(limit) else { throw CLIError("--limit must be 1–1000", code: 64) }
-            var k: JobKind?
-            if let kind {
-                guard let parsed = JobKind(rawValue: kind) else {
-                    throw CLIError("--kind must be one of \(JobKind.allCases.map(\.rawValue).joined(separator: ", "))", code: 64)
-                }
-                k = parsed
-            }
+            let k: JobKind? = try choice(kind, option: "kind")
             let (catalog, _) = try root.openCatalog()
             let runs = try catalog.jobRuns(kind: k, limit: limit)
             if output.json {
