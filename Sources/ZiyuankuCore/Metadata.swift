@@ -202,6 +202,12 @@ public struct FieldReader {
 
     public init(object: [String: JSONValue]) { self.object = object }
 
+    /// "unknown field" for every member of `object` not in `allowed`, in name order, each named
+    /// `prefix` + its key (`changes.` or `files[2].`, say).
+    public static func unknownFields(in object: [String: JSONValue], allowed: Set<String>, prefix: String = "") -> [FieldError] {
+        object.keys.filter { !allowed.contains($0) }.sorted().map { FieldError(field: prefix + $0, message: "unknown field") }
+    }
+
     private mutating func fail(_ field: String, _ message: String) { errors.append(.init(field: field, message: message)) }
 
     private mutating func present(_ key: String, required: Bool) -> JSONValue? {

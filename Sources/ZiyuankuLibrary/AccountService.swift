@@ -13,7 +13,7 @@ public struct AccountService: Sendable {
     public func createOrganization(by p: Principal, _ object: [String: JSONValue]) throws -> Organization {
         _ = try p.requireAdmin()
         var f = FieldReader(object: object)
-        var errors = Self.unknown(object, allowed: ["name", "kind"])
+        var errors = FieldReader.unknownFields(in: object, allowed: ["name", "kind"])
         let name = f.text("name", required: true, max: 200)
         let kind: OrganizationKind? = f.enumValue("kind", required: true)
         errors += f.errors
@@ -31,7 +31,7 @@ public struct AccountService: Sendable {
     public func createUser(by p: Principal, _ object: [String: JSONValue]) throws -> (user: User, token: IssuedToken) {
         _ = try p.requireAdmin()
         var f = FieldReader(object: object)
-        var errors = Self.unknown(object, allowed: ["organizationId", "name", "role"])
+        var errors = FieldReader.unknownFields(in: object, allowed: ["organizationId", "name", "role"])
         let org = f.text("organizationId", required: true, max: 36)
         let name = f.text("name", required: true, max: 100)
         let role: Role? = f.enumValue("role", required: true)
@@ -53,7 +53,7 @@ public struct AccountService: Sendable {
     /// within the per-user cap of live tokens.
     public func issueToken(by p: Principal, _ object: [String: JSONValue]) throws -> IssuedToken {
         var f = FieldReader(object: object)
-        var errors = Self.unknown(object, allowed: ["userId", "label", "expiresInDays"])
+        var errors = FieldReader.unknownFields(in: object, allowed: ["userId", "label", "expiresInDays"])
         let userId = f.text("userId", required: false, max: 36) ?? p.userId
         let label = f.text("label", required: false, max: 100) ?? ""
         let days = f.integer("expiresInDays", required: false, range: 1...3650)
@@ -85,10 +85,6 @@ public struct AccountService: Sendable {
         }
         if !errors.isEmpty { throw DomainError.validation(errors) }
         return try catalog.majors(level: level, prefix: prefix, itemLevel: itemLevel, limit: pageSize, offset: (page - 1) * pageSize)
-    }
-
-    static func unknown(_ object: [String: JSONValue], allowed: Set<String>) -> [FieldError] {
-        object.keys.filter { !allowed.contains($0) }.sorted().map { FieldError(field: $0, message: "unknown field") }
     }
 }
 

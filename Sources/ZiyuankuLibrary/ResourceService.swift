@@ -58,6 +58,13 @@ public struct ResourceService: Sendable {
         }
     }
 
+    /// May `p` change this resource, from the version it last saw? (The save re-checks both
+    /// inside its transaction; this answers before a request body is read.)
+    public func checkEdit(of state: ResourceState, by p: Principal, expected: Int?) throws {
+        try authorizeEdit(p)(state)
+        if let expected, expected != state.currentVersion { throw Catalog.stale(expected, state.currentVersion) }
+    }
+
     // MARK: validation
 
     /// Splits the request-only members (`files`, `changeNote`) from the metadata object.
@@ -106,7 +113,7 @@ public struct ResourceService: Sendable {
                 errors.append(.init(field: "\(field)[\(i)]", message: "must be an object with name and role"))
                 continue
             }
-            for k in o.keys.sorted() where !["name", "role"].contains(k) { errors.append(.init(field: "\(field)[\(i)].\(k)", message: "unknown field")) }
+            errors += FieldReader.unknownFields(in: o, allowed: ["name", "role"], prefix: "\(field)[\(i)].")
             var r = FieldReader(object: o)
             let name = r.text("name", required: true, max: 255)
             let role: FileRole? = r.enumValue("role", required: true)
@@ -262,7 +269,7 @@ public struct ResourceService: Sendable {
                 errors.append(.init(field: f, message: "must be an object with sha256, name and role"))
                 continue
             }
-            for k in o.keys.sorted() where !["sha256", "name", "role"].contains(k) { errors.append(.init(field: "\(f).\(k)", message: "unknown field")) }
+            errors += FieldReader.unknownFields(in: o, allowed: ["sha256", "name", "role"], prefix: "\(f).")
             var r = FieldReader(object: o)
             let sha = r.text("sha256", required: true, max: 64)
             let name = r.text("name", required: true, max: 1000)
@@ -302,8 +309,7 @@ public struct ResourceService: Sendable {
     /// Changes metadata fields (`patch`, with an optional `changeNote`) into a new version.
     /// `expected` is the version the caller last saw (a stale one is refused).
     public func updateMetadata(of state: ResourceState, by p: Principal, expected: Int?, patch object: [String: JSONValue]) throws -> ResourceView {
-        try authorizeEdit(p)(state)
-        if let expected, expected != state.currentVersion { throw Catalog.stale(expected, state.currentVersion) }
+        try checkEdit(of: state, by: p, expected: expected)
         var patch = object
         let note = try Self.changeNote(patch.removeValue(forKey: "changeNote"))
         if patch.isEmpty { throw DomainError.validation([.init(field: "", message: "send at least one metadata field to change")]) }
@@ -335,9 +341,7 @@ public struct ResourceService: Sendable {
 
     /// Reads the `changes` object of a file change request.
     public static func fileChanges(from object: [String: JSONValue]) throws -> FileChanges {
-        var errors: [FieldError] = object.keys.filter { !["files", "remove", "changeNote"].contains($0) }.sorted().map {
-            FieldError(field: "changes.\($0)", message: "unknown field")
-        }
+        var errors = FieldReader.unknownFields(in: object, allowed: ["files", "remove", "changeNote"], prefix: "changes.")
         var r = FieldReader(object: object)
         var changes = FileChanges()
         changes.removals = r.textArray("remove", required: false, min: 0, max: 64, itemMax: 255) ?? []

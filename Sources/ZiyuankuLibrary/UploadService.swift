@@ -15,7 +15,7 @@ public struct UploadService: Sendable {
     public func lookup(by p: Principal, _ object: [String: JSONValue]) throws -> (sha256: String, size: Int64, available: Bool) {
         _ = try p.requireAuthor()
         var f = FieldReader(object: object)
-        var errors = object.keys.filter { !["sha256", "size"].contains($0) }.sorted().map { FieldError(field: $0, message: "unknown field") }
+        var errors = FieldReader.unknownFields(in: object, allowed: ["sha256", "size"])
         let sha = f.text("sha256", required: true, max: 64)?.lowercased()
         let size = f.integer("size", required: true, range: 0...Int(clamping: maxUploadBytes))
         errors += f.errors

@@ -35,7 +35,7 @@ public struct WorkflowService: Sendable {
     /// the catalog checks).
     public static func reason(from body: [String: JSONValue]) throws -> String? {
         var f = FieldReader(object: body)
-        var errors = body.keys.filter { $0 != "reason" }.sorted().map { FieldError(field: $0, message: "unknown field") }
+        var errors = FieldReader.unknownFields(in: body, allowed: ["reason"])
         let reason = f.text("reason", required: false, max: 1000, multiline: true)
         errors += f.errors
         if !errors.isEmpty { throw DomainError.validation(errors) }

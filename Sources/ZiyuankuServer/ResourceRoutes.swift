@@ -128,7 +128,7 @@ struct ResourceRoutes {
         let (state, _) = try visible(ctx)
         try service.authorizeEdit(p)(state)
         let expected = try expectedVersion(req)
-        if let expected, expected != state.currentVersion { throw Catalog.stale(expected, state.currentVersion) }
+        try service.checkEdit(of: state, by: p, expected: expected)
         let body = try await BodyReader.jsonObject(req, limit: services.config.maxJSONBytes)
         let view = try service.updateMetadata(of: state, by: p, expected: expected, patch: body)
         return try ResourceDTO(view: view, privileged: true).response(headers: [.eTag: etag(view.version.number)])

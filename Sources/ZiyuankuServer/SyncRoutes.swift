@@ -121,8 +121,7 @@ struct SyncRoutes {
         r.on(.post, "/v1/admin/sync/select") { req, ctx in
             let admin = try ctx.requireAdmin()
             let body = try await BodyReader.jsonObject(req, limit: services.config.maxJSONBytes)
-            let known: Set<String> = ["ids", "majorCode", "resourceType", "organizationId", "dryRun"]
-            var errors = body.keys.filter { !known.contains($0) }.sorted().map { FieldError(field: $0, message: "unknown field") }
+            var errors = FieldReader.unknownFields(in: body, allowed: ["ids", "majorCode", "resourceType", "organizationId", "dryRun"])
             var f = FieldReader(object: body)
             var s = SyncSelection()
             s.ids = f.textArray("ids", required: false, min: 0, max: 10_000, itemMax: 36) ?? []
@@ -177,7 +176,7 @@ struct SyncRoutes {
         r.on(.post, "/v1/admin/sync/retry") { req, ctx in
             let admin = try ctx.requireAdmin()
             let body = try await BodyReader.jsonObject(req, limit: services.config.maxJSONBytes)
-            var errors = body.keys.filter { !["dead", "failed", "ids"].contains($0) }.sorted().map { FieldError(field: $0, message: "unknown field") }
+            var errors = FieldReader.unknownFields(in: body, allowed: ["dead", "failed", "ids"])
             var f = FieldReader(object: body)
             let dead = f.bool("dead") ?? false
             let failed = f.bool("failed") ?? false

@@ -79,19 +79,8 @@ public struct FileBlobStore: BlobStore {
     /// when those bytes are already stored; then fsyncs the folders that changed. The one place
     /// bytes enter the store.
     func place(temporary tmp: String, as sha256: String) throws(DomainError) {
-        let rel = relativePath(sha256)
-        let blobs = root.blobsPath
-        let dir1 = blobs + "/" + String(rel.prefix(2))
-        let dir2 = blobs + "/" + String(rel.prefix(5))
-        var made = false
-        for d in [dir1, dir2] {
-            if mkdir(d, 0o755) == 0 {
-                made = true
-            } else if errno != EEXIST {
-                throw BlobFiles.ioError(errno, "create a blob folder")
-            }
-        }
-        let final = blobs + "/" + rel
+        let (leaf, made) = try makeFolders(for: sha256)
+        let final = path(of: sha256)
         if access(final, F_OK) == 0 {
             unlink(tmp)  // identical bytes are stored once
             return
@@ -99,9 +88,26 @@ public struct FileBlobStore: BlobStore {
         guard access(tmp, F_OK) == 0 else { return }  // placed already (a retry after a crash)
         chmod(tmp, 0o444)
         if rename(tmp, final) != 0 { throw BlobFiles.ioError(errno, "move the upload into the blob store") }
-        BlobFiles.fsyncDirectory(dir2)
-        if made { for d in [dir1, blobs] { BlobFiles.fsyncDirectory(d) } }
+        BlobFiles.fsyncDirectory(leaf)
+        if made { for d in [(leaf as NSString).deletingLastPathComponent, root.blobsPath] { BlobFiles.fsyncDirectory(d) } }
         BlobFiles.fsyncDirectory(root.tmpPath)
+    }
+
+    /// Creates `blobs/ab/` and `blobs/ab/cd/` for a digest if they are missing: the folder the
+    /// blob goes in, and whether a folder was made (its parent then needs an fsync too).
+    func makeFolders(for sha256: String) throws(DomainError) -> (leaf: String, made: Bool) {
+        let rel = relativePath(sha256)
+        let top = root.blobsPath + "/" + String(rel.prefix(2))
+        let leaf = root.blobsPath + "/" + String(rel.prefix(5))
+        var made = false
+        for d in [top, leaf] {
+            if mkdir(d, 0o755) == 0 {
+                made = true
+            } else if errno != EEXIST {
+                throw BlobFiles.ioError(errno, "create a blob folder")
+            }
+        }
+        return (leaf, made)
     }
 
     /// Removes temporary files left by processes that no longer run (a `kill -9` mid-upload).
@@ -206,8 +212,7 @@ extension FileBlobStore {
     /// Moves a finished upload's file into the store under its digest (or drops it when those
     /// bytes are stored already). Safe to repeat.
     public func commitResumable(_ id: String, as sha256: String) throws(DomainError) {
-        let tmp = resumablePath(id)
-        try place(temporary: tmp, as: sha256)
+        try place(temporary: resumablePath(id), as: sha256)
     }
 }
 
@@ -269,11 +274,8 @@ extension FileBlobStore {
         if access(final, F_OK) == 0 { return true }
         let trashed = trashedPath(of: sha256)
         guard access(trashed, F_OK) == 0 else { return false }
-        let rel = relativePath(sha256)
-        let dir2 = root.blobsPath + "/" + String(rel.prefix(5))
-        for d in [root.blobsPath + "/" + String(rel.prefix(2)), dir2] { mkdir(d, 0o755) }
-        guard rename(trashed, final) == 0 else { return false }
-        BlobFiles.fsyncDirectory(dir2)
+        guard let (leaf, _) = try? makeFolders(for: sha256), rename(trashed, final) == 0 else { return false }
+        BlobFiles.fsyncDirectory(leaf)
         return true
     }
 
