@@ -305,9 +305,17 @@ public struct PlatformV1: PlatformAdapter {
                     method: method, url: base + path, headers: signer.headers(method: method, path: fullPath, bodySHA256: bodySHA256) + extra,
                     body: body)
                 let r = try await pool.perform(request, progress: progress)
-                if r.status == 401 && r.headers["x-zyk-error-code"] == "nonce_reused" && tries < 3 { continue }
-                return r
+                guard r.status == 401 && r.headers["x-zyk-error-code"] == "nonce_reused" else { return r }
+                // Each fresh signature can meet another dying connection; a replay is never the
+                // entry's fault, so after a few it is retried later, not declared dead.
+                if tries >= 4 {
+                    throw PlatformFailure(
+                        disposition: .retry, message: "\(what): HTTP 401: nonce_reused (a transport replay, \(tries) times)", status: 401,
+                        retryAfter: nil)
+                }
             }
+        } catch let e as PlatformFailure {
+            throw e
         } catch let e as CurlError {
             throw PlatformFailure.transport(e, request: what)
         } catch is CancellationError {

@@ -303,6 +303,9 @@ import ZiyuankuSync
         /// The SHA-256 of every body received per idempotency key.
         let bodies = Mutex<[String: Set<String>]>([:])
         let signer = RequestSigner(key: "k", secret: "s3cret")
+        /// sha -> how many more HEADs are refused as a replayed nonce (what the platform answers
+        /// when libcurl re-sends a request on a fresh connection with the old signature).
+        let replays = Mutex<[String: Int]>([:])
 
         func verify(_ req: Request, bodySHA256: String) -> Bool {
             func h(_ n: String) -> String? { req.headers[HTTPField.Name(n)!] }
@@ -319,6 +322,12 @@ import ZiyuankuSync
                 let sha = try ctx.parameters.require("sha")
                 self.requests.withLock { $0.append("HEAD \(sha.prefix(8))") }
                 guard self.verify(req, bodySHA256: empty) else { return Response(status: .unauthorized) }
+                let replayed = self.replays.withLock { r in
+                    guard let n = r[sha], n > 0 else { return false }
+                    r[sha] = n - 1
+                    return true
+                }
+                if replayed { return Response(status: .unauthorized, headers: [HTTPField.Name("X-ZYK-Error-Code")!: "nonce_reused"]) }
                 return Response(status: self.files.withLock { $0.contains(sha) } ? .ok : .notFound)
             }
             r.put("/api/v1/files/:sha") { req, ctx -> Response in
@@ -398,6 +407,20 @@ import ZiyuankuSync
             try await platform.putFile(sha256: sha, path: path, size: Int64(bytes.count), progress: counter)
             #expect(counter.total == Int64(bytes.count))
             #expect(try await platform.hasFile(sha256: sha) == true)
+            // A replayed nonce is signed afresh and sent again; one that keeps coming back is
+            // retried later, never declared dead (the entry did nothing wrong).
+            emu.replays.withLock { $0[sha] = 2 }
+            #expect(try await platform.hasFile(sha256: sha) == true)
+            emu.replays.withLock { $0[sha] = 100 }
+            let before = emu.requests.withLock { $0.count }
+            do throws(PlatformFailure) {
+                _ = try await platform.hasFile(sha256: sha)
+                Issue.record("a request refused as replayed every time counted as answered")
+            } catch {
+                #expect(error.disposition == .retry && error.status == 401 && error.message.contains("nonce_reused"))
+            }
+            #expect(emu.requests.withLock { $0.count } - before == 4, "signed afresh a bounded number of times")
+            emu.replays.withLock { $0[sha] = 0 }
             // A file whose bytes are not what its name says is refused by the platform: dead.
             await #expect(throws: PlatformFailure.self) {
                 try await platform.putFile(sha256: String(repeating: "ab", count: 32), path: path, size: Int64(bytes.count), progress: nil)
