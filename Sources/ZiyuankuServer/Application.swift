@@ -14,7 +14,8 @@ public struct AppServices: Sendable {
     public let library: Library
     public let metrics: ServerMetrics
     public let downloads: DownloadCounter
-    let tus = TusState()
+    /// Resumable uploads, with the writers and running digests of this process.
+    public let resumable: ResumableUploadService
     let imports = ImportQueue()
     let sync = SyncCoordinator()
     /// The last readiness check and when it ran: /readyz is open to anyone, and each check
@@ -30,6 +31,7 @@ public struct AppServices: Sendable {
         self.library = library
         self.metrics = metrics
         self.downloads = DownloadCounter(catalog: library.catalog)
+        self.resumable = ResumableUploadService(library: library)
     }
 
     public init(config: ServerConfig, catalog: Catalog, metrics: ServerMetrics = ServerMetrics()) {
