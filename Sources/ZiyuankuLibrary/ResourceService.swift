@@ -43,6 +43,39 @@ public struct ResourceService: Sendable {
         return view
     }
 
+    /// The resource with the version `principal` reads by default: the newest published one for
+    /// readers, the newest for the privileged.
+    public func read(id: String, by principal: Principal?) throws -> ResourceView {
+        try visibleView(id: id, by: principal) { Access.defaultVersion(principal, $0) }
+    }
+
+    /// The versions `principal` may read, newest first (all of them for the privileged).
+    public func versions(id: String, by principal: Principal?) throws -> [VersionSummary] {
+        let (state, privileged) = try visible(id: id, by: principal)
+        let readable =
+            privileged
+            ? nil : Access.readableVersions(principal, state, published: try catalog.readerVersions(id: state.id), allowAnonymous: allowAnonymous)
+        return try catalog.versionSummaries(id: state.id, readable: readable)
+    }
+
+    /// Version `n` of `id` (nil: not a version number), if `principal` may read it.
+    public func version(id: String, number n: Int?, by principal: Principal?) throws -> ResourceView {
+        let (state, _) = try visible(id: id, by: principal)
+        let number = try readableVersion(n, of: state, by: principal, published: try catalog.readerVersions(id: state.id))
+        guard let view = try catalog.view(id: state.id, version: number) else { throw DomainError.notFound("version") }
+        return view
+    }
+
+    /// The resource with the version whose files a download serves: version `n` when one is
+    /// named (`.some(nil)`: a number that is not one), else the one `principal` reads by default
+    /// (the newest published for readers, the newest for the privileged).
+    public func downloadView(id: String, version n: Int??, by principal: Principal?) throws -> ResourceView {
+        guard let n else { return try read(id: id, by: principal) }
+        // Read before the view's own transaction (GRDB reads do not nest).
+        let published = try catalog.readerVersions(id: id)
+        return try visibleView(id: id, by: principal) { try readableVersion(n, of: $0, by: principal, published: published) }
+    }
+
     /// Version `n` if the caller may read it; `notFound("version")` otherwise.
     public func readableVersion(_ n: Int?, of state: ResourceState, by principal: Principal?, published: [Int: Visibility]) throws -> Int {
         guard let n, Access.canReadVersion(principal, state, n, published: published, allowAnonymous: allowAnonymous)
@@ -63,6 +96,26 @@ public struct ResourceService: Sendable {
     public func checkEdit(of state: ResourceState, by p: Principal, expected: Int?) throws {
         try authorizeEdit(p)(state)
         if let expected, expected != state.currentVersion { throw Catalog.stale(expected, state.currentVersion) }
+    }
+
+    /// An edit under way: the resource as its editor may change it, and the version the editor
+    /// last saw (nil: whatever is newest).
+    public struct Edit: Sendable {
+        public let state: ResourceState
+        public let editor: Principal
+        public let expected: Int?
+    }
+
+    /// Starts an edit of `id` by `p`, before any request body is read: `notFound` unless `p`
+    /// sees the resource, `forbidden` unless `p` may change it; only then is `expected` read
+    /// (e.g. from `If-Match`, whose problems come after those), and with `refuseStale` a
+    /// version other than the newest is refused at once.
+    public func beginEdit(id: String, by p: Principal, expected: () throws -> Int?, refuseStale: Bool) throws -> Edit {
+        let (state, _) = try visible(id: id, by: p)
+        try authorizeEdit(p)(state)
+        let version = try expected()
+        if refuseStale { try checkEdit(of: state, by: p, expected: version) }
+        return Edit(state: state, editor: p, expected: version)
     }
 
     // MARK: validation
@@ -308,7 +361,8 @@ public struct ResourceService: Sendable {
 
     /// Changes metadata fields (`patch`, with an optional `changeNote`) into a new version.
     /// `expected` is the version the caller last saw (a stale one is refused).
-    public func updateMetadata(of state: ResourceState, by p: Principal, expected: Int?, patch object: [String: JSONValue]) throws -> ResourceView {
+    public func updateMetadata(_ edit: Edit, patch object: [String: JSONValue]) throws -> ResourceView {
+        let (state, p, expected) = (edit.state, edit.editor, edit.expected)
         try checkEdit(of: state, by: p, expected: expected)
         var patch = object
         let note = try Self.changeNote(patch.removeValue(forKey: "changeNote"))
@@ -354,7 +408,8 @@ public struct ResourceService: Sendable {
 
     /// Checks a file change against the newest version before any byte is stored, so a refused
     /// request leaves nothing behind (the save re-checks inside its transaction).
-    public func checkFileChanges(of state: ResourceState, expected: Int?, received: [(name: String, size: Int64, head: [UInt8])], changes: FileChanges) throws {
+    public func checkFileChanges(_ edit: Edit, received: [(name: String, size: Int64, head: [UInt8])], changes: FileChanges) throws {
+        let (state, expected) = (edit.state, edit.expected)
         if received.isEmpty && changes.removals.isEmpty {
             throw DomainError.validation([.init(field: "file", message: "send at least one file part or a removal")])
         }
@@ -370,12 +425,10 @@ public struct ResourceService: Sendable {
     }
 
     /// Saves stored files and the other changes as a new version.
-    public func saveFileChanges(
-        of state: ResourceState, by p: Principal, expected: Int?, stored: [(name: String, blob: BlobInfo)], changes: FileChanges
-    ) throws
-        -> ResourceView
-    {
-        try catalog.saveVersion(id: state.id, by: p, expectedVersion: expected, changeNote: changes.note, authorize: authorizeEdit(p)) { latest in
+    public func saveFileChanges(_ edit: Edit, stored: [(name: String, blob: BlobInfo)], changes: FileChanges) throws -> ResourceView {
+        try catalog.saveVersion(
+            id: edit.state.id, by: edit.editor, expectedVersion: edit.expected, changeNote: changes.note, authorize: authorizeEdit(edit.editor)
+        ) { latest in
             (latest.metadata, try Self.mergeFiles(latest, stored, roles: changes.roles, removals: changes.removals))
         }
     }

@@ -22,22 +22,22 @@ struct AdminRoutes {
             return try JSONResponse.make(["items": try accounts.organizations()])
         }
         r.on(.post, "/v1/organizations") { req, ctx in
-            let p = try ctx.requireAdmin()
+            let actor = try AdminActor.admin(ctx.requireUser())
             let body = try await BodyReader.jsonObject(req, limit: limit)
-            return try JSONResponse.make(try accounts.createOrganization(by: p, body), status: .created)
+            return try JSONResponse.make(try accounts.createOrganization(body, as: actor), status: .created)
         }
 
         r.on(.get, "/v1/users") { req, ctx in
-            let p = try ctx.requireAdmin()
+            let actor = try AdminActor.admin(ctx.requireUser())
             var q = QueryReader(req, allowed: ["organizationId"])
             let org = q.uuid("organizationId")
             try q.check()
-            return try JSONResponse.make(["items": try accounts.users(by: p, organizationId: org)])
+            return try JSONResponse.make(["items": try accounts.users(organizationId: org, as: actor)])
         }
         r.on(.post, "/v1/users") { req, ctx in
-            let p = try ctx.requireAdmin()
+            let actor = try AdminActor.admin(ctx.requireUser())
             let body = try await BodyReader.jsonObject(req, limit: limit)
-            let (user, token) = try accounts.createUser(by: p, body)
+            let (user, token) = try accounts.createUser(body, as: actor)
             return try JSONResponse.make(UserCreated(user: user, token: token.secret, tokenId: token.info.id), status: .created)
         }
 

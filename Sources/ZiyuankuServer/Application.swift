@@ -13,11 +13,14 @@ import ZiyuankuStore
 public struct AppServices: Sendable {
     public let library: Library
     public let metrics: ServerMetrics
-    public let downloads: DownloadCounter
+    /// Downloads: the files they serve, their counts and audit.
+    public let downloads: DownloadService
     /// Resumable uploads, with the writers and running digests of this process.
     public let resumable: ResumableUploadService
-    let imports = ImportQueue()
-    let sync = SyncCoordinator()
+    /// Imports sent over HTTP, run one at a time in the background.
+    public let imports: ImportService
+    /// Platform sync, with the run going in this process.
+    public let sync: PlatformSyncService
     /// The last readiness check and when it ran: /readyz is open to anyone, and each check
     /// writes to the catalog and fsyncs a file, so a check is reused for a second.
     let lastReadiness = ReadinessCache()
@@ -30,8 +33,10 @@ public struct AppServices: Sendable {
     public init(library: Library, metrics: ServerMetrics = ServerMetrics()) {
         self.library = library
         self.metrics = metrics
-        self.downloads = DownloadCounter(catalog: library.catalog)
+        self.downloads = DownloadService(library: library)
         self.resumable = ResumableUploadService(library: library)
+        self.sync = PlatformSyncService(library: library)
+        self.imports = ImportService(library: library)
     }
 
     public init(config: ServerConfig, catalog: Catalog, metrics: ServerMetrics = ServerMetrics()) {
@@ -106,7 +111,7 @@ public func buildApplication(services: AppServices, logger: Logger) -> some Appl
         server: ZykHTTP1Channel.builder(maxBodyBytes: limit, limits: services.config.connectionLimits),
         configuration: .init(address: .hostname(services.config.host, port: services.config.port), serverName: "ziyuanku"),
         services: [
-            DownloadFlushService(counter: services.downloads, logger: logger), JobScheduler(services: services, logger: logger),
+            DownloadFlushService(counter: services.downloads.counter, logger: logger), JobScheduler(services: services, logger: logger),
             SyncService(services: services, logger: logger),
         ],
         logger: logger)

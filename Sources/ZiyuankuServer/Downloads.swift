@@ -17,21 +17,11 @@ struct Downloads {
     func serve(_ req: Request, _ ctx: ZykContext, view: ResourceView) async throws -> Response {
         let rawName = try ctx.parameters.require("name")
         let name = rawName.removingPercentEncoding ?? rawName
-        let state = view.state
-        let version = view.version.number
-        guard let file = view.version.files.first(where: { $0.name == name || $0.name == TextCleaning.normalize(name) }) else {
-            throw DomainError.notFound("file")
-        }
-        guard let path = services.blobs.localPath(of: file.sha256) else {
-            throw DomainError(.internal, "The stored bytes of \(file.name) are missing; an administrator has been told (run zyk fixity).")
-        }
+        let served = try services.downloads.file(named: name, in: view)
+        let (file, path, publicResource, lastModified) = (served.file, served.path, served.isPublic, served.modified)
         let size = file.size
         let etag = "\"\(file.sha256)\""
-        let lastModified = Timestamp.parse(view.version.createdAt) ?? Date(timeIntervalSince1970: 0)
         let lastModifiedText = HTTPDate.format(lastModified)
-        // Public: the live version of a public resource (older published versions are served
-        // privately and audited).
-        let publicResource = state.visibility == .public && version == state.publishedVersion
 
         var headers: HTTPFields = [
             .eTag: etag,
@@ -76,12 +66,7 @@ struct Downloads {
             case .ranges(let r): fromStart = r.first?.lowerBound == 0
             default: fromStart = false
             }
-            let seen = services.downloads.record(resourceId: state.id, file: file.name, client: ctx.clientKey, fromStart: fromStart)
-            if seen.first && !publicResource {
-                try services.catalog.audit(
-                    actor: ctx.principal?.userId, action: "resource.download", resourceId: state.id, version: version,
-                    details: ["file": .string(file.name), "sha256": .string(file.sha256)])
-            }
+            try services.downloads.recordFetch(served, of: view, by: ctx.principal, client: ctx.clientKey, fromStart: fromStart)
         }
         switch parsedRange {
         case .full:

@@ -14,26 +14,23 @@ struct JobRoutes {
     let services: AppServices
 
     func register(_ r: Routes) {
+        let upkeep = services.library.upkeep
         r.on(.get, "/v1/admin/jobs") { req, ctx in
-            _ = try ctx.requireAdmin()
+            let actor = try AdminActor.admin(ctx.requireUser())
             var q = QueryReader(req, allowed: ["kind", "limit"])
             let kind: JobKind? = q.enumValue("kind")
             let limit = q.int("limit", default: 20, range: 1...1000)
             try q.check()
-            return try JSONResponse.make(JobsPage(items: try services.catalog.jobRuns(kind: kind, limit: limit), last: try services.catalog.lastRuns()))
+            let runs = try upkeep.runs(kind: kind, limit: limit, as: actor)
+            return try JSONResponse.make(JobsPage(items: runs.items, last: runs.last))
         }
         r.on(.get, "/v1/admin/report") { req, ctx in
-            _ = try ctx.requireAdmin()
+            let actor = try AdminActor.admin(ctx.requireUser())
             var q = QueryReader(req, allowed: ["from", "to"])
-            let toDay = q.day("to")
-            let fromDay = q.day("from")
+            let to = q.day("to").flatMap { Timestamp.parse($0 + "T00:00:00Z") }
+            let from = q.day("from").flatMap { Timestamp.parse($0 + "T00:00:00Z") }
             try q.check()
-            let to = toDay.flatMap { Timestamp.parse($0 + "T00:00:00Z") } ?? Date()
-            let from = fromDay.flatMap { Timestamp.parse($0 + "T00:00:00Z") } ?? to.addingTimeInterval(-365 * 86_400)
-            guard from < to else { throw DomainError.validation([.init(field: "from", message: "must be before 'to'")]) }
-            let upkeep = Upkeep(catalog: services.catalog, root: services.root)
-            let (_, report) = try services.catalog.recordRun(.report, trigger: .api) { try upkeep.report(from: from, to: to) }
-            return try JSONResponse.make(report)
+            return try JSONResponse.make(try upkeep.report(from: from, to: to, trigger: .api, as: actor).report)
         }
     }
 }
@@ -148,11 +145,8 @@ struct JobScheduler: Service, CustomStringConvertible {
     let logger: Logger
 
     func run() async throws {
-        let c = services.config
-        let plan: [(JobKind, Int)] = [
-            (.fixity, c.fixityIntervalMinutes), (.gc, c.gcIntervalMinutes), (.verify, c.verifyIntervalMinutes), (.optimize, c.optimizeIntervalMinutes),
-            (.backup, c.backupIntervalMinutes), (.report, c.reportIntervalMinutes), (.reindex, c.reindexIntervalMinutes),
-        ].filter { $0.1 > 0 }
+        let upkeep = services.library.upkeep
+        let plan = upkeep.schedule
         guard !plan.isEmpty else {
             // Nothing scheduled: wait for shutdown (a service that returns early ends the group, server included).
             try? await gracefulShutdown()
@@ -163,12 +157,7 @@ struct JobScheduler: Service, CustomStringConvertible {
             while !stop.isSet && !Task.isCancelled {
                 for (kind, minutes) in plan {
                     if stop.isSet || Task.isCancelled { return }
-                    let last = (try? services.catalog.jobRuns(kind: kind, limit: 1).first).flatMap { $0 }
-                    let lastTime = last.flatMap { Timestamp.parse($0.endedAt ?? $0.startedAt) } ?? .distantPast
-                    // A run still marked running blocks this kind for 6 hours at most (a CLI run
-                    // killed with Ctrl-C never records its end).
-                    let busy = last?.outcome == .running && Date().timeIntervalSince(lastTime) < 6 * 3600
-                    guard !busy, Date().timeIntervalSince(lastTime) >= Double(minutes) * 60 else { continue }
+                    guard upkeep.isDue(kind, every: minutes) else { continue }
                     await runOnce(kind, stop: stop)
                 }
                 try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(30)) }
@@ -186,31 +175,10 @@ struct JobScheduler: Service, CustomStringConvertible {
     }
 
     func runOnce(_ kind: JobKind, stop: StopFlag = StopFlag()) async {
-        let upkeep = Upkeep(catalog: services.catalog, root: services.root)
-        let c = services.config
+        let upkeep = services.library.upkeep
         let started = Date()
         do {
-            let outcome: JobOutcome = try await Task.detached {
-                switch kind {
-                case .fixity:
-                    try services.catalog.recordRun(kind, trigger: .schedule) {
-                        try upkeep.fixity(budget: Double(c.fixityBudgetSeconds), shouldStop: { stop.isSet })
-                    }.run.outcome
-                case .gc: try services.catalog.recordRun(kind, trigger: .schedule) { try upkeep.gc(grace: c.gcGraceHours * 3600, dryRun: false) }.run.outcome
-                case .verify: try services.catalog.recordRun(kind, trigger: .schedule) { try upkeep.verify() }.run.outcome
-                case .backup:
-                    try services.catalog.recordRun(kind, trigger: .schedule) {
-                        try upkeep.backup(to: c.backupDir ?? (services.root.backupsPath + "/latest"))
-                    }.run.outcome
-                case .report:
-                    try services.catalog.recordRun(kind, trigger: .schedule) { try upkeep.report(from: Date().addingTimeInterval(-365 * 86_400), to: Date()) }
-                        .run
-                        .outcome
-                case .reindex: try services.catalog.recordRun(kind, trigger: .schedule) { try upkeep.reindex() }.run.outcome
-                case .restore: .ok  // never scheduled
-                case .optimize: try services.catalog.recordRun(kind, trigger: .schedule) { try upkeep.optimize() }.run.outcome
-                }
-            }.value
+            let outcome = try await Task.detached { try upkeep.runScheduled(kind, shouldStop: { stop.isSet }) }.value
             let level: Logger.Level = outcome == .ok ? .info : .error
             logger.log(
                 level: level, "scheduled job finished",

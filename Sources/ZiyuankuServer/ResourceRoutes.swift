@@ -16,7 +16,7 @@ struct ResourceRoutes {
         r.on(.post, "/v1/resources") { req, ctx in try await create(req, ctx) }
         r.on(.get, "/v1/resources") { req, ctx in try await list(req, ctx) }
         r.on(.get, "/v1/resources/:id") { _, ctx in
-            let view = try visibleView(ctx) { Access.defaultVersion(ctx.principal, $0) }
+            let view = try service.read(id: try ctx.parameters.require("id"), by: ctx.principal)
             return try ResourceDTO(
                 view: view, privileged: Access.isPrivileged(ctx.principal, view.state),
                 allowedActions: ctx.principal.map { Access.allowedActions($0, view.state) }
@@ -25,29 +25,20 @@ struct ResourceRoutes {
         r.on(.patch, "/v1/resources/:id") { req, ctx in try await patch(req, ctx) }
         r.on(.post, "/v1/resources/:id/files") { req, ctx in try await addFiles(req, ctx) }
         r.on(.get, "/v1/resources/:id/versions") { _, ctx in
-            let (state, privileged) = try visible(ctx)
-            let readable =
-                privileged
-                ? nil
-                : Access.readableVersions(ctx.principal, state, published: try catalog.readerVersions(id: state.id), allowAnonymous: allowAnonymous)
-            return try JSONResponse.make(["items": try catalog.versionSummaries(id: state.id, readable: readable)])
+            try JSONResponse.make(["items": try service.versions(id: try ctx.parameters.require("id"), by: ctx.principal)])
         }
         r.on(.get, "/v1/resources/:id/versions/:n") { _, ctx in
-            let (state, _) = try visible(ctx)
-            let n = try versionNumber(ctx, state, published: try catalog.readerVersions(id: state.id))
-            guard let view = try catalog.view(id: state.id, version: n) else { throw DomainError.notFound("version") }
-            return try JSONResponse.make(VersionDTO(resourceId: state.id, version: view.version))
+            let view = try service.version(id: try ctx.parameters.require("id"), number: versionParameter(ctx), by: ctx.principal)
+            return try JSONResponse.make(VersionDTO(resourceId: view.state.id, version: view.version))
         }
         let downloads = Downloads(services: services)
         for method in [HTTPRequest.Method.get, .head] {
             r.on(method, "/v1/resources/:id/files/:name") { req, ctx in
-                let view = try visibleView(ctx) { Access.defaultVersion(ctx.principal, $0) }
+                let view = try service.downloadView(id: try ctx.parameters.require("id"), version: nil, by: ctx.principal)
                 return try await downloads.serve(req, ctx, view: view)
             }
             r.on(method, "/v1/resources/:id/versions/:n/files/:name") { req, ctx in
-                // Read before the view's own transaction (GRDB reads do not nest).
-                let published = try catalog.readerVersions(id: try ctx.parameters.require("id"))
-                let view = try visibleView(ctx) { try versionNumber(ctx, $0, published: published) }
+                let view = try service.downloadView(id: try ctx.parameters.require("id"), version: .some(versionParameter(ctx)), by: ctx.principal)
                 return try await downloads.serve(req, ctx, view: view)
             }
         }
@@ -57,22 +48,8 @@ struct ResourceRoutes {
 
     func etag(_ version: Int) -> String { ETag.version(version) }
 
-    /// The resource named in the path if the caller may see it (else 404), and whether the
-    /// caller is privileged on it.
-    func visible(_ ctx: ZykContext) throws -> (ResourceState, Bool) {
-        let v = try service.visible(id: try ctx.parameters.require("id"), by: ctx.principal)
-        return (v.state, v.privileged)
-    }
-
-    /// The resource in the path and the version `pick` chooses, read in one transaction;
-    /// 404 when the caller may not see it.
-    func visibleView(_ ctx: ZykContext, pick: (ResourceState) throws -> Int) throws -> ResourceView {
-        try service.visibleView(id: try ctx.parameters.require("id"), by: ctx.principal, pick: pick)
-    }
-
-    func versionNumber(_ ctx: ZykContext, _ state: ResourceState, published: [Int: Visibility]) throws -> Int {
-        try service.readableVersion(ctx.parameters.get("n").flatMap { Int($0) }, of: state, by: ctx.principal, published: published)
-    }
+    /// The `n` of the path, nil when it is not a number.
+    func versionParameter(_ ctx: ZykContext) -> Int? { ctx.parameters.get("n").flatMap { Int($0) } }
 
     // MARK: create
 
@@ -124,21 +101,16 @@ struct ResourceRoutes {
     func expectedVersion(_ req: Request) throws -> Int? { try ETag.expectedVersion(req) }
 
     func patch(_ req: Request, _ ctx: ZykContext) async throws -> Response {
-        let p = try ctx.requireUser()
-        let (state, _) = try visible(ctx)
-        try service.authorizeEdit(p)(state)
-        let expected = try expectedVersion(req)
-        try service.checkEdit(of: state, by: p, expected: expected)
+        let edit = try service.beginEdit(
+            id: try ctx.parameters.require("id"), by: try ctx.requireUser(), expected: { try expectedVersion(req) }, refuseStale: true)
         let body = try await BodyReader.jsonObject(req, limit: services.config.maxJSONBytes)
-        let view = try service.updateMetadata(of: state, by: p, expected: expected, patch: body)
+        let view = try service.updateMetadata(edit, patch: body)
         return try ResourceDTO(view: view, privileged: true).response(headers: [.eTag: etag(view.version.number)])
     }
 
     func addFiles(_ req: Request, _ ctx: ZykContext) async throws -> Response {
-        let p = try ctx.requireUser()
-        let (state, _) = try visible(ctx)
-        try service.authorizeEdit(p)(state)
-        let expected = try expectedVersion(req)
+        let edit = try service.beginEdit(
+            id: try ctx.parameters.require("id"), by: try ctx.requireUser(), expected: { try expectedVersion(req) }, refuseStale: false)
         guard BodyReader.mediaType(req) == "multipart/form-data" else {
             throw DomainError(.unsupportedMediaType, "Send files as multipart/form-data: file parts and an optional 'changes' JSON part.")
         }
@@ -148,88 +120,51 @@ struct ResourceRoutes {
             changes = try ResourceService.fileChanges(from: object)
         }
         do {
-            try service.checkFileChanges(of: state, expected: expected, received: received.map { ($0.name, $0.writer.count, $0.writer.head) }, changes: changes)
+            try service.checkFileChanges(edit, received: received.map { ($0.name, $0.writer.count, $0.writer.head) }, changes: changes)
         } catch {
             for f in received { f.writer.abort() }
             throw error
         }
         let blobs = try await uploader.commit(received)
-        let view = try service.saveFileChanges(of: state, by: p, expected: expected, stored: blobs, changes: changes)
+        let view = try service.saveFileChanges(edit, stored: blobs, changes: changes)
         return try ResourceDTO(view: view, privileged: true).response(headers: [.eTag: etag(view.version.number)])
     }
 
     // MARK: list
 
-    /// Threads for searches and listings, one per core, for the life of the process.
-    static let searchThreads: NIOThreadPool = {
-        let pool = NIOThreadPool(numberOfThreads: max(1, System.coreCount))
-        pool.start()
-        return pool
-    }()
-
     func list(_ req: Request, _ ctx: ZykContext) async throws -> Response {
-        if ctx.principal == nil && !allowAnonymous { throw DomainError.unauthorized }
         var q = QueryReader(
             req,
             allowed: ["q", "sort", "facets", "major", "type", "level", "organization", "status", "visibility", "owner", "updatedSince", "page", "pageSize"])
-        var query = ResourceQuery()
-        let text = q.params["q"].map { SearchQuery($0) }
-        let sort: SearchSort = q.enumValue("sort") ?? (text == nil ? .newest : .relevance)
-        if sort == .relevance && text == nil { q.errors.append(.init(field: "sort", message: "relevance needs a search text (q)")) }
-        var wantFacets = true
+        var r = SearchService.Request()
+        r.text = q.params["q"]
+        r.sort = q.enumValue("sort")
         if let f = q.params["facets"] {
             switch f {
-            case "true", "1": wantFacets = true
-            case "false", "0": wantFacets = false
+            case "true", "1": r.facets = true
+            case "false", "0": r.facets = false
             default: q.errors.append(.init(field: "facets", message: "must be true or false"))
             }
         }
-        if let major = q.string("major", maxLength: 7) {
-            if MetadataValidator.isMajorCodeOrPrefix(major) {
-                query.majorCode = major
-            } else {
-                q.errors.append(.init(field: "major", message: "must be a major code or its 2- or 4-digit 大类/类 prefix"))
-            }
-        }
-        query.resourceType = q.enumValue("type")
-        query.educationLevel = q.enumValue("level")
-        query.organizationId = q.uuid("organization")
-        query.status = q.enumValue("status")
-        query.visibility = q.enumValue("visibility")
-        if let owner = q.string("owner", maxLength: 36) {
-            if owner == "me" {
-                if let p = ctx.principal { query.ownerId = p.userId } else { q.errors.append(.init(field: "owner", message: "'me' needs a token")) }
-            } else if Identifiers.isUUID(owner) {
-                query.ownerId = owner
-            } else {
-                q.errors.append(.init(field: "owner", message: "must be a user id or 'me'"))
-            }
-        }
-        if let since = q.string("updatedSince", maxLength: 40) {
-            if let d = Timestamp.parse(since) {
-                query.updatedSince = Timestamp.format(d)
-            } else {
-                q.errors.append(.init(field: "updatedSince", message: "must be an RFC 3339 time such as 2026-09-01T00:00:00Z"))
-            }
-        }
-        query.page = q.int("page", default: 1, range: 1...10_000)
-        query.pageSize = q.int("pageSize", default: 20, range: 1...100)
-        try q.check()
-        // On threads of its own, not the Swift concurrency pool: a search that counts facets over
-        // 100,000 resources must not hold up every other request while it runs (nor the upload
-        // writes and fsyncs on NIO's shared pool).
-        let (catalog, viewer, allowAnonymous, frozen, facets) = (self.catalog, ctx.principal, self.allowAnonymous, query, wantFacets)
-        let result = try await Self.searchThreads.runIfActive {
-            try catalog.searchResources(frozen, text: text, sort: sort, viewer: viewer, allowAnonymous: allowAnonymous, facets: facets)
-        }
+        r.major = q.string("major", maxLength: 7)
+        r.resourceType = q.enumValue("type")
+        r.educationLevel = q.enumValue("level")
+        r.organizationId = q.uuid("organization")
+        r.status = q.enumValue("status")
+        r.visibility = q.enumValue("visibility")
+        r.owner = q.string("owner", maxLength: 36)
+        r.updatedSince = q.string("updatedSince", maxLength: 40)
+        r.page = q.int("page", default: 1, range: 1...10_000)
+        r.pageSize = q.int("pageSize", default: 20, range: 1...100)
+        let answer = try await services.library.search.search(r, by: ctx.principal, decodingErrors: q.errors)
         return try ResourcePage(
-            items: result.hits.map {
+            items: answer.result.hits.map {
                 ResourceDTO(
                     view: $0.view, privileged: Access.isPrivileged(ctx.principal, $0.view.state), titleHighlight: $0.titleHighlight,
                     descriptionSnippet: $0.descriptionSnippet)
             },
-            total: result.total, totalExact: result.totalExact, page: query.page, pageSize: query.pageSize, sort: sort.rawValue, query: text?.terms,
-            facets: result.facets
+            total: answer.result.total, totalExact: answer.result.totalExact, page: answer.page, pageSize: answer.pageSize, sort: answer.sort.rawValue,
+            query: answer.query?.terms, facets: answer.result.facets
         ).response()
     }
 }

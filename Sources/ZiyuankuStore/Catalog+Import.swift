@@ -25,21 +25,29 @@ extension Catalog {
     }
 }
 
+/// Where an import sent over HTTP is: waiting its turn, running, finished (done or failed),
+/// or cut off by a stop (the import is idempotent: send it again).
+public enum ImportJobStatus: String, Sendable, Codable, CaseIterable {
+    case queued, running, done, failed, interrupted
+
+    var isFinished: Bool { self == .done || self == .failed || self == .interrupted }
+}
+
 /// An import sent over HTTP, run in the background.
 public struct ImportJob: Sendable, Equatable {
     public var id: String
     public var userId: String
-    public var status: String
+    public var status: ImportJobStatus
     public var createdAt: String
     public var finishedAt: String?
     /// The importer's summary as JSON (when done).
     public var summary: String?
     public var error: String?
 
-    init(row: Row) {
+    init(row: Row) throws {
         id = row["id"]
         userId = row["user_id"]
-        status = row["status"]
+        status = try row.decode(ImportJobStatus.self, "status")
         createdAt = row["created_at"]
         finishedAt = row["finished_at"]
         summary = row["summary"]
@@ -61,13 +69,13 @@ extension Catalog {
         try pool.read { db in try Row.fetchOne(db, sql: "SELECT * FROM import_jobs WHERE id = ?", arguments: [id]).map(ImportJob.init(row:)) }
     }
 
-    public func updateImportJob(id: String, status: String, summary: String? = nil, error: String? = nil) throws {
-        let finished = ["done", "failed", "interrupted"].contains(status) ? Timestamp.now() : nil
+    public func updateImportJob(id: String, status: ImportJobStatus, summary: String? = nil, error: String? = nil) throws {
+        let finished = status.isFinished ? Timestamp.now() : nil
         try pool.write { db in
             try db.execute(
                 sql:
                     "UPDATE import_jobs SET status = ?, summary = coalesce(?, summary), error = coalesce(?, error), finished_at = coalesce(?, finished_at) WHERE id = ?",
-                arguments: [status, summary, error, finished, id])
+                arguments: [status.rawValue, summary, error, finished, id])
         }
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ZiyuankuCore
+import ZiyuankuLibrary
 import ZiyuankuStore
 
 struct OrgCommand: AsyncParsableCommand {
@@ -35,12 +36,10 @@ struct OrgCommand: AsyncParsableCommand {
         func run() async throws {
             try await cli {
                 guard let k: OrganizationKind = try choice(kind, option: "kind") else { return }
-                let trimmed = name.trimmingCharacters(in: .whitespaces)
-                guard !trimmed.isEmpty, trimmed.unicodeScalars.count <= 200, TextCleaning.forbiddenCharacter(in: trimmed, allowNewlines: false) == nil else {
-                    throw CLIError("the name must be 1–200 printable characters", code: 64)
+                let (library, actor) = try root.openLibrary()
+                let org = try usage(["name": "the name"]) {
+                    try library.accounts.createOrganization(["name": .string(name), "kind": .string(k.rawValue)], as: actor)
                 }
-                let (catalog, _) = try root.openCatalog()
-                let org = try catalog.createOrganization(name: TextCleaning.normalize(trimmed), kind: k, actor: try root.actor(catalog))
                 if output.json { try Output.json(org) } else { print("created organization \(org.name) (\(org.id))") }
             }
         }
@@ -61,19 +60,19 @@ struct OrgCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await cli {
-                let (catalog, _) = try root.openCatalog()
-                let orgs = try catalog.organizations()
+                let (library, _) = try root.openLibrary()
+                let orgs = try library.accounts.organizations()
                 if output.json { try Output.json(orgs) } else { Output.table(["id", "name", "kind"], orgs.map { [$0.id, $0.name, $0.kind.rawValue] }) }
             }
         }
     }
 }
 
-/// Accepts an organization id or its exact name.
-func resolveOrganization(_ catalog: Catalog, _ ref: String) throws -> Organization {
-    if Identifiers.isUUID(ref), let o = try catalog.organization(id: ref) { return o }
-    if let o = try catalog.organization(named: ref) { return o }
-    throw CLIError("no organization '\(ref)' (give its id or exact name; see zyk org list)", code: 65)
+/// An organization id or its exact name, as every command takes it.
+func resolveOrganization(_ library: Library, _ ref: String) throws -> Organization {
+    do { return try library.accounts.organization(ref) } catch let e as DomainError where e.code == .notFound {
+        throw CLIError("no organization '\(ref)' (give its id or exact name; see zyk org list)", code: 65)
+    }
 }
 
 struct UserCommand: AsyncParsableCommand {
@@ -112,13 +111,12 @@ struct UserCommand: AsyncParsableCommand {
         func run() async throws {
             try await cli {
                 guard let r: Role = try choice(role, option: "role") else { return }
-                let trimmed = name.trimmingCharacters(in: .whitespaces)
-                guard !trimmed.isEmpty, trimmed.unicodeScalars.count <= 100, TextCleaning.forbiddenCharacter(in: trimmed, allowNewlines: false) == nil else {
-                    throw CLIError("--name must be 1–100 printable characters", code: 64)
+                let (library, actor) = try root.openLibrary()
+                let o = try resolveOrganization(library, org)
+                let (user, token) = try usage(["name": "--name"]) {
+                    try library.accounts.createUser(
+                        ["organizationId": .string(o.id), "name": .string(name), "role": .string(r.rawValue)], as: actor)
                 }
-                let (catalog, _) = try root.openCatalog()
-                let o = try resolveOrganization(catalog, org)
-                let (user, token) = try catalog.createUser(organizationId: o.id, name: TextCleaning.normalize(trimmed), role: r, actor: try root.actor(catalog))
                 if output.json {
                     try Output.json(["id": user.id, "name": user.name, "role": user.role.rawValue, "organizationId": o.id, "token": token.secret])
                 } else {
@@ -146,9 +144,9 @@ struct UserCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await cli {
-                let (catalog, _) = try root.openCatalog()
-                let orgId = try org.map { try resolveOrganization(catalog, $0).id }
-                let users = try catalog.users(organizationId: orgId)
+                let (library, actor) = try root.openLibrary()
+                let orgId = try org.map { try resolveOrganization(library, $0).id }
+                let users = try library.accounts.users(organizationId: orgId, as: actor)
                 if output.json {
                     try Output.json(users)
                 } else {
@@ -194,12 +192,17 @@ struct TokenCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await cli {
-                if let d = expiresInDays, !(1...3650).contains(d) { throw CLIError("--expires-in-days must be 1–3650", code: 64) }
-                guard label.unicodeScalars.count <= 100 else { throw CLIError("--label must be at most 100 characters", code: 64) }
-                let (catalog, _) = try root.openCatalog()
-                guard Identifiers.isUUID(user), try catalog.user(id: user) != nil else { throw CLIError("no user \(user)", code: 65) }
-                let t = try catalog.issueToken(
-                    userId: user, label: label, expiresAt: expiresInDays.map { Date().addingTimeInterval(Double($0) * 86400) }, actor: try root.actor(catalog))
+                let (library, actor) = try root.openLibrary()
+                var request: [String: JSONValue] = ["userId": .string(user), "label": .string(label)]
+                if let expiresInDays { request["expiresInDays"] = .number(Double(expiresInDays)) }
+                let t: IssuedToken
+                do {
+                    t = try usage(["expiresInDays": "--expires-in-days", "label": "--label", "userId": "--user"]) {
+                        try library.accounts.issueToken(request, as: actor)
+                    }
+                } catch let e as DomainError where e.code == .notFound {
+                    throw CLIError("no user \(user)", code: 65)
+                }
                 if output.json {
                     try Output.json(["id": t.info.id, "token": t.secret, "expiresAt": t.info.expiresAt ?? ""])
                 } else {
@@ -225,9 +228,12 @@ struct TokenCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await cli {
-                let (catalog, _) = try root.openCatalog()
-                guard Identifiers.isUUID(id), try catalog.token(id: id) != nil else { throw CLIError("no token \(id)", code: 65) }
-                print(try catalog.revokeToken(id: id, actor: try root.actor(catalog)) ? "revoked \(id)" : "\(id) was already revoked")
+                let (library, actor) = try root.openLibrary()
+                let revoked: Bool
+                do { revoked = try library.accounts.revokeToken(id: id, as: actor) } catch let e as DomainError where e.code == .notFound {
+                    throw CLIError("no token \(id)", code: 65)
+                }
+                print(revoked ? "revoked \(id)" : "\(id) was already revoked")
             }
         }
     }
@@ -249,8 +255,8 @@ struct TokenCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await cli {
-                let (catalog, _) = try root.openCatalog()
-                let tokens = try catalog.tokens(userId: user)
+                let (library, actor) = try root.openLibrary()
+                let tokens = try library.accounts.tokens(userId: user, as: actor)
                 if output.json {
                     try Output.json(tokens)
                 } else {
@@ -299,12 +305,12 @@ struct VocabCommand: AsyncParsableCommand {
         func run() async throws {
             try await cli {
                 guard let data = FileManager.default.contents(atPath: file) else { throw CLIError("cannot read \(file)", code: 74) }
-                let (catalog, _) = try root.openCatalog()
+                let (library, actor) = try root.openLibrary()
                 let bar = ProgressBar(total: 1, label: "importing majors")
                 let outcome: Catalog.MajorCatalogImport
                 do {
-                    outcome = try catalog.importMajorCatalog(
-                        csv: [UInt8](data), source: URL(fileURLWithPath: file).lastPathComponent, dryRun: dryRun
+                    outcome = try library.accounts.importMajors(
+                        csv: [UInt8](data), source: URL(fileURLWithPath: file).lastPathComponent, dryRun: dryRun, as: actor
                     ) { done, total in bar.update(done, of: total) }
                 } catch let failure as MajorCatalogCSV.RowErrors {
                     let errors = failure.all

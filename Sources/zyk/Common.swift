@@ -45,6 +45,13 @@ struct RootOptions: ParsableArguments {
         return (catalog, root)
     }
 
+    /// The library on the data root (migrated), and who acts: the operator at the machine, as
+    /// the --token's admin when one is given.
+    func openLibrary() throws -> (Library, AdminActor) {
+        let (catalog, _) = try openCatalog()
+        return (Library(config: try serverConfig(), catalog: catalog), .local(userId: try actor(catalog)))
+    }
+
     /// The admin acting, for the audit log: the --token's user, or nil for local use without one.
     func actor(_ catalog: Catalog) throws -> String? {
         guard let token = token ?? ProcessInfo.processInfo.environment["ZYK_TOKEN"] else { return nil }
@@ -64,6 +71,21 @@ struct CLIError: Error, CustomStringConvertible {
     init(_ message: String, code: Int32 = 1) {
         description = message
         self.code = code
+    }
+}
+
+/// Runs `body`, reporting a validation error about what the command's options said as a usage
+/// error (64) in the command's words: `options` maps the library's field names to the options
+/// (`["majorCode": "--major"]`; `ids[2]` is found under `ids`), and `messages` replaces the whole
+/// message of a field where the option's own wording is clearer.
+func usage<T>(_ options: [String: String], messages: [String: String] = [:], _ body: () throws -> T) throws -> T {
+    do { return try body() } catch let e as DomainError where e.code == .validation {
+        let lines = e.fields.map { f in
+            if let whole = messages[f.field] { return whole }
+            let base = f.field.split(separator: "[").first.map(String.init) ?? f.field
+            return "\(options[base] ?? f.field): \(f.message)"
+        }
+        throw CLIError(lines.joined(separator: "; "), code: 64)
     }
 }
 

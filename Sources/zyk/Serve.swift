@@ -111,7 +111,7 @@ struct Reindex: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        try await runJob(.reindex, root: root, output: output, label: "reindexing", { u, p in try u.reindex(progress: p) }) { r in
+        try await runJob(root: root, output: output, label: "reindexing", { u, a, p in try u.reindex(trigger: .cli, as: a, progress: p) }) { r in
             print("indexed \(r.indexed) resources")
         }
     }

@@ -58,24 +58,19 @@ struct SyncSelect: AsyncParsableCommand {
 
     func run() async throws {
         try await cli {
-            var s = SyncSelection()
+            var s = PlatformSyncService.Selection()
             s.ids = ids
-            for id in ids where !Identifiers.isUUID(id) { throw CLIError("'\(id)' is not a resource id", code: 64) }
-            if let major, !MetadataValidator.isMajorCodeOrPrefix(major) {
-                throw CLIError("--major must be a major, class or category code such as 520601, 5206 or 52 (got '\(major)')", code: 64)
-            }
             s.majorCode = major
             s.resourceType = try choice(type, option: "type")
-            guard !s.isEmpty || organization != nil else { throw CLIError("say what to select: --id, --major, --type or --organization", code: 64) }
-            let (catalog, _) = try root.openCatalog()
-            if let organization {
-                // By id or by name, as `zyk user add --org` takes it.
-                guard let org = try catalog.organization(id: organization) ?? catalog.organization(named: organization) else {
-                    throw CLIError("no organization '\(organization)' (give its id or exact name; see zyk org list)", code: 65)
-                }
-                s.organizationId = org.id
+            s.organization = organization
+            let (library, actor) = try root.openLibrary()
+            let sync = PlatformSyncService(library: library)
+            let result = try usage(
+                ["ids": "--id", "majorCode": "--major", "organizationId": "--organization"],
+                messages: ["ids": "say what to select: --id, --major, --type or --organization"]
+            ) {
+                try sync.select(s, as: actor, dryRun: dryRun)
             }
-            let result = try catalog.selectForSync(s, by: try root.actor(catalog), dryRun: dryRun)
             if output.json { return try Output.json(result) }
             let verb = dryRun ? "would queue" : "queued"
             if result.queued.isEmpty && result.unchanged.isEmpty && result.skipped.isEmpty {
@@ -110,8 +105,8 @@ struct SyncDryRun: AsyncParsableCommand {
     func run() async throws {
         try await cli {
             guard (1...100_000).contains(limit) else { throw CLIError("--limit must be 1–100000", code: 64) }
-            let (catalog, dataRoot) = try root.openCatalog()
-            let plan = try SyncRunner.plan(catalog: catalog, root: dataRoot, limit: limit)
+            let (library, actor) = try root.openLibrary()
+            let plan = try PlatformSyncService(library: library).plan(limit: limit, as: actor)
             if output.json {
                 try Output.json(plan)
             } else {
@@ -160,22 +155,17 @@ struct SyncRun: AsyncParsableCommand {
     func run() async throws {
         try await cli {
             guard maxWait >= 0, maxWait <= 86_400 else { throw CLIError("--max-wait must be 0–86400 seconds", code: 64) }
-            var config = try root.serverConfig()
-            if let concurrency {
-                guard (1...64).contains(concurrency) else { throw CLIError("--concurrency must be 1–64", code: 64) }
-                config.syncConcurrency = concurrency
-            }
-            let made: (adapter: PlatformV1, pool: CurlPool)
-            do { made = try config.makePlatform() } catch { throw CLIError("\(error)", code: 64) }
-            defer { made.pool.shutdown() }
-            let (catalog, dataRoot) = try root.openCatalog()
+            if let concurrency, !(1...64).contains(concurrency) { throw CLIError("--concurrency must be 1–64", code: 64) }
+            let (library, _) = try root.openLibrary()
+            do { _ = try library.config.usablePlatform() } catch { throw CLIError("\(error)", code: 64) }
             var logger = Logger(label: "zyk.sync")
             logger.logLevel = .error
-            let runner = SyncRunner(catalog: catalog, root: dataRoot, adapter: made.adapter, settings: config.syncSettings, logger: logger)
             let bar = SyncBar()
             let summary: SyncRunSummary
             do {
-                summary = try await runner.run(maxWait: maxWait) { bar.draw($0) }
+                summary = try await PlatformSyncService(library: library).run(maxWait: maxWait, concurrency: concurrency, logger: logger) {
+                    bar.draw($0)
+                }
             } catch let e as DomainError where e.code == .conflict {
                 throw CLIError(e.message, code: 75)
             }
@@ -259,9 +249,10 @@ struct SyncStatusCommand: AsyncParsableCommand {
         try await cli {
             guard (1...10_000).contains(limit) else { throw CLIError("--limit must be 1–10000", code: 64) }
             let filter: SyncState? = try choice(state, option: "state")
-            let (catalog, _) = try root.openCatalog()
+            let (library, actor) = try root.openLibrary()
+            let sync = PlatformSyncService(library: library)
             if let id {
-                guard let detail = try catalog.syncEntryDetail(id: id) else { throw CLIError("\(id) is not in the outbox (never selected)", code: 65) }
+                let detail = try sync.entry(id: id, as: actor)
                 if output.json { return try Output.json(detail) }
                 let (entry, attempts) = (detail.entry, detail.attempts)
                 print("\(entry.resourceId)  \(entry.title ?? "(purged)")")
@@ -280,13 +271,14 @@ struct SyncStatusCommand: AsyncParsableCommand {
                     })
                 return
             }
-            let counts = try catalog.syncCounts()
-            let entries = try catalog.syncEntries(state: filter, limit: limit)
-            if output.json { return try Output.json(Status(outbox: counts, lastRun: try catalog.lastSyncRun(), entries: entries)) }
+            let status = try sync.status(as: actor)
+            let counts = status.outbox
+            let entries = try sync.entries(state: filter, limit: limit, as: actor)
+            if output.json { return try Output.json(Status(outbox: counts, lastRun: status.lastRun, entries: entries)) }
             Output.table(
                 ["pending", "inFlight", "done", "failed", "dead", "total"],
                 [[counts.pending, counts.inFlight, counts.done, counts.failed, counts.dead, counts.total].map(String.init)])
-            if let ended = try catalog.lastSyncRunEndedAt() { print("last run ended \(ended)") }
+            if let ended = status.lastRunEndedAt { print("last run ended \(ended)") }
             let shown = filter == nil ? entries.filter { $0.state != .done } : entries
             if !shown.isEmpty {
                 print("")
@@ -327,10 +319,10 @@ struct SyncRetry: AsyncParsableCommand {
 
     func run() async throws {
         try await cli {
-            guard dead || failed || !ids.isEmpty else { throw CLIError("say which: --dead, --failed, or --id", code: 64) }
-            for id in ids where !Identifiers.isUUID(id) { throw CLIError("'\(id)' is not a resource id", code: 64) }
-            let (catalog, _) = try root.openCatalog()
-            let n = try catalog.retrySync(dead: dead, failed: failed, ids: ids, by: try root.actor(catalog))
+            let (library, actor) = try root.openLibrary()
+            let n = try usage(["ids": "--id"], messages: ["dead": "say which: --dead, --failed, or --id"]) {
+                try PlatformSyncService(library: library).retry(dead: dead, failed: failed, ids: ids, as: actor)
+            }
             if output.json { return try Output.json(["requeued": n]) }
             print("queued \(n) entr\(n == 1 ? "y" : "ies") again; send them with: zyk sync run")
         }

@@ -1,20 +1,21 @@
 import ArgumentParser
 import Foundation
 import ZiyuankuCore
+import ZiyuankuLibrary
 import ZiyuankuStore
 
-/// Runs one upkeep job as a recorded run, with a progress bar, then prints the summary (or
-/// JSON) and exits 1 when the job found problems.
+/// Runs one upkeep job (a recorded run) through the library, with a progress bar, then prints
+/// the summary (or JSON) and exits 1 when the job found problems. `options` names the command's
+/// options for the library's validation errors (see `usage`).
 func runJob<R: JobReport>(
-    _ kind: JobKind, root: RootOptions, output: OutputOptions, label: String,
-    _ body: (Upkeep, @escaping (Int64, Int64) -> Void) throws -> R, summary: (R) -> Void
+    root: RootOptions, output: OutputOptions, label: String, options: [String: String] = [:], messages: [String: String] = [:],
+    _ body: (UpkeepService, AdminActor, @escaping UpkeepService.Progress) throws -> (run: JobRun, report: R), summary: (R) -> Void
 ) async throws {
     try await cli {
-        let (catalog, dataRoot) = try root.openCatalog()
-        let upkeep = Upkeep(catalog: catalog, root: dataRoot)
+        let (library, actor) = try root.openLibrary()
         let bar = ProgressBar(total: 1, label: label)
-        let (run, report) = try catalog.recordRun(kind, trigger: .cli) {
-            try body(upkeep) { done, total in bar.update(Int(clamping: done), of: Int(clamping: total)) }
+        let (run, report) = try usage(options, messages: messages) {
+            try body(library.upkeep, actor) { done, total in bar.update(Int(clamping: done), of: Int(clamping: total)) }
         }
         bar.finish()
         if output.json {
@@ -64,8 +65,10 @@ struct Fixity: AsyncParsableCommand {
     @Option(help: "Stop after this many seconds (the rest is checked first next time).") var budget: Double?
 
     func run() async throws {
-        if let budget, !(budget > 0) { throw ValidationError("--budget must be a positive number of seconds") }
-        try await runJob(.fixity, root: root, output: output, label: "fixity", { u, p in try u.fixity(budget: budget, progress: p) }) { r in
+        try await runJob(
+            root: root, output: output, label: "fixity", options: ["budget": "--budget"],
+            { u, a, p in try u.fixity(budget: budget, trigger: .cli, as: a, progress: p) }
+        ) { r in
             print(
                 "checked \(r.checked) blobs (\(formatBytes(r.bytes))) in \(String(format: "%.1f", r.seconds)) s: \(r.ok) ok, \(r.problems.count) problems"
                     + (r.remaining > 0 ? ", \(r.remaining) left for the next run" : ""))
@@ -104,8 +107,10 @@ struct GC: AsyncParsableCommand {
     @Option(help: "Keep anything younger than this many hours (default 24).") var graceHours: Double = 24
 
     func run() async throws {
-        guard graceHours >= 1 else { throw ValidationError("--grace-hours must be at least 1 (uploads in flight are younger)") }
-        try await runJob(.gc, root: root, output: output, label: "gc", { u, p in try u.gc(grace: graceHours * 3600, dryRun: dryRun, progress: p) }) { r in
+        try await runJob(
+            root: root, output: output, label: "gc", options: ["graceHours": "--grace-hours"],
+            { u, a, p in try u.gc(graceHours: graceHours, dryRun: dryRun, trigger: .cli, as: a, progress: p) }
+        ) { r in
             print(
                 "\(r.dryRun ? "would remove" : "removed") \(r.removed.count) unused blobs (\(formatBytes(r.bytesFreed))), "
                     + "\(r.trashPurged) old trash files, \(r.tmpRemoved) abandoned partial uploads"
@@ -134,7 +139,7 @@ struct Verify: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        try await runJob(.verify, root: root, output: output, label: "verify", { u, p in try u.verify(progress: p) }) { r in
+        try await runJob(root: root, output: output, label: "verify", { u, a, p in try u.verify(trigger: .cli, as: a, progress: p) }) { r in
             print(
                 "integrity \(r.integrity), \(r.foreignKeyViolations) foreign key violations, \(r.referencedBlobs) referenced blobs, "
                     + "search index \(r.searchIndexed)/\(r.searchExpected), audit log \(r.auditEntries) entries")
@@ -160,7 +165,7 @@ struct Optimize: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        try await runJob(.optimize, root: root, output: output, label: "optimize", { u, _ in try u.optimize() }) { r in
+        try await runJob(root: root, output: output, label: "optimize", { u, a, _ in try u.optimize(trigger: .cli, as: a) }) { r in
             print(
                 "catalog \(formatBytes(r.catalogBytesBefore)) → \(formatBytes(r.catalogBytesAfter)) (with its log)"
                     + (r.walBusy ? "; the log could not be truncated while readers were active (retried next time)" : ""))
@@ -188,10 +193,9 @@ struct Jobs: AsyncParsableCommand {
 
     func run() async throws {
         try await cli {
-            guard (1...1000).contains(limit) else { throw CLIError("--limit must be 1–1000", code: 64) }
             let k: JobKind? = try choice(kind, option: "kind")
-            let (catalog, _) = try root.openCatalog()
-            let runs = try catalog.jobRuns(kind: k, limit: limit)
+            let (library, actor) = try root.openLibrary()
+            let runs = try usage(["limit": "--limit"]) { try library.upkeep.runs(kind: k, limit: limit, as: actor).items }
             if output.json {
                 try Output.json(runs)
             } else {
@@ -230,7 +234,7 @@ struct Backup: AsyncParsableCommand {
 
     func run() async throws {
         let target = URL(fileURLWithPath: target).standardizedFileURL.path
-        try await runJob(.backup, root: root, output: output, label: "backup", { u, p in try u.backup(to: target, progress: p) }) { r in
+        try await runJob(root: root, output: output, label: "backup", { u, a, p in try u.backup(to: target, trigger: .cli, as: a, progress: p) }) { r in
             print(
                 "backed up the catalog (\(formatBytes(r.catalogBytes))) and \(r.blobs) blobs (\(formatBytes(r.blobBytes))) to \(r.target) in "
                     + String(format: "%.1f s", r.seconds) + ": \(r.linked) linked, \(r.copied) copied, \(r.alreadyThere) already there")
@@ -259,10 +263,10 @@ struct Restore: AsyncParsableCommand {
         try await cli {
             let dataRoot = DataRoot(path: try root.serverConfig().dataRoot)
             let bar = ProgressBar(total: 1, label: "restore")
-            let (catalog, report) = try Upkeep.restore(from: source, into: dataRoot) { done, total in bar.update(Int(clamping: done), of: Int(clamping: total))
+            let (run, report) = try UpkeepService.restore(from: source, into: dataRoot) { done, total in
+                bar.update(Int(clamping: done), of: Int(clamping: total))
             }
             bar.finish()
-            let (run, _) = try catalog.recordRun(.restore, trigger: .cli) { report }
             if output.json {
                 try Output.json(JobOutput(run: run, report: report))
             } else {
@@ -306,10 +310,12 @@ struct Report: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let to = try until.map { try Self.parseDay($0, "--until") } ?? Date()
-        let from = try since.map { try Self.parseDay($0, "--since") } ?? to.addingTimeInterval(-365 * 86_400)
-        guard from < to else { throw ValidationError("--since must be before --until") }
-        try await runJob(.report, root: root, output: output, label: "report", { u, _ in try u.report(from: from, to: to) }) { r in
+        let to = try until.map { try Self.parseDay($0, "--until") }
+        let from = try since.map { try Self.parseDay($0, "--since") }
+        try await runJob(
+            root: root, output: output, label: "report", options: ["from": "--since"], messages: ["from": "--since must be before --until"],
+            { u, a, _ in try u.report(from: from, to: to, trigger: .cli, as: a) }
+        ) { r in
             print("资源库报告 library report, \(r.from) – \(r.to)")
             print("resources \(r.resources) (published \(r.published)); non-text \(r.nonText) (\(String(format: "%.1f%%", r.nonTextShare * 100)))")
             print(

@@ -133,7 +133,7 @@ import ZiyuankuStore
                 signedIn[.userAgent] = ua
                 #expect(try await client.execute(uri: path, method: .get, headers: signedIn).status == .ok)
             }
-            _ = try env.services.downloads.flush()
+            _ = try env.services.downloads.counter.flush()
             let count = try await client.execute(uri: "/v1/resources/\(id)", method: .get).json["downloadCount"] as? Int
             #expect(count == 2, "one anonymous client and one signed-in reader, whatever their User-Agent: \(String(describing: count))")
         }

@@ -289,7 +289,7 @@ import ZiyuankuTestSupport
                 try await client.publish(env, id)
                 _ = try await client.execute(uri: "/v1/resources/\(id)/files/\(percentEncoded(file))", method: .get, headers: env.auth("readerB"))
             }
-            try env.services.downloads.flush()
+            try env.services.downloads.counter.flush()
             var r = try await client.execute(uri: "/v1/admin/report", method: .get, headers: env.auth("admin"))
             #expect(r.status == .ok)
             #expect(r.json["resources"] as? Int == 3 && r.json["published"] as? Int == 3 && r.json["nonText"] as? Int == 2)

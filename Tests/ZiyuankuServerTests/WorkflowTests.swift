@@ -253,7 +253,7 @@ import ZiyuankuServer
             h[.range] = "bytes=100-199"
             #expect(try await client.execute(uri: path, method: .get, headers: h).status == .partialContent)
             #expect(try await Self.get(client, env, path, as: "teacherA").status == .ok)
-            try env.services.downloads.flush()
+            try env.services.downloads.counter.flush()
             var r = try await Self.get(client, env, "/v1/resources/\(id)/downloads", as: "owner")
             #expect(r.json["total"] as? Int == 2, "\(r.json)")
             let days = (r.json["days"] as? [[String: Any]]) ?? []
