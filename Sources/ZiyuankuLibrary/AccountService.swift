@@ -7,6 +7,10 @@ public struct AccountService: Sendable {
     let catalog: Catalog
     let maxTokensPerUser: Int
 
+    /// The caller a bearer token names, or nil when it is not a valid, unexpired, unrevoked
+    /// token of an enabled user.
+    public func authenticate(token: String) throws -> Principal? { try catalog.authenticate(token: token) }
+
     public func organizations() throws -> [Organization] { try catalog.organizations() }
 
     /// An organization by its id or its exact name; `notFound` otherwise.

@@ -50,6 +50,28 @@ public struct Library: Sendable {
         return library
     }
 
+    /// Whether the library can take writes now: the catalog commits and the blob store accepts
+    /// a file (what a readiness probe asks). Each check that fails says why.
+    public func readiness() -> (ok: Bool, checks: [String: String]) {
+        var checks: [String: String] = [:]
+        var ok = true
+        do {
+            try catalog.checkWritable()
+            checks["database"] = "ok"
+        } catch {
+            ok = false
+            checks["database"] = "not writable: \(error)"
+        }
+        do {
+            try blobs.checkWritable()
+            checks["storage"] = "ok"
+        } catch {
+            ok = false
+            checks["storage"] = "not writable: \(error.message)"
+        }
+        return (ok, checks)
+    }
+
     /// Finishes resumable uploads a crash left between their last chunk and their blob: a
     /// recorded digest whose file is still in temporary space is moved into place; all bytes
     /// received but no digest yet: the file is hashed once and recorded. Returns how many.

@@ -6,6 +6,7 @@ import ZiyuankuStore
 /// holds, and recording who sent which bytes.
 public struct UploadService: Sendable {
     let catalog: Catalog
+    let blobs: FileBlobStore
     let maxUploadBytes: Int64
     let allowAnonymous: Bool
 
@@ -25,6 +26,9 @@ public struct UploadService: Sendable {
         return (sha, Int64(size), available)
     }
 
+    /// A writer for one file's bytes, limited to the largest upload allowed.
+    public func writer() throws -> BlobWriter { try blobs.makeWriter(maxSize: maxUploadBytes) }
+
     /// Records that `p` sent these bytes (so a resource may name them by digest).
     public func recordUpload(_ blob: BlobInfo, by p: Principal) throws {
         try catalog.recordBlobUpload(blob, userId: p.userId)
@@ -32,5 +36,7 @@ public struct UploadService: Sendable {
 }
 
 extension Library {
-    public var uploads: UploadService { UploadService(catalog: catalog, maxUploadBytes: config.maxUploadBytes, allowAnonymous: config.allowAnonymous) }
+    public var uploads: UploadService {
+        UploadService(catalog: catalog, blobs: blobs, maxUploadBytes: config.maxUploadBytes, allowAnonymous: config.allowAnonymous)
+    }
 }

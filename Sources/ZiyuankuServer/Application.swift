@@ -86,7 +86,7 @@ public func buildRouter(services: AppServices, routes: RouteTable = RouteTable()
     router.add(middleware: TrustedProxyMiddleware(trustedProxies: services.config.trustedProxies))
     router.add(
         middleware: AuthGateMiddleware(
-            auth: AuthMiddleware(catalog: services.catalog),
+            auth: AuthMiddleware(accounts: services.library.accounts),
             gate: AnonymousGate(
                 allowAnonymous: services.config.allowAnonymous, metricsAllow: services.config.metricsAllow, metricsToken: services.config.metricsToken)))
     let r = Routes(router: router, table: routes, services: services)

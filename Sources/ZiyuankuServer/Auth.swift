@@ -7,7 +7,7 @@ import ZiyuankuStore
 /// Resolves `Authorization: Bearer …` into the principal. No header: anonymous. A header that
 /// is present but not a valid, unexpired, unrevoked token: 401 — never silently anonymous.
 struct AuthMiddleware: Sendable {
-    let catalog: Catalog
+    let accounts: AccountService
 
     func principal(for request: Request) throws -> Principal? {
         guard let header = request.headers[.authorization] else { return nil }
@@ -19,7 +19,7 @@ struct AuthMiddleware: Sendable {
             throw DomainError(
                 .unauthorized, "Only bearer tokens are accepted: Authorization: Bearer zyk_…")
         }
-        guard let principal = try catalog.authenticate(token: token) else { throw invalid }
+        guard let principal = try accounts.authenticate(token: token) else { throw invalid }
         return principal
     }
 }

@@ -9,7 +9,6 @@ import ZiyuankuStore
 /// Create, read, list, edit, add files, publish, and versions.
 struct ResourceRoutes {
     let services: AppServices
-    var catalog: Catalog { services.catalog }
     var allowAnonymous: Bool { services.config.allowAnonymous }
 
     func register(_ r: Routes) {

@@ -44,23 +44,8 @@ struct SystemRoutes {
     }
 
     func runChecks() -> (Bool, [String: String]) {
-        var checks: [String: String] = [:]
-        var ok = true
-        do {
-            try services.catalog.checkWritable()
-            checks["database"] = "ok"
-        } catch {
-            ok = false
-            checks["database"] = "not writable: \(error)"
-        }
-        do {
-            try services.blobs.checkWritable()
-            checks["storage"] = "ok"
-        } catch {
-            ok = false
-            checks["storage"] = "not writable: \(error.message)"
-        }
-        return (ok, checks)
+        let r = services.library.readiness()
+        return (r.ok, r.checks)
     }
 }
 

@@ -30,7 +30,7 @@ struct Uploader {
     func receiveRaw(_ request: Request) async throws -> BlobInfo {
         try checkDeclaredLength(request)
         let expected = try BodyReader.expectedSHA256(request)
-        let writer = try services.blobs.makeWriter(maxSize: maxBytes)
+        let writer = try services.library.uploads.writer()
         do {
             for try await chunk in request.body {
                 try await writer.write(chunk)
@@ -89,7 +89,7 @@ struct Uploader {
                             guard let clean = Filenames.clean(raw) else {
                                 throw DomainError.validation([.init(field: "file[\(index)]", message: "the filename has no usable characters")])
                             }
-                            files.append(ReceivedFile(name: clean, writer: try services.blobs.makeWriter(maxSize: maxBytes), index: index))
+                            files.append(ReceivedFile(name: clean, writer: try services.library.uploads.writer(), index: index))
                             current = .file(files.count - 1)
                         } else {
                             let known = (jsonParts.sorted() + ["file"]).joined(separator: ", ")

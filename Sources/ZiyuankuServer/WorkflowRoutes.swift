@@ -8,7 +8,6 @@ import ZiyuankuStore
 /// review queue and the audit log (docs/product.md#resources-and-versions, #review-workflow, #audit-log, #library-report).
 struct WorkflowRoutes {
     let services: AppServices
-    var catalog: Catalog { services.catalog }
     var allowAnonymous: Bool { services.config.allowAnonymous }
     var workflow: WorkflowService { services.library.workflow }
 
