@@ -4,12 +4,12 @@ import ZiyuankuStore
 
 /// Organizations, users and tokens, and who may manage which, for every surface.
 public struct AccountService: Sendable {
-    let catalog: Catalog
+    let catalog: any AccountRepository
     let maxTokensPerUser: Int
 
     /// The caller a bearer token names, or nil when it is not a valid, unexpired, unrevoked
     /// token of an enabled user.
-    public func authenticate(token: String) throws -> Principal? { try catalog.authenticate(token: token) }
+    public func authenticate(token: String) throws -> Principal? { try catalog.authenticate(token: token, now: Date()) }
 
     public func organizations() throws -> [Organization] { try catalog.organizations() }
 
@@ -50,7 +50,7 @@ public struct AccountService: Sendable {
         errors += f.errors
         if let org, !Identifiers.isUUID(org) { errors.append(.init(field: "organizationId", message: "must be an organization id")) }
         guard errors.isEmpty, let org, let name, let role else { throw DomainError.validation(errors) }
-        return try catalog.createUser(organizationId: org, name: name, role: role, actor: by)
+        return try catalog.createUser(organizationId: org, name: name, role: role, tokenLabel: "initial", actor: by)
     }
 
     /// Administrators list anyone's tokens (or all); others only their own.
@@ -114,7 +114,7 @@ public struct AccountService: Sendable {
         csv: [UInt8], source: String, dryRun: Bool, as actor: AdminActor, progress: (Int, Int) -> Void = { _, _ in }
     ) throws -> Catalog.MajorCatalogImport {
         _ = try actor.authorize()
-        return try catalog.importMajorCatalog(csv: csv, source: source, dryRun: dryRun, progress: progress)
+        return try catalog.importMajorCatalog(csv: csv, source: source, dryRun: dryRun, batchSize: 200, progress: progress)
     }
 
     /// The majors vocabulary, filtered; `prefix` is the start of a code, `itemLevel` one of

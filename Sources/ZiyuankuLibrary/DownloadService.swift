@@ -50,7 +50,8 @@ public struct DownloadService: Sendable {
     public func recordFetch(_ served: Served, of view: ResourceView, by principal: Principal?, client: String, fromStart: Bool) throws {
         let seen = counter.record(resourceId: view.state.id, file: served.file.name, client: client, fromStart: fromStart)
         if seen.first && !served.isPublic {
-            try library.catalog.audit(
+            let log: any AuditLog = library.catalog
+            try log.audit(
                 actor: principal?.userId, action: "resource.download", resourceId: view.state.id, version: view.version.number,
                 details: ["file": .string(served.file.name), "sha256": .string(served.file.sha256)])
         }

@@ -40,7 +40,7 @@ public final class ImportService: Sendable {
     /// Queues the import of `manifest` and `files` as resources of `owner`; returns its job.
     public func enqueue(manifest: Carrier, files: Carrier, owner: Principal, logger: Logger) async throws -> ImportJob {
         _ = try owner.requireAuthor()
-        let catalog = library.catalog
+        let catalog: any ImportJobRepository = library.catalog
         let job = try catalog.createImportJob(userId: owner.userId)
         let library = self.library
         await queue.enqueue {
@@ -51,7 +51,7 @@ public final class ImportService: Sendable {
                 guard let manifestPath = library.blobs.localPath(of: manifest.sha256), let zipPath = library.blobs.localPath(of: files.sha256) else {
                     throw DomainError(.conflict, "The uploaded manifest or zip is no longer stored; send them again.")
                 }
-                try catalog.updateImportJob(id: job.id, status: .running)
+                try catalog.updateImportJob(id: job.id, status: .running, summary: nil, error: nil)
                 var limits = ZipLimits()
                 limits.maxTotalBytes = library.config.maxUploadBytes
                 var summary = try await Importer(library: library).run(
@@ -59,10 +59,10 @@ public final class ImportService: Sendable {
                     filesLabel: files.name)
                 if summary.problems.count > 1000 { summary.problems = Array(summary.problems.prefix(1000)) }  // the first 1,000 (failed counts all)
                 let text = String(decoding: try JSONEncoder().encode(summary), as: UTF8.self)
-                try catalog.updateImportJob(id: job.id, status: .done, summary: text)
+                try catalog.updateImportJob(id: job.id, status: .done, summary: text, error: nil)
             } catch {
                 let message = (error as? DomainError)?.message ?? "the import stopped: \(type(of: error))"
-                try? catalog.updateImportJob(id: job.id, status: .failed, error: message)
+                try? catalog.updateImportJob(id: job.id, status: .failed, summary: nil, error: message)
                 logger.warning("import failed", metadata: ["job": "\(job.id)", "error": "\(TextCleaning.oneLine("\(error)", max: 1000))"])
             }
             // The manifest and the zip were only carriers. They are not unlinked here: an
@@ -74,7 +74,8 @@ public final class ImportService: Sendable {
 
     /// A job, for its sender or an administrator; `notFound` for anyone else.
     public func job(id: String, by p: Principal) throws -> ImportJob {
-        guard Identifiers.isUUID(id), let job = try library.catalog.importJob(id: id), job.userId == p.userId || p.role == .admin else {
+        let jobs: any ImportJobRepository = library.catalog
+        guard Identifiers.isUUID(id), let job = try jobs.importJob(id: id), job.userId == p.userId || p.role == .admin else {
             throw DomainError.notFound("import")
         }
         return job

@@ -41,7 +41,7 @@ public final class PlatformSyncService: Sendable {
 
     public init(library: Library) { self.library = library }
 
-    var catalog: Catalog { library.catalog }
+    var catalog: any SyncOutboxRepository & AccountRepository { library.catalog }
     var config: ServerConfig { library.config }
 
     /// What to put in the outbox. Filters combine; `organization` is an id or an exact name.
@@ -89,13 +89,13 @@ public final class PlatformSyncService: Sendable {
         for (i, id) in ids.enumerated() where !Identifiers.isUUID(id) { errors.append(.init(field: "ids[\(i)]", message: "not a resource id")) }
         if !dead && !failed && ids.isEmpty { errors.append(.init(field: "dead", message: "set dead or failed to true, or give ids")) }
         if !errors.isEmpty { throw DomainError.validation(errors) }
-        return try catalog.retrySync(dead: dead, failed: failed, ids: ids, by: by)
+        return try catalog.retrySync(dead: dead, failed: failed, ids: ids, by: by, now: Date())
     }
 
     /// What the next run would send, with what the platform would refuse (nothing is sent).
     public func plan(limit: Int, as actor: AdminActor) throws -> [SyncPlanItem] {
         _ = try actor.authorize()
-        return try SyncRunner.plan(catalog: catalog, root: library.root, limit: limit)
+        return try SyncRunner.plan(catalog: library.catalog, root: library.root, limit: limit)
     }
 
     public func entries(state: SyncState?, limit: Int, as actor: AdminActor) throws -> [SyncEntry] {
@@ -133,7 +133,7 @@ public final class PlatformSyncService: Sendable {
         if let concurrency { settings.syncConcurrency = concurrency }
         let made = try platform(settings)
         defer { made.pool.shutdown() }
-        let runner = SyncRunner(catalog: catalog, root: library.root, adapter: made.adapter, settings: settings.syncSettings, logger: logger)
+        let runner = SyncRunner(catalog: library.catalog, root: library.root, adapter: made.adapter, settings: settings.syncSettings, logger: logger)
         return try await runner.run(maxWait: maxWait, progress: progress)
     }
 
@@ -144,7 +144,7 @@ public final class PlatformSyncService: Sendable {
     public func start(trigger: String, as actor: AdminActor, logger: Logger) throws {
         _ = try actor.authorize()
         let made = try platform(config)
-        if let holder = try catalog.syncLockHolder(host: ProcessInfo.processInfo.hostName) {
+        if let holder = try catalog.syncLockHolder(host: ProcessInfo.processInfo.hostName, staleAfter: 60, now: Date()) {
             made.pool.shutdown()
             throw DomainError(.conflict, "A sync run is already going (\(holder)); watch it with GET /v1/admin/sync/status.")
         }
@@ -154,7 +154,7 @@ public final class PlatformSyncService: Sendable {
             guard cur == nil else { return false }
             let task = Task.detached { [self] in
                 let runner = SyncRunner(
-                    catalog: catalog, root: library.root, adapter: made.adapter, settings: config.syncSettings, logger: logger)
+                    catalog: library.catalog, root: library.root, adapter: made.adapter, settings: config.syncSettings, logger: logger)
                 do {
                     _ = try await runner.run(maxWait: 30) { p in self.current.withLock { $0?.progress = p } }
                 } catch {
@@ -174,7 +174,7 @@ public final class PlatformSyncService: Sendable {
 
     /// Starts a scheduled run when sync is configured, none is going and work is waiting.
     public func startIfDue(logger: Logger) {
-        guard config.platform != nil, !isRunning, (try? catalog.syncWorkWaiting(host: ProcessInfo.processInfo.hostName)) == true else { return }
+        guard config.platform != nil, !isRunning, (try? catalog.syncWorkWaiting(host: ProcessInfo.processInfo.hostName, now: Date())) == true else { return }
         do { try start(trigger: "schedule", as: .local(userId: nil), logger: logger) } catch {
             logger.warning("scheduled sync did not start: \(error)")
         }

@@ -6,11 +6,12 @@ import ZiyuankuStore
 /// role a file gets, what a manifest may hold, who may see and change a resource, and the
 /// create and edit use cases on top of them. Nothing here knows about HTTP.
 public struct ResourceService: Sendable {
-    let catalog: Catalog
+    /// Resources and versions, and the majors vocabulary metadata is checked against.
+    let catalog: any ResourceRepository & AccountRepository
     let blobs: FileBlobStore
     let allowAnonymous: Bool
 
-    public init(catalog: Catalog, blobs: FileBlobStore, allowAnonymous: Bool) {
+    public init(catalog: any ResourceRepository & AccountRepository, blobs: FileBlobStore, allowAnonymous: Bool) {
         self.catalog = catalog
         self.blobs = blobs
         self.allowAnonymous = allowAnonymous
@@ -372,7 +373,10 @@ public struct ResourceService: Sendable {
         var merged = current.version.metadata.jsonObject
         for (k, v) in patch { merged[k] = v }
         let metadata = try validateMetadata(merged)
-        return try catalog.saveVersion(id: state.id, by: p, expectedVersion: expected, changeNote: note, authorize: authorizeEdit(p)) { latest in
+        return try catalog.saveVersion(
+            id: state.id, by: p, expectedVersion: expected, changeNote: note, from: nil, auditAction: "resource.version", auditDetails: [:],
+            authorize: authorizeEdit(p)
+        ) { latest in
             if latest.number != current.version.number {
                 // Someone saved between our read and this transaction; never overwrite silently.
                 throw DomainError(
@@ -427,7 +431,8 @@ public struct ResourceService: Sendable {
     /// Saves stored files and the other changes as a new version.
     public func saveFileChanges(_ edit: Edit, stored: [(name: String, blob: BlobInfo)], changes: FileChanges) throws -> ResourceView {
         try catalog.saveVersion(
-            id: edit.state.id, by: edit.editor, expectedVersion: edit.expected, changeNote: changes.note, authorize: authorizeEdit(edit.editor)
+            id: edit.state.id, by: edit.editor, expectedVersion: edit.expected, changeNote: changes.note, from: nil, auditAction: "resource.version",
+            auditDetails: [:], authorize: authorizeEdit(edit.editor)
         ) { latest in
             (latest.metadata, try Self.mergeFiles(latest, stored, roles: changes.roles, removals: changes.removals))
         }

@@ -18,7 +18,7 @@ import ZiyuankuStore
 public final class ResumableUploadService: Sendable {
     public static let expiry: TimeInterval = 24 * 3600
 
-    let catalog: Catalog
+    let catalog: any ResumableUploadRepository
     let blobs: FileBlobStore
     let limits: Limits
     private let writing = Mutex<Set<String>>([])

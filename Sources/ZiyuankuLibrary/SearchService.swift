@@ -8,7 +8,7 @@ import ZiyuankuStore
 /// facet counts, over what the caller may see. Every surface (the API, later the web pages and
 /// OAI-PMH) asks here.
 public struct SearchService: Sendable {
-    let catalog: Catalog
+    let catalog: any ResourceSearch
     let allowAnonymous: Bool
 
     /// A search or listing as asked: the text and the filters, each still as the caller wrote

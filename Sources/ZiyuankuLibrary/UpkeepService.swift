@@ -14,7 +14,7 @@ public struct UpkeepService: Sendable {
     public typealias Progress = (Int64, Int64) -> Void
 
     var upkeep: Upkeep { Upkeep(catalog: library.catalog, root: library.root) }
-    var catalog: Catalog { library.catalog }
+    var catalog: any JobRepository { library.catalog }
 
     /// Re-hashes stored files, those checked longest ago first, for at most `budget` seconds.
     public func fixity(

@@ -5,7 +5,7 @@ import ZiyuankuStore
 /// Bytes coming in: what an upload may be, instant upload (秒传) of bytes the library already
 /// holds, and recording who sent which bytes.
 public struct UploadService: Sendable {
-    let catalog: Catalog
+    let catalog: any ResourceRepository
     let blobs: FileBlobStore
     let maxUploadBytes: Int64
     let allowAnonymous: Bool

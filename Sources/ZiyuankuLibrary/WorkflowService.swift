@@ -19,7 +19,7 @@ extension Principal {
 /// The review workflow, versions (diff, restore), deletion and its undoing, download
 /// statistics, the review queue and the audit log, for every surface.
 public struct WorkflowService: Sendable {
-    let catalog: Catalog
+    let catalog: any WorkflowRepository & ResourceRepository & AuditLog
     let resources: ResourceService
     let allowAnonymous: Bool
     let deletedRetentionDays: Int
@@ -116,7 +116,7 @@ public struct WorkflowService: Sendable {
 
     public func verifyAudit(by p: Principal) throws -> AuditVerification {
         _ = try p.requireAdmin()
-        return try catalog.verifyAudit()
+        return try catalog.verifyAudit(progress: { _, _ in })
     }
 
     public struct DeletedResource: Sendable, Encodable {
