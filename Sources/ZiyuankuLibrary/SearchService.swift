@@ -11,26 +11,21 @@ public struct SearchService: Sendable {
     let catalog: any ResourceSearch
     let allowAnonymous: Bool
 
-    /// A search or listing as asked: the text and the filters, each still as the caller wrote
-    /// it where a rule decides whether it is acceptable.
+    /// A search or listing as asked: the text, the filters whose values are typed already
+    /// (`filters`: type, level, organization, status, visibility, page), and those still as the
+    /// caller wrote them, where a rule decides whether they are acceptable.
     public struct Request: Sendable {
         public var text: String?
         /// Default: relevance with a text, newest without.
         public var sort: SearchSort?
         public var facets = true
+        public var filters = ResourceQuery()
         /// A major (520601), class (5206) or category (52) code.
         public var major: String?
-        public var resourceType: ResourceType?
-        public var educationLevel: EducationLevel?
-        public var organizationId: String?
-        public var status: ResourceStatus?
-        public var visibility: Visibility?
         /// A user id, or `me`.
         public var owner: String?
         /// An RFC 3339 time.
         public var updatedSince: String?
-        public var page = 1
-        public var pageSize = 20
         public init() {}
     }
 
@@ -58,7 +53,10 @@ public struct SearchService: Sendable {
     public func search(_ r: Request, by viewer: Principal?, decodingErrors: [FieldError] = []) async throws -> Answer {
         if viewer == nil && !allowAnonymous { throw DomainError.unauthorized }
         var errors = decodingErrors
-        var query = ResourceQuery()
+        var query = r.filters
+        query.majorCode = nil
+        query.ownerId = nil
+        query.updatedSince = nil
         let text = r.text.map { SearchQuery($0) }
         let sort = r.sort ?? (text == nil ? .newest : .relevance)
         if sort == .relevance && text == nil { errors.append(.init(field: "sort", message: "relevance needs a search text (q)")) }
@@ -69,11 +67,6 @@ public struct SearchService: Sendable {
                 errors.append(.init(field: "major", message: "must be a major code or its 2- or 4-digit 大类/类 prefix"))
             }
         }
-        query.resourceType = r.resourceType
-        query.educationLevel = r.educationLevel
-        query.organizationId = r.organizationId
-        query.status = r.status
-        query.visibility = r.visibility
         if let owner = r.owner {
             if owner == "me" {
                 if let viewer { query.ownerId = viewer.userId } else { errors.append(.init(field: "owner", message: "'me' needs a token")) }
@@ -90,8 +83,6 @@ public struct SearchService: Sendable {
                 errors.append(.init(field: "updatedSince", message: "must be an RFC 3339 time such as 2026-09-01T00:00:00Z"))
             }
         }
-        query.page = r.page
-        query.pageSize = r.pageSize
         if !errors.isEmpty { throw DomainError(.badRequest, "Invalid query: \(errors.map(\.field).joined(separator: ", ")).", fields: errors) }
         let (catalog, allowAnonymous, frozen, facets) = (self.catalog, self.allowAnonymous, query, r.facets)
         let result = try await Self.threads.runIfActive {

@@ -146,15 +146,15 @@ struct ResourceRoutes {
             }
         }
         r.major = q.string("major", maxLength: 7)
-        r.resourceType = q.enumValue("type")
-        r.educationLevel = q.enumValue("level")
-        r.organizationId = q.uuid("organization")
-        r.status = q.enumValue("status")
-        r.visibility = q.enumValue("visibility")
+        r.filters.resourceType = q.enumValue("type")
+        r.filters.educationLevel = q.enumValue("level")
+        r.filters.organizationId = q.uuid("organization")
+        r.filters.status = q.enumValue("status")
+        r.filters.visibility = q.enumValue("visibility")
         r.owner = q.string("owner", maxLength: 36)
         r.updatedSince = q.string("updatedSince", maxLength: 40)
-        r.page = q.int("page", default: 1, range: 1...10_000)
-        r.pageSize = q.int("pageSize", default: 20, range: 1...100)
+        r.filters.page = q.int("page", default: 1, range: 1...10_000)
+        r.filters.pageSize = q.int("pageSize", default: 20, range: 1...100)
         let answer = try await services.library.search.search(r, by: ctx.principal, decodingErrors: q.errors)
         return try ResourcePage(
             items: answer.result.hits.map {
