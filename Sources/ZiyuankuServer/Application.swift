@@ -102,9 +102,10 @@ public func buildRouter(services: AppServices, routes: RouteTable = RouteTable()
     return router
 }
 
-/// Builds the application: the one composition root used by `zyk serve` and the tests.
-public func buildApplication(services: AppServices, logger: Logger) -> some ApplicationProtocol {
-    let router = buildRouter(services: services)
+/// Builds the application: the one composition root used by `zyk serve` and the tests. Each
+/// route it registers is recorded in `routes` (the OpenAPI drift test compares them).
+public func buildApplication(services: AppServices, logger: Logger, routes: RouteTable = RouteTable()) -> some ApplicationProtocol {
+    let router = buildRouter(services: services, routes: routes)
     let limit = services.config.maxUploadBytes
     return Application(
         router: router,

@@ -62,11 +62,11 @@ final class TestEnv: @unchecked Sendable {
         try await app().test(setup, body)
     }
 
-    /// The routes the application registers, for the OpenAPI drift test. `buildApplication`
-    /// keeps its table to itself, so the same router is built once more over these services.
+    /// The routes the application registers, for the OpenAPI drift test: the table
+    /// `buildApplication` fills while it builds the application (which is not started).
     var routes: RouteTable {
         let table = RouteTable()
-        _ = buildRouter(services: services, routes: table)
+        _ = buildApplication(services: services, logger: Logger(label: "routes"), routes: table)
         return table
     }
 
