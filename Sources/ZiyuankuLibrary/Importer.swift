@@ -10,6 +10,13 @@ public struct ImportProblem: Sendable, Codable, Equatable {
     public var key: String?
     public var field: String
     public var message: String
+
+    public init(row: Int, key: String?, field: String, message: String) {
+        self.row = row
+        self.key = key
+        self.field = field
+        self.message = message
+    }
 }
 
 public struct ImportSummary: Sendable, Codable, Equatable {
@@ -21,6 +28,22 @@ public struct ImportSummary: Sendable, Codable, Equatable {
     public var dryRun = false
     public var problems: [ImportProblem] = []
     public var seconds = 0.0
+
+    public init(dryRun: Bool = false) { self.dryRun = dryRun }
+
+    /// The problems as a CSV report for people (UTF-8 with a BOM, so Excel and WPS read the
+    /// Chinese right): row, key, field, message. Every text cell is quoted, and a cell that a
+    /// spreadsheet would take for a formula (it starts with =, +, -, @, a tab or a carriage
+    /// return: a manifest's key or value can be anything) is kept as text with a leading '.
+    public func problemsCSV() -> String {
+        func cell(_ s: String) -> String {
+            let text = s.first.map { "=+-@\t\r".contains($0) } == true ? "'" + s : s
+            return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        }
+        var csv = "\u{FEFF}row,key,field,message\r\n"
+        for p in problems { csv += "\(p.row),\(cell(p.key ?? "")),\(cell(p.field)),\(cell(p.message))\r\n" }
+        return csv
+    }
 }
 
 /// Limits for reading a zip of files, enforced while extracting (the sizes a zip declares are

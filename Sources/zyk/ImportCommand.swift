@@ -59,12 +59,7 @@ struct Import: AsyncParsableCommand {
                 manifest: manifest, files: files, owner: owner, dryRun: dryRun, limits: limits
             ) { done, total in bar.update(done, of: total) }
             bar.finish()
-            if let report {
-                var csv = "\u{FEFF}row,key,field,message\n"
-                func q(_ s: String) -> String { "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
-                for p in summary.problems { csv += "\(p.row),\(q(p.key ?? "")),\(q(p.field)),\(q(p.message))\n" }
-                try Data(csv.utf8).write(to: URL(fileURLWithPath: report))
-            }
+            if let report { try Data(summary.problemsCSV().utf8).write(to: URL(fileURLWithPath: report), options: .atomic) }
             if output.json {
                 try Output.json(summary)
             } else {
@@ -74,7 +69,7 @@ struct Import: AsyncParsableCommand {
                 if !summary.problems.isEmpty {
                     Output.table(["row", "key", "field", "problem"], summary.problems.prefix(50).map { [String($0.row), $0.key ?? "", $0.field, $0.message] })
                     if summary.problems.count > 50 {
-                        print("… \(summary.problems.count - 50) more\(report == nil ? " (use --report FILE)" : " in \(report!)")")
+                        print("… \(summary.problems.count - 50) more" + (report.map { " in \($0)" } ?? " (use --report FILE)"))
                     }
                 }
             }

@@ -73,3 +73,22 @@ import ZiyuankuTestSupport
         #expect(try upkeep.runs(kind: nil, limit: 100, as: admin).items.isEmpty)
     }
 }
+
+/// The import report people open in Excel or WPS.
+@Suite struct ImportReportTests {
+    @Test func theReportIsQuotedAndNeverRunsAFormula() {
+        var s = ImportSummary()
+        s.problems = [
+            ImportProblem(row: 2, key: "=HYPERLINK(\"http://x\",\"点我\")", field: "title", message: "must not be empty"),
+            ImportProblem(row: 3, key: nil, field: "files", message: "护理 \"第二版\".mp4, missing"),
+            ImportProblem(row: 4, key: "-1+1", field: "key", message: "@SUM(A1)"),
+        ]
+        let csv = s.problemsCSV()
+        #expect(csv.hasPrefix("\u{FEFF}row,key,field,message\r\n"))
+        let lines = csv.dropFirst().components(separatedBy: "\r\n")
+        #expect(lines[1] == #"2,"'=HYPERLINK(""http://x"",""点我"")","title","must not be empty""#)
+        #expect(lines[2] == #"3,"","files","护理 ""第二版"".mp4, missing""#)
+        #expect(lines[3] == #"4,"'-1+1","key","'@SUM(A1)""#)
+        #expect(lines.count == 5 && lines[4].isEmpty)
+    }
+}
