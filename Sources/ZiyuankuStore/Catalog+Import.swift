@@ -33,8 +33,11 @@ public enum ImportJobStatus: String, Sendable, Codable, CaseIterable {
     var isFinished: Bool { self == .done || self == .failed || self == .interrupted }
 }
 
-/// An import sent over HTTP, run in the background.
-public struct ImportJob: Sendable, Equatable {
+/// An import sent over HTTP, run in the background: a row of `import_jobs`, read as a GRDB
+/// record (its status through `Row.decode`).
+public struct ImportJob: Sendable, Equatable, FetchableRecord, TableRecord {
+    public static let databaseTableName = "import_jobs"
+
     public var id: String
     public var userId: String
     public var status: ImportJobStatus
@@ -44,7 +47,7 @@ public struct ImportJob: Sendable, Equatable {
     public var summary: String?
     public var error: String?
 
-    init(row: Row) throws {
+    public init(row: Row) throws {
         id = row["id"]
         userId = row["user_id"]
         status = try row.decode(ImportJobStatus.self, "status")
@@ -66,7 +69,7 @@ extension Catalog {
     }
 
     public func importJob(id: String) throws -> ImportJob? {
-        try pool.read { db in try Row.fetchOne(db, sql: "SELECT * FROM import_jobs WHERE id = ?", arguments: [id]).map(ImportJob.init(row:)) }
+        try pool.read { db in try ImportJob.fetchOne(db, key: id) }
     }
 
     public func updateImportJob(id: String, status: ImportJobStatus, summary: String? = nil, error: String? = nil) throws {

@@ -2,8 +2,19 @@ import Foundation
 import GRDB
 import ZiyuankuCore
 
-/// A resumable (tus) upload.
-public struct TusUpload: Sendable, Equatable {
+/// A resumable (tus) upload: a row of `tus_uploads`, read as a GRDB record.
+public struct TusUpload: Sendable, Equatable, Codable, FetchableRecord, TableRecord {
+    public static let databaseTableName = "tus_uploads"
+    public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
+
+    public enum Columns {
+        public static let received = Column("received")
+        public static let length = Column("length")
+        public static let sha256 = Column("sha256")
+        public static let completedAt = Column("completed_at")
+        public static let expiresAt = Column("expires_at")
+    }
+
     public var id: String
     public var userId: String
     public var length: Int64
@@ -15,18 +26,6 @@ public struct TusUpload: Sendable, Equatable {
     public var expiresAt: String
     /// Set when the upload is complete and its bytes are a blob.
     public var sha256: String?
-
-    init(row: Row) {
-        id = row["id"]
-        userId = row["user_id"]
-        length = row["length"]
-        received = row["received"]
-        metadata = row["metadata"]
-        filename = row["filename"]
-        createdAt = row["created_at"]
-        expiresAt = row["expires_at"]
-        sha256 = row["sha256"]
-    }
 
     public var isExpired: Bool { (Timestamp.parse(expiresAt) ?? .distantPast) < Date() }
 }
@@ -72,7 +71,7 @@ extension Catalog {
     }
 
     public func tusUpload(id: String) throws -> TusUpload? {
-        try pool.read { db in try Row.fetchOne(db, sql: "SELECT * FROM tus_uploads WHERE id = ?", arguments: [id]).map(TusUpload.init(row:)) }
+        try pool.read { db in try TusUpload.fetchOne(db, key: id) }
     }
 
     /// Records bytes fsynced from `from` to `to`; fails (returns false) when another request
@@ -117,17 +116,18 @@ extension Catalog {
     /// Uploads that received all their bytes: those without a digest yet, and those with one
     /// (whose file may still wait in tmp/ after a crash).
     public func unfinishedTusCompletions() throws -> [TusUpload] {
-        try pool.read { db in
-            try Row.fetchAll(
-                db, sql: "SELECT * FROM tus_uploads WHERE received = length AND (sha256 IS NULL OR completed_at >= ?)",
-                arguments: [Timestamp.format(Date().addingTimeInterval(-7 * 86_400))]
-            )
-            .map(TusUpload.init(row:))
+        let recent = Timestamp.format(Date().addingTimeInterval(-7 * 86_400))
+        return try pool.read { db in
+            try TusUpload.filter(TusUpload.Columns.received == TusUpload.Columns.length)
+                .filter(TusUpload.Columns.sha256 == nil || TusUpload.Columns.completedAt >= recent)
+                .fetchAll(db)
         }
     }
 
     /// Uploads whose expiry has passed (for gc).
     public func expiredTusUploads(before: Date) throws -> [String] {
-        try pool.read { db in try String.fetchAll(db, sql: "SELECT id FROM tus_uploads WHERE expires_at < ?", arguments: [Timestamp.format(before)]) }
+        try pool.read { db in
+            try TusUpload.select(Column("id"), as: String.self).filter(TusUpload.Columns.expiresAt < Timestamp.format(before)).fetchAll(db)
+        }
     }
 }

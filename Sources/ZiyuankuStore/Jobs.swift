@@ -22,8 +22,17 @@ public enum JobOutcome: String, Sendable, Codable {
     case interrupted
 }
 
-/// One recorded run of an upkeep job.
-public struct JobRun: Sendable, Codable, Equatable {
+/// One recorded run of an upkeep job: a row of `job_runs`, read as a GRDB record (its closed
+/// vocabularies through `Row.decode`, which names an unknown stored value).
+public struct JobRun: Sendable, Codable, Equatable, FetchableRecord, TableRecord {
+    public static let databaseTableName = "job_runs"
+
+    public enum Columns {
+        public static let id = Column("id")
+        public static let kind = Column("kind")
+        public static let outcome = Column("outcome")
+    }
+
     public var id: Int64
     public var kind: JobKind
     public var trigger: JobTrigger
@@ -34,7 +43,7 @@ public struct JobRun: Sendable, Codable, Equatable {
     /// The job's report (JSON), capped in size.
     public var details: JSONValue
 
-    init(row: Row) throws {
+    public init(row: Row) throws {
         id = row["id"]
         kind = try row.decode(JobKind.self, "kind")
         trigger = try row.decode(JobTrigger.self, "trigger")
@@ -85,24 +94,19 @@ extension Catalog {
 
     /// The newest runs, of one kind or all.
     public func jobRuns(kind: JobKind? = nil, limit: Int = 50) throws -> [JobRun] {
-        try pool.read { db in
-            if let kind {
-                return try Row.fetchAll(db, sql: "SELECT * FROM job_runs WHERE kind = ? ORDER BY id DESC LIMIT ?", arguments: [kind.rawValue, limit])
-                    .map(JobRun.init(row:))
-            }
-            return try Row.fetchAll(db, sql: "SELECT * FROM job_runs ORDER BY id DESC LIMIT ?", arguments: [limit]).map(JobRun.init(row:))
-        }
+        var runs = JobRun.order(JobRun.Columns.id.desc).limit(limit)
+        if let kind { runs = runs.filter(JobRun.Columns.kind == kind.rawValue) }
+        return try pool.read { db in try runs.fetchAll(db) }
     }
 
     /// The last finished run of each kind (for metrics and the admin page).
     public func lastRuns() throws -> [JobRun] {
         try pool.read { db in
-            try Row.fetchAll(
+            try JobRun.fetchAll(
                 db,
                 sql: """
                     SELECT * FROM job_runs WHERE id IN (SELECT max(id) FROM job_runs WHERE outcome <> 'running' GROUP BY kind) ORDER BY kind
-                    """
-            ).map(JobRun.init(row:))
+                    """)
         }
     }
 
